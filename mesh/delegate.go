@@ -1,0 +1,186 @@
+package mesh
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// The memberlist adapters below run under memberlist's locks: they copy
+// what they are given, queue it and return, and never call memberlist.
+
+var (
+	_ memberlist.Delegate         = (*delegate)(nil)
+	_ memberlist.EventDelegate    = (*eventDelegate)(nil)
+	_ memberlist.AliveDelegate    = (*aliveDelegate)(nil)
+	_ memberlist.ConflictDelegate = (*conflictDelegate)(nil)
+)
+
+type delegate struct{ m *Mesh }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if len(d.m.metaBytes) > limit {
+		// Encode keeps metadata under MaxMetaLen; this is the last guard
+		// before memberlist's panic.
+		return nil
+	}
+	return bytes.Clone(d.m.metaBytes)
+}
+
+// NotifyMsg receives lanchat's own gossip messages (see intent.go).
+func (d *delegate) NotifyMsg(b []byte) {
+	if name, ok := decodeLeaveIntent(b); ok {
+		d.m.q.push(memberEvent{kind: evIntent, name: name})
+		return
+	}
+	d.m.log.Debug("ignoring unknown gossip message", "len", len(b))
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.m.bcast.GetBroadcasts(overhead, limit)
+}
+func (d *delegate) LocalState(join bool) []byte            { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
+
+type evKind uint8
+
+const (
+	evJoin evKind = iota
+	evUpdate
+	evLeave
+	evIntent // a node's word that it is leaving on purpose
+)
+
+// memberEvent is a copy of what memberlist said about a node.
+type memberEvent struct {
+	kind evKind
+	name string
+	addr netip.Addr
+	port uint16
+	meta []byte
+}
+
+func copyNode(kind evKind, n *memberlist.Node) memberEvent {
+	addr, _ := netip.AddrFromSlice(n.Addr)
+	return memberEvent{
+		kind: kind,
+		name: n.Name,
+		addr: addr.Unmap(),
+		port: n.Port,
+		meta: bytes.Clone(n.Meta),
+	}
+}
+
+type eventDelegate struct{ q *eventQueue }
+
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.q.push(copyNode(evJoin, n)) }
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.q.push(copyNode(evLeave, n)) }
+func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.q.push(copyNode(evUpdate, n)) }
+
+// aliveDelegate keeps nodes out of the member list whose name or metadata
+// is not lanchat's, so nothing downstream sees them.
+type aliveDelegate struct{ self string }
+
+func (d *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
+	if n.Name == d.self {
+		return nil
+	}
+	if _, ok := splitMember(n.Name); !ok {
+		return fmt.Errorf("not a lanchat node name: %q", n.Name)
+	}
+	meta, err := DecodeMeta(n.Meta)
+	if err != nil {
+		return err
+	}
+	if meta.Proto != ProtocolVersion {
+		return fmt.Errorf("protocol version %d, we speak %d", meta.Proto, ProtocolVersion)
+	}
+	return nil
+}
+
+type conflictDelegate struct{ log *slog.Logger }
+
+func (d *conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
+	d.log.Warn("two nodes claim one run's name; keeping the first", "name", existing.Name, "existing", existing.Address(), "other", other.Address())
+}
+
+// eventQueue is an unbounded FIFO: memberlist's callbacks must never block,
+// and dropping a membership change would leave the peer table wrong.
+type eventQueue struct {
+	mu     sync.Mutex // guards items and closed
+	items  []memberEvent
+	closed bool
+	ready  chan struct{} // signalled (non-blocking) when items grows
+}
+
+func newEventQueue() *eventQueue { return &eventQueue{ready: make(chan struct{}, 1)} }
+
+func (q *eventQueue) push(ev memberEvent) {
+	q.mu.Lock()
+	if !q.closed {
+		q.items = append(q.items, ev)
+	}
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// pop blocks until an event is there or the queue is closed.
+func (q *eventQueue) pop() (memberEvent, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return memberEvent{}, false
+		}
+		if len(q.items) > 0 {
+			ev := q.items[0]
+			q.items[0] = memberEvent{}
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return ev, true
+		}
+		q.mu.Unlock()
+		<-q.ready
+	}
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog
+// records. Its errors are mostly refusals of bad input from the network,
+// which is worth saying; the rest is debug chatter.
+type logWriter struct{ log *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	level := slog.LevelDebug
+	for _, l := range []struct {
+		tag   string
+		level slog.Level
+	}{{"[ERR]", slog.LevelWarn}, {"[WARN]", slog.LevelDebug}, {"[INFO]", slog.LevelDebug}, {"[DEBUG]", slog.LevelDebug}} {
+		if i := bytes.Index(p, []byte(l.tag)); i >= 0 {
+			level = l.level
+			line = string(bytes.TrimSpace(p[i+len(l.tag):]))
+			break
+		}
+	}
+	w.log.Log(nil, level, line)
+	return len(p), nil
+}

@@ -1,0 +1,96 @@
+package mesh
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// memberlist cannot tell its users a goodbye from a failure: it records
+// StateLeft internally but hands NotifyLeave a Node whose State field it
+// never sets. So, as Serf does, a node that exits cleanly first says so in
+// a message of its own, a leave intent, sent straight to every live member
+// and gossiped on by whoever hears it. Intents name the run (id-nonce), so
+// an intent can never apply to a later run of the same peer and no Lamport
+// clock is needed to order them.
+
+const (
+	msgLeaveIntent = 0x01
+	maxMemberName  = 128
+)
+
+func encodeLeaveIntent(member string) []byte {
+	return append([]byte{msgLeaveIntent}, member...)
+}
+
+func decodeLeaveIntent(b []byte) (string, bool) {
+	if len(b) < 2 || len(b) > 1+maxMemberName || b[0] != msgLeaveIntent {
+		return "", false
+	}
+	name := string(b[1:])
+	if _, ok := splitMember(name); !ok {
+		return "", false
+	}
+	return name, true
+}
+
+type leaveBroadcast string
+
+func (b leaveBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(leaveBroadcast)
+	return ok && o == b
+}
+func (b leaveBroadcast) Message() []byte { return encodeLeaveIntent(string(b)) }
+func (b leaveBroadcast) Finished()       {}
+
+// pruneLeaving forgets intents of runs long gone. Called with mu held.
+func (m *Mesh) pruneLeaving(now time.Time) {
+	for name, t := range m.leaving {
+		if now.Sub(t) > 5*time.Minute {
+			delete(m.leaving, name)
+		}
+	}
+}
+
+// sayGoodbye tells every live member that this run is leaving, then
+// leaves memberlist, all within LeaveTimeout.
+func (m *Mesh) sayGoodbye(ml *memberlist.Memberlist) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaveTimeout/2)
+	defer cancel()
+	msg := encodeLeaveIntent(m.member)
+	m.bcast.QueueBroadcast(leaveBroadcast(m.member))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, n := range ml.Members() {
+		if n.Name == m.member {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			// UDP first: it is one packet and arrives at once; TCP as
+			// well, for the packet that gets lost.
+			ml.SendBestEffort(n, msg)
+			ml.SendReliable(n, msg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if err := ml.Leave(m.cfg.LeaveTimeout / 2); err != nil {
+		m.log.Debug("leave", "err", err)
+	}
+}

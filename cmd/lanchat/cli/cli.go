@@ -1,0 +1,236 @@
+// Package cli is lanchat's command line: one file per subcommand, each with
+// its own flags, all sharing the global flags below. It is a package rather
+// than part of main so tests can drive it with their own writers.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"lanchat/node"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// env is what a command runs with: its flags and where its output goes.
+type env struct {
+	g      *globalArgs
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+// globalArgs are the flags every command takes, before or after its name.
+type globalArgs struct {
+	name       string
+	dataDir    string
+	bind       string
+	iface      string
+	port       int
+	gossipPort int
+	join       []string
+	noMDNS     bool
+	logLevel   string
+	json       bool
+}
+
+func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
+	def := node.DefaultConfig()
+	fs.StringVar(&g.name, "name", def.Name, "display name others see")
+	fs.StringVar(&g.dataDir, "data-dir", def.DataDir, "where the identity, lock and control socket live")
+	fs.StringVar(&g.bind, "bind", "", "IP address to listen on (default: the LAN address)")
+	fs.StringVar(&g.iface, "iface", "", "network interface to use (default: chosen)")
+	fs.IntVar(&g.port, "port", def.Port, "TLS port for messages (a free one if taken)")
+	fs.IntVar(&g.gossipPort, "gossip-port", def.GossipPort, "gossip port (a free one if taken)")
+	fs.StringSliceVar(&g.join, "join", nil, "host:port gossip addresses of peers to join, comma-separated")
+	fs.BoolVar(&g.noMDNS, "no-mdns", false, "do not use multicast DNS; find peers with --join only")
+	fs.StringVar(&g.logLevel, "log-level", defLevel, "debug, info, warn or error (logs go to standard error)")
+	fs.BoolVar(&g.json, "json", false, "print JSON instead of text")
+}
+
+// valueFlags are the global flags that take a value, so the command name
+// can be found among flags given before it.
+var valueFlags = map[string]bool{
+	"name": true, "data-dir": true, "bind": true, "iface": true, "port": true,
+	"gossip-port": true, "join": true, "log-level": true,
+}
+
+type command struct {
+	name    string
+	args    string // positional arguments, for usage
+	summary string
+	example string
+	level   string // default log level
+	flags   func(fs *pflag.FlagSet) func(e *env, args []string) int
+}
+
+var commands = []command{runCmd, sendCmd, peersCmd, statusCmd, idCmd}
+
+// Main runs the command line and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	name, rest := splitCommand(args)
+	if name == "" {
+		if hasHelp(rest) {
+			usage(stdout)
+			return exitOK
+		}
+		name = "run" // a bare `lanchat` starts your node
+	}
+	if name == "help" {
+		usage(stdout)
+		return exitOK
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == name {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "lanchat: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	fs := pflag.NewFlagSet("lanchat "+cmd.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	g := &globalArgs{}
+	g.register(fs, cmd.level)
+	run := cmd.flags(fs)
+	fs.Usage = func() {} // help and errors are printed below
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			commandUsage(stdout, cmd, fs)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "lanchat %s: %v\n(see lanchat %s --help)\n", cmd.name, err, cmd.name)
+		return exitUsage
+	}
+	if err := applyEnv(fs); err != nil {
+		fmt.Fprintf(stderr, "lanchat: %v\n", err)
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "lanchat: --log-level %q: want debug, info, warn or error\n", g.logLevel)
+		return exitUsage
+	}
+	e := &env{
+		g: g, stdin: stdin, stdout: stdout, stderr: stderr,
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	return run(e, fs.Args())
+}
+
+// splitCommand finds the command name among args, skipping global flags
+// (and their values) given before it.
+func splitCommand(args []string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			n := strings.TrimLeft(a, "-")
+			if !strings.Contains(n, "=") && valueFlags[n] {
+				i++
+			}
+			continue
+		}
+		rest := append(append([]string{}, args[:i]...), args[i+1:]...)
+		return a, rest
+	}
+	return "", args
+}
+
+func hasHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+// applyEnv gives every flag not set on the command line the value of
+// LANCHAT_<FLAG> (upper case, dashes as underscores), if set.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		key := "LANCHAT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", key, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "lanchat: chat on your local network, no server needed")
+	fmt.Fprintln(w, "\nusage: lanchat [global flags] <command> [flags] [args]")
+	fmt.Fprintln(w, "\ncommands:")
+	cs := append([]command(nil), commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nexamples:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s\n", strings.SplitN(c.example, "\n", 2)[0])
+	}
+	fmt.Fprintln(w, "\n'lanchat <command> --help' shows a command's flags. Every flag can also be")
+	fmt.Fprintln(w, "set by an environment variable: --data-dir by LANCHAT_DATA_DIR, and so on.")
+}
+
+func commandUsage(w io.Writer, c *command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "usage: lanchat %s [flags] %s\n\n%s\n\nexample:\n", c.name, c.args, c.summary)
+	for _, l := range strings.Split(c.example, "\n") {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	fmt.Fprintf(w, "\nflags (each also read from LANCHAT_<FLAG>, e.g. LANCHAT_DATA_DIR):\n%s", fs.FlagUsages())
+}
+
+func (e *env) nodeConfig() node.Config {
+	return node.Config{
+		DataDir: e.g.dataDir, Name: e.g.name, Bind: e.g.bind, Iface: e.g.iface,
+		Port: e.g.port, GossipPort: e.g.gossipPort, Join: e.g.join, NoMDNS: e.g.noMDNS,
+		Logger: e.log,
+	}
+}
+
+// client returns a control-socket client when a node runs on the data
+// directory, or nil when none does.
+func (e *env) client() *node.Client {
+	c, err := node.Connect(e.g.dataDir)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+func (e *env) fail(err error) int {
+	fmt.Fprintf(e.stderr, "lanchat: %s\n", cleanLines(err.Error()))
+	return exitFail
+}
+
+func (e *env) usageErr(cmd string, format string, a ...any) int {
+	fmt.Fprintf(e.stderr, "lanchat %s: %s\n(see lanchat %s --help)\n", cmd, fmt.Sprintf(format, a...), cmd)
+	return exitUsage
+}

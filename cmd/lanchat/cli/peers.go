@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"lanchat/mesh"
+	"lanchat/node"
+)
+
+var peersCmd = command{
+	name:    "peers",
+	summary: "list the people on the network and their presence",
+	example: "lanchat peers\nlanchat peers --json | jq -r '.[] | select(.state==\"available\") | .name'",
+	level:   "warn",
+	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
+		wait := fs.Duration("wait", 3*time.Second, "without a running node: how long to look for peers")
+		return func(e *env, args []string) int { return e.peers(args, *wait) }
+	},
+}
+
+// peerOutput is one element of `lanchat peers --json`.
+type peerOutput struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	StatusText string    `json:"status_text"`
+	Addr       string    `json:"addr"`
+	Verified   bool      `json:"verified"`
+	LastSeen   time.Time `json:"last_seen"`
+}
+
+func (e *env) peers(args []string, wait time.Duration) int {
+	if len(args) > 0 {
+		return e.usageErr("peers", "unexpected argument %q", args[0])
+	}
+	var list []mesh.Peer
+	if c := e.client(); c != nil {
+		var err error
+		if list, err = c.Peers(context.Background()); err != nil {
+			return e.fail(err)
+		}
+	} else {
+		o, err := node.NewOneShot(e.nodeConfig())
+		if err != nil {
+			return e.fail(err)
+		}
+		o.Wait = wait
+		// One directory holds the whole membership as that peer sees it.
+		list, err = o.Discover(context.Background(), func([]mesh.Peer) bool { return true })
+		if err != nil {
+			return e.fail(err)
+		}
+	}
+	out := make([]peerOutput, 0, len(list))
+	for _, p := range list {
+		out = append(out, peerOutput{
+			ID: p.ID, Name: p.Name, State: p.State.String(), StatusText: p.Status,
+			Addr: p.Addr.String(), Verified: p.Verified, LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
+		})
+	}
+	if e.g.json {
+		writeJSON(e.stdout, out)
+		return exitOK
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(e.stdout, "nobody else is on the network yet")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tSTATE\tSTATUS\tADDRESS\tVERIFIED\tLAST SEEN")
+	for _, p := range out {
+		v := "no"
+		if p.Verified {
+			v = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cleanLine(p.Name), short(p.ID), p.State,
+			cleanLine(p.StatusText), p.Addr, v, ago(p.LastSeen, p.State))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func ago(t time.Time, state string) string {
+	d := time.Since(t)
+	switch {
+	case t.IsZero():
+		return "-"
+	case d < 5*time.Second && state != "offline" && state != "left":
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}

@@ -1,0 +1,243 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"lanchat/discovery"
+	"lanchat/mesh"
+	"lanchat/message"
+)
+
+// OneShot is what a command uses when no node runs on its data directory:
+// it finds peers by mDNS and --join, asks them over TLS who is on the
+// network (the directory stream), and talks to one directly. It never
+// joins the gossip, so others do not see it come and go.
+type OneShot struct {
+	cfg    Config
+	id     *mesh.Identity
+	dialer *mesh.Dialer
+	log    *slog.Logger
+
+	// Wait bounds discovery.
+	Wait time.Duration
+}
+
+// NewOneShot loads (or creates) the data directory's identity.
+func NewOneShot(cfg Config) (*OneShot, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := mesh.ValidName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("--name: %w", err)
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	id, err := mesh.LoadOrCreateIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d, err := mesh.NewDialer(id)
+	if err != nil {
+		return nil, err
+	}
+	return &OneShot{cfg: cfg, id: id, dialer: d, log: cfg.Logger, Wait: 3 * time.Second}, nil
+}
+
+// Identity is the data directory's identity.
+func (o *OneShot) Identity() *mesh.Identity { return o.id }
+
+// Discover collects what the network says about its peers until enough
+// returns true for what is known so far (after at least one directory
+// answered), or Wait passes. Peers are merged by id; a peer's own answer
+// about itself wins over what others say of it.
+func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) ([]mesh.Peer, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+
+	var (
+		mu       sync.Mutex // guards the fields below
+		peers    = map[string]mesh.Peer{}
+		fromSelf = map[string]bool{}
+		asked    = map[string]bool{}
+		answered int
+		errs     []error
+	)
+	update := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	ask := func(addr, expect string) {
+		mu.Lock()
+		if asked[addr] {
+			mu.Unlock()
+			return
+		}
+		asked[addr] = true
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			list, err := o.dialer.FetchDirectory(ctx, addr, expect)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			answered++
+			for i, p := range list {
+				if p.ID == o.id.ID {
+					continue
+				}
+				if i == 0 {
+					peers[p.ID] = p
+					fromSelf[p.ID] = true
+				} else if !fromSelf[p.ID] {
+					if old, ok := peers[p.ID]; !ok || (!old.Online() && p.Online()) {
+						peers[p.ID] = p
+					}
+				}
+			}
+			select {
+			case update <- struct{}{}:
+			default:
+			}
+		}()
+	}
+	for _, j := range o.cfg.Join {
+		host, port, err := net.SplitHostPort(j)
+		if err != nil {
+			return nil, fmt.Errorf("--join %q: %w", j, err)
+		}
+		// --join names a gossip port; a one-shot speaks TLS only, so it
+		// tries that port and the default TLS port of the same host.
+		ask(j, "")
+		if port != strconv.Itoa(mesh.DefaultTLSPort) {
+			ask(net.JoinHostPort(host, strconv.Itoa(mesh.DefaultTLSPort)), "")
+		}
+	}
+	if !o.cfg.NoMDNS {
+		dcfg := discovery.DefaultConfig()
+		_, ifi, _, err := chooseAddr(o.cfg.Bind, o.cfg.Iface)
+		if err == nil {
+			dcfg.Iface = ifi
+		}
+		dcfg.Logger = o.log.With("part", "discovery")
+		d, err := discovery.New(dcfg)
+		if err != nil {
+			o.log.Warn("mDNS discovery is off", "err", err)
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.Run(ctx, func(c discovery.Candidate) {
+					if c.Proto != mesh.ProtocolVersion || c.Network != "" {
+						return
+					}
+					for _, a := range c.Addrs {
+						ask(netip.AddrPortFrom(a, c.TLSPort).String(), c.ID)
+					}
+				})
+			}()
+		}
+	}
+	snapshot := func() ([]mesh.Peer, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make([]mesh.Peer, 0, len(peers))
+		for _, p := range peers {
+			out = append(out, p)
+		}
+		return out, answered
+	}
+	defer wg.Wait()
+	defer cancel()
+	for {
+		select {
+		case <-update:
+			list, n := snapshot()
+			if n > 0 && enough != nil && enough(list) {
+				return sortPeers(list), nil
+			}
+		case <-ctx.Done():
+			list, n := snapshot()
+			if n == 0 {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(errs) > 0 {
+					return nil, fmt.Errorf("no peer answered: %w", errors.Join(errs...))
+				}
+				return nil, nil
+			}
+			return sortPeers(list), nil
+		}
+	}
+}
+
+func sortPeers(list []mesh.Peer) []mesh.Peer {
+	m := map[string]mesh.Peer{}
+	for _, p := range list {
+		m[p.ID] = p
+	}
+	// reuse mesh's ordering: by name, then id
+	out := make([]mesh.Peer, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	sortByName(out)
+	return out
+}
+
+// Send finds to on the network and delivers text, returning once the
+// recipient's node acknowledged it.
+func (o *OneShot) Send(ctx context.Context, to, text string) (SendResult, error) {
+	if err := CheckText(text); err != nil {
+		return SendResult{}, err
+	}
+	peers, err := o.Discover(ctx, func(ps []mesh.Peer) bool {
+		_, err := Resolve(to, ps)
+		var re *RecipientError
+		return !errors.As(err, &re) || errors.Is(err, ErrAmbiguousRecipient)
+	})
+	if err != nil {
+		return SendResult{}, err
+	}
+	p, err := Resolve(to, peers)
+	if err != nil {
+		return SendResult{}, err
+	}
+	ref := PeerRef{ID: p.ID, Name: p.Name}
+	if !p.Online() {
+		return SendResult{To: ref}, fmt.Errorf("%w: %s (%s) is %s", ErrPeerOffline, p.Name, mesh.ShortID(p.ID), p.State)
+	}
+	addr := netip.AddrPortFrom(p.Addr, p.TLSPort).String()
+	scfg := message.DefaultConfig()
+	scfg.Self = o.id.ID
+	scfg.Name = func() string { return o.cfg.Name }
+	scfg.Key = o.id.Key
+	scfg.Dial = func(ctx context.Context, peerID, proto string) (message.Stream, error) {
+		if peerID != p.ID {
+			return nil, fmt.Errorf("%w: %s", mesh.ErrUnknownPeer, mesh.ShortID(peerID))
+		}
+		return o.dialer.DialAddr(ctx, addr, peerID, proto)
+	}
+	scfg.Deliver = func(context.Context, *message.Envelope) error {
+		return errors.New("a one-shot command does not receive messages")
+	}
+	scfg.Clock = message.NewClock(time.Now)
+	scfg.Logger = o.log.With("part", "message")
+	svc := message.New(scfg)
+	defer svc.Close()
+	env, err := svc.Send(ctx, p.ID, message.KindText, text)
+	if err != nil {
+		return SendResult{To: ref}, fmt.Errorf("send to %s: %w", p.Name, err)
+	}
+	return SendResult{ID: env.ID, To: ref}, nil
+}

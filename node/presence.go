@@ -1,0 +1,78 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"lanchat/mesh"
+)
+
+// presence is the state a person set, kept in the data directory so that
+// "away" survives a restart and can be set while no node runs.
+type presence struct {
+	state mesh.State
+	text  string
+}
+
+type presenceFile struct {
+	State      mesh.State `json:"state"`
+	StatusText string     `json:"status_text"`
+}
+
+const presenceName = "presence.json"
+
+func loadPresence(dir string) (presence, error) {
+	b, err := os.ReadFile(filepath.Join(dir, presenceName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return presence{}, nil
+	}
+	if err != nil {
+		return presence{}, err
+	}
+	var f presenceFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return presence{}, fmt.Errorf("%s: %w", presenceName, err)
+	}
+	if f.State > mesh.Busy || mesh.ValidStatus(f.StatusText) != nil {
+		return presence{}, fmt.Errorf("%s: invalid state or text", presenceName)
+	}
+	return presence{state: f.State, text: f.StatusText}, nil
+}
+
+// SavePresence records the presence the next node on dir starts with.
+func SavePresence(dir string, state mesh.State, text string) error {
+	if state > mesh.Busy {
+		return fmt.Errorf("cannot set state %s", state)
+	}
+	if err := mesh.ValidStatus(text); err != nil {
+		return err
+	}
+	if err := checkDataDir(dir); err != nil {
+		return err
+	}
+	return savePresence(dir, presence{state: state, text: text})
+}
+
+func savePresence(dir string, p presence) error {
+	b, err := json.Marshal(presenceFile{State: p.state, StatusText: p.text})
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".presence-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, presenceName))
+}

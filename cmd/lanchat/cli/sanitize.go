@@ -80,7 +80,7 @@ func needsCleaning(s string, multiline bool) bool {
 
 // writeJSON writes v as one line of JSON. encoding/json already escapes
 // control characters; this also escapes format characters (bidi
-// overrides, zero-width joiners), so a JSON line shown in a terminal
+// overrides, zero-width joiners) and C1 controls, so a JSON line shown in a terminal
 // cannot be reordered by them either. Consumers decode them unchanged.
 func writeJSON(w io.Writer, v any) error {
 	var buf bytes.Buffer
@@ -93,14 +93,20 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
+// jsonEscapes are the runes encoding/json leaves raw that a terminal acts
+// on: C1 controls and format characters.
+func jsonEscapes(r rune) bool {
+	return r >= 0x80 && r != utf8.RuneError && invisible(r)
+}
+
 func escapeFormatChars(b []byte) []byte {
-	if !bytes.ContainsFunc(b, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+	if !bytes.ContainsFunc(b, jsonEscapes) {
 		return b
 	}
 	out := make([]byte, 0, len(b)+16)
 	for len(b) > 0 {
 		r, n := utf8.DecodeRune(b)
-		if r != utf8.RuneError && unicode.Is(unicode.Cf, r) {
+		if jsonEscapes(r) {
 			if r > 0xFFFF {
 				r1, r2 := utf16.EncodeRune(r)
 				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)

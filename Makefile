@@ -1,0 +1,52 @@
+# lanchat — see README.md. Every target works on a fresh machine with Go;
+# the end-to-end tests also need root, iproute2 and nftables (.ci/run
+# installs them).
+
+GO       ?= go
+BIN      := bin/lanchat
+# Arguments for `make run`, e.g. make run ARGS="--name alice"
+ARGS     ?=
+
+.PHONY: all build run test unit e2e lint bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/lanchat
+
+# A node in the foreground on the embedded defaults; Ctrl-C leaves cleanly.
+run: build
+	./$(BIN) run $(ARGS)
+
+# Everything CI checks: formatting, vet, and every test (unit and
+# end-to-end on network namespaces) under the race detector.
+test: lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+unit: lint
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -count=1 -timeout 20m -v ./e2e/
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Speed and cost figures recorded in BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./message/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/
+
+# A short run of every fuzzer (longer: make fuzz FUZZTIME=5m).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

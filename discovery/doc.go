@@ -1,0 +1,111 @@
+// Package discovery finds other lanchat nodes on the local network with
+// multicast DNS (RFC 6762) and DNS service discovery (RFC 6763), and
+// advertises this one. Its only output is a stream of candidates: claims of
+// an id, addresses and ports, which mesh verifies over TLS before trusting.
+// It knows nothing of memberlist; the Browser interface lets another mDNS
+// library replace github.com/hashicorp/mdns.
+//
+// # Wire format
+//
+// This section is the specification of what the package puts on the
+// network.
+//
+// Service. A node advertises one instance of the service type
+// "_lanchat._tcp" in the domain "local.":
+//
+//	service name   _lanchat._tcp.local.
+//	instance name  <id in lower case>._lanchat._tcp.local.
+//	host name      <id in lower case>.local.
+//
+// where <id> is the node's peer id: 52 characters of the RFC 4648 base32
+// alphabet without padding (the SHA-256 of its Ed25519 public key). The
+// host name is the id, never the machine's host name, which nodes in
+// network namespaces or containers share.
+//
+// Records. Every record is class IN with a TTL of 120 seconds:
+//
+//	_lanchat._tcp.local.          PTR   <instance name>
+//	<instance name>               SRV   priority 10, weight 1, port <tp>, target <host name>
+//	<host name>                   A     each advertised IPv4 address
+//	<host name>                   AAAA  each advertised IPv6 address
+//	<instance name>               TXT   the strings below
+//
+// TXT strings are printable ASCII "key=value", each at most 255 bytes
+// (MaxTXTString), at most 32 strings (MaxTXTStrings). Keys are lower case
+// when sent and matched without regard to case. Order does not matter; a
+// receiver ignores keys it does not know and strings without "=", and
+// rejects the whole record when a key it knows appears twice or is
+// malformed:
+//
+//	id=<peer id>        required; upper case when sent, lower case accepted
+//	v=<version>         required; protocol version, decimal, 0 to 2^31-1
+//	gp=<port>           required; memberlist gossip port (TCP and UDP), 1-65535
+//	tp=<port>           required; TLS stream port (TCP), 1-65535, also the SRV port
+//	addrs=<ip>,<ip>...  optional; up to 16 (MaxAddrs) IPv4 and IPv6 addresses
+//	                    the node is reachable on, comma separated, no zones,
+//	                    no spaces, no unspecified or multicast addresses
+//	net=<tag>           present only when a network key is set; 1-64 of
+//	                    A-Z a-z 0-9 - . _ ~ + / = :
+//
+// Decimal numbers have no sign and no leading zeros. The addresses are in
+// the TXT record as well as in A/AAAA records because some mDNS libraries
+// (hashicorp/mdns among them) keep only the last A record of an answer; a
+// receiver takes the union of both. A link-local IPv6 address gets the
+// zone of the interface the answer came in on.
+//
+// Queries. The library sends no announcement and no goodbye, and its
+// responder answers by unicast to the port the query came from, so nobody
+// learns of a node by listening: every node queries, and departures travel
+// by gossip. A node asks:
+//
+//	question  _lanchat._tcp.local.  PTR  IN   (QU bit clear)
+//	header    random ID, QR=0, OPCODE=0, RD=0
+//	to        224.0.0.251:5353 from an ephemeral UDP port
+//	          ([ff02::fb]:5353 when IPv4 multicast is unavailable)
+//
+// three times 250 ms apart at start, then once every 10 seconds, with an
+// extra query whenever mesh suspects a partition has healed. After a
+// multicast failure it retries every 10 seconds, and repeats the three
+// quick queries once it works again. Each query listens for answers for at
+// most one second.
+//
+// Answers. The responder of a node listens on 224.0.0.251:5353 (and
+// [ff02::fb]:5353) and answers, from port 5353, to the source address and
+// port of the query, with header ID=0, QR=1, AA=1, RCODE=0, and the PTR,
+// SRV, A, AAAA and TXT records above in the answer section. It also answers
+// a PTR question for _services._dns-sd._udp.local. (with a PTR to
+// _lanchat._tcp.local.), SRV, TXT and ANY questions for its instance name,
+// and A and AAAA questions for its host name. When an answer lacks SRV, TXT
+// or an address, the querier asks a PTR question for the instance name.
+//
+// A receiver accepts only answers whose instance name ends in
+// "._lanchat._tcp.local." and whose TXT record is valid, and skips its own.
+// Everything else (other services on the network, malformed answers) is
+// ignored.
+//
+// Example exchange, node 5ZQ… (on 192.168.1.20 and fd00::20) answering a
+// query from 192.168.1.31 port 41234:
+//
+//	192.168.1.31:41234 → 224.0.0.251:5353
+//	    ID 0x3a7c, flags 0x0000, QD 1
+//	    Q  _lanchat._tcp.local. PTR IN
+//
+//	192.168.1.20:5353 → 192.168.1.31:41234
+//	    ID 0x0000, flags 0x8400 (QR, AA), AN 5
+//	    _lanchat._tcp.local. 120 IN PTR 5zqhf…aq._lanchat._tcp.local.
+//	    5zqhf…aq._lanchat._tcp.local. 120 IN SRV 10 1 7738 5zqhf…aq.local.
+//	    5zqhf…aq.local. 120 IN A 192.168.1.20
+//	    5zqhf…aq.local. 120 IN AAAA fd00::20
+//	    5zqhf…aq._lanchat._tcp.local. 120 IN TXT "id=5ZQHF…AQ" "v=1"
+//	        "gp=7737" "tp=7738" "addrs=192.168.1.20,fd00::20" "net=k1-3f9a0c"
+//
+// (ids shortened with "…"; the port numbers are examples, lanchat's own
+// defaults are chosen by mesh.)
+//
+// # Failures
+//
+// Without a multicast route the kernel refuses to join the group ("no such
+// device"). Run then logs one warning naming the interface, wrapping
+// ErrNoMulticast, keeps running, retries quietly and logs at info level when
+// discovery works again. Peers can still be reached with --join.
+package discovery

@@ -1,0 +1,561 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/mdns"
+)
+
+// ServiceName is the DNS-SD service type lanchat advertises and browses,
+// in the domain Domain.
+const ServiceName = "_lanchat._tcp"
+
+// Domain is the mDNS domain.
+const Domain = "local"
+
+// instanceSuffix ends the name of every answer that is accepted.
+const instanceSuffix = "." + ServiceName + "." + Domain + "."
+
+// MaxQueryWindow is the longest a query listens for answers. The mdns
+// library cannot end a query before its window is over, so Run waits for it
+// after ctx ends; answers come within milliseconds of a query, so listening
+// longer would gain nothing.
+const MaxQueryWindow = time.Second
+
+// entryBuffer is how many answers may wait for the found callback before
+// the library starts dropping them.
+const entryBuffer = 64
+
+var (
+	// ErrNoMulticast is wrapped by the error logged when the system has no
+	// multicast route (the kernel answers "no such device"): discovery is
+	// off until one appears, and peers must be reached with --join.
+	ErrNoMulticast = errors.New("no multicast route")
+	// ErrRunning is returned by Run when the same MDNS is already running.
+	ErrRunning = errors.New("discovery: already running")
+)
+
+// Config configures an MDNS. The zero value of every field but Self means
+// its default (see DefaultConfig).
+type Config struct {
+	// Self is what to advertise. Nil: browse only (a one-shot command that
+	// must not appear as a peer). When Self.Addrs is empty the unicast
+	// addresses of Iface (or of every interface that is up) are used.
+	Self *Candidate
+	// Iface is the interface to send and receive multicast on; nil means
+	// the system's default multicast interface.
+	Iface *net.Interface
+	// QuickQueries is how many queries are sent QuickInterval apart at
+	// start, and again when discovery starts working after a failure.
+	// Negative means one query at start, then SlowInterval.
+	QuickQueries int
+	// QuickInterval is the gap between quick queries.
+	QuickInterval time.Duration
+	// SlowInterval is the gap between queries after the quick ones, and
+	// between retries while discovery fails.
+	SlowInterval time.Duration
+	// QueryWindow is how long each query listens for answers. Zero means
+	// four fifths of the interval that follows the query; it is capped at
+	// MaxQueryWindow.
+	QueryWindow time.Duration
+	// Logger receives the package's logs, and the mdns library's at debug
+	// level. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config that browses only, on the default
+// interface, with three quick queries 250 ms apart, then one every 10 s.
+func DefaultConfig() Config {
+	return Config{
+		QuickQueries:  3,
+		QuickInterval: 250 * time.Millisecond,
+		SlowInterval:  10 * time.Second,
+	}
+}
+
+// Browser is the small interface the rest of lanchat uses, so another mDNS
+// library could replace this one.
+type Browser interface {
+	// Run advertises (when the config has a Self) and browses until ctx
+	// ends, calling found for every valid candidate answer, from one
+	// goroutine, in the order answers arrive. found must return quickly.
+	// Run returns nil when ctx ends.
+	Run(ctx context.Context, found func(Candidate)) error
+	// Refresh asks for one extra query soon. It never blocks.
+	Refresh()
+}
+
+// MDNS is a Browser on github.com/hashicorp/mdns.
+type MDNS struct {
+	cfg     Config
+	log     *slog.Logger
+	libLog  *log.Logger       // the library's logger, forwarding to log at debug level
+	zone    *mdns.MDNSService // the records advertised; nil when browsing only
+	selfID  string            // Self.ID upper-cased; "" when browsing only
+	refresh chan struct{}     // buffered 1: a query is wanted soon
+	running atomic.Bool       // set while Run runs
+}
+
+var _ Browser = (*MDNS)(nil)
+
+// New checks cfg and returns an MDNS ready to Run. It starts nothing.
+func New(cfg Config) (*MDNS, error) {
+	def := DefaultConfig()
+	switch {
+	case cfg.QuickQueries == 0:
+		cfg.QuickQueries = def.QuickQueries
+	case cfg.QuickQueries < 0:
+		cfg.QuickQueries = 0
+	}
+	if cfg.QuickInterval <= 0 {
+		cfg.QuickInterval = def.QuickInterval
+	}
+	if cfg.SlowInterval <= 0 {
+		cfg.SlowInterval = def.SlowInterval
+	}
+	if cfg.QueryWindow < 0 {
+		cfg.QueryWindow = 0
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &MDNS{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		refresh: make(chan struct{}, 1),
+	}
+	m.libLog = log.New(debugWriter{m.log}, "", 0)
+	if cfg.Self != nil {
+		self := *cfg.Self
+		self.Addrs = nil
+		if _, err := EncodeTXT(self); err != nil {
+			return nil, fmt.Errorf("discovery: advertise: %w", err)
+		}
+		self.Addrs = append([]netip.Addr(nil), cfg.Self.Addrs...)
+		if len(self.Addrs) == 0 {
+			self.Addrs = fitAddrs(self, localAddrs(cfg.Iface))
+			if len(self.Addrs) == 0 {
+				return nil, errors.New("discovery: no address to advertise")
+			}
+		}
+		txt, err := EncodeTXT(self)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: advertise: %w", err)
+		}
+		m.selfID, _ = NormalizeID(self.ID)
+		ips := make([]net.IP, 0, len(self.Addrs))
+		for _, a := range cleanAddrs(self.Addrs) {
+			ips = append(ips, net.IP(a.AsSlice()))
+		}
+		name := strings.ToLower(m.selfID)
+		// Always pass the addresses: without them the library resolves the
+		// host name. The host name is the id, not os.Hostname, which nodes
+		// in network namespaces share.
+		m.zone, err = mdns.NewMDNSService(name, ServiceName, Domain+".", name+"."+Domain+".", int(self.TLSPort), ips, txt)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: advertise: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Refresh asks for one extra query soon. It never blocks.
+func (m *MDNS) Refresh() {
+	select {
+	case m.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// Run advertises (when the config has a Self) and browses until ctx ends,
+// calling found for every valid candidate answer, from one goroutine, in
+// the order answers arrive. It keeps running when multicast fails, logging
+// once and retrying every SlowInterval. It returns nil when ctx ends, after
+// every goroutine it started has finished (within MaxQueryWindow).
+func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
+	if found == nil {
+		return errors.New("discovery: run needs a found function")
+	}
+	if !m.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer m.running.Store(false)
+
+	// The library sends each complete answer to entries without blocking
+	// and drops it when the buffer is full, so a goroutine of its own
+	// reads them, as they arrive, for the whole of Run.
+	entries := make(chan *mdns.ServiceEntry, entryBuffer)
+	var reader sync.WaitGroup
+	reader.Go(func() { m.deliver(ctx, entries, found) })
+
+	var srv *mdns.Server // the responder; nil until it starts
+
+	// Queries run in goroutines of their own, so that a Refresh need not
+	// wait for the window of the query before it.
+	var queries sync.WaitGroup
+	results := make(chan error, maxInFlight) // one per finished query
+	inFlight := 0
+	refreshPending := false // a Refresh came while maxInFlight queries ran
+
+	defer func() {
+		queries.Wait()
+		close(entries) // no query runs: the library sends nothing more
+		reader.Wait()
+		if srv != nil {
+			srv.Shutdown()
+		}
+	}()
+
+	var h health
+	quickLeft := m.cfg.QuickQueries
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+
+	// launch starts the responder if it is wanted and not running, and
+	// sends a query with the window of interval.
+	launch := func(interval time.Duration) {
+		if m.zone != nil && srv == nil {
+			s, err := mdns.NewServer(&mdns.Config{Zone: m.zone, Iface: m.cfg.Iface, Logger: m.libLog})
+			if err != nil {
+				err = m.classify(fmt.Errorf("start mdns responder: %w", err))
+				results <- err // room is left: inFlight < maxInFlight
+				inFlight++
+				if errors.Is(err, ErrNoMulticast) {
+					return // the query would fail alike
+				}
+				// Browse all the same: once this node joins a peer it
+				// found, gossip makes it known to the others.
+			} else {
+				srv = s
+				m.log.Debug("discovery: responder started", "instance", m.zone.Instance, "iface", m.ifaceName())
+			}
+		}
+		inFlight++
+		window := m.window(interval)
+		queries.Go(func() { results <- m.browse(ctx, entries, window) })
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			interval := m.cfg.SlowInterval
+			if quickLeft > 1 {
+				interval = m.cfg.QuickInterval
+			}
+			quickLeft = max(quickLeft-1, 0)
+			timer.Reset(interval)
+			if inFlight+1 < maxInFlight {
+				launch(interval)
+			}
+		case <-m.refresh:
+			if inFlight+1 < maxInFlight {
+				launch(m.cfg.SlowInterval)
+			} else {
+				refreshPending = true
+			}
+		case err := <-results:
+			inFlight--
+			if ctx.Err() != nil {
+				continue
+			}
+			if err == nil {
+				if m.zone == nil || srv != nil {
+					m.succeeded(&h)
+				}
+			} else {
+				m.failed(&h, err)
+				if errors.Is(err, ErrNoMulticast) && srv != nil {
+					// Its group membership may be gone with the
+					// route: start it afresh once multicast works.
+					srv.Shutdown()
+					srv = nil
+				}
+				quickLeft = m.cfg.QuickQueries
+				timer.Reset(m.cfg.SlowInterval)
+			}
+			if refreshPending && inFlight+1 < maxInFlight {
+				refreshPending = false
+				launch(m.cfg.SlowInterval)
+			}
+		}
+	}
+}
+
+// maxInFlight bounds the results Run is waiting for: queries running (each
+// holds two sockets for at most MaxQueryWindow) and failed responder starts.
+const maxInFlight = 8
+
+// window is how long a query followed by interval listens.
+func (m *MDNS) window(interval time.Duration) time.Duration {
+	w := m.cfg.QueryWindow
+	if w == 0 {
+		w = interval * 4 / 5
+	}
+	return max(min(w, MaxQueryWindow), time.Millisecond)
+}
+
+// browse sends one query and listens for window. It asks over IPv4 only: a
+// responder listening on both families would answer twice, and the library
+// changes an entry it has already handed over when a second answer for it
+// arrives. IPv6 is the fallback when IPv4 fails.
+func (m *MDNS) browse(ctx context.Context, entries chan<- *mdns.ServiceEntry, window time.Duration) error {
+	err := m.query(ctx, entries, window, false)
+	if err == nil || ctx.Err() != nil {
+		return nil
+	}
+	if err6 := m.query(ctx, entries, window, true); err6 == nil || ctx.Err() != nil {
+		return nil
+	}
+	return m.classify(fmt.Errorf("send mdns query: %w", err))
+}
+
+// query sends one query over IPv4 (over IPv6 if v6) and listens for window.
+func (m *MDNS) query(ctx context.Context, entries chan<- *mdns.ServiceEntry, window time.Duration, v6 bool) error {
+	return mdns.QueryContext(ctx, &mdns.QueryParam{
+		Service:     ServiceName,
+		Domain:      Domain,
+		Timeout:     window,
+		Interface:   m.cfg.Iface,
+		Entries:     entries,
+		DisableIPv4: v6,
+		DisableIPv6: !v6,
+		Logger:      m.libLog,
+	})
+}
+
+// deliver turns answers into candidates and hands the valid ones to found.
+func (m *MDNS) deliver(ctx context.Context, entries <-chan *mdns.ServiceEntry, found func(Candidate)) {
+	for e := range entries {
+		name, c, err := m.candidate(e)
+		if err != nil {
+			m.log.Debug("discovery: ignoring answer", "name", name, "err", err)
+			continue
+		}
+		if c.ID == m.selfID || ctx.Err() != nil {
+			continue
+		}
+		found(c)
+	}
+}
+
+// candidate checks one answer and returns the candidate it describes.
+func (m *MDNS) candidate(e *mdns.ServiceEntry) (string, Candidate, error) {
+	// Copy first: the library may still write to e if another answer for
+	// the same name arrives during its query.
+	name, txt := e.Name, append([]string(nil), e.InfoFields...)
+	v4 := e.AddrV4
+	var v6 *net.IPAddr
+	if e.AddrV6IPAddr != nil {
+		cp := *e.AddrV6IPAddr
+		v6 = &cp
+	}
+	if len(name) > 300 {
+		name = name[:300] + "…"
+	}
+
+	if len(name) <= len(instanceSuffix) || !strings.HasSuffix(strings.ToLower(name), instanceSuffix) {
+		return name, Candidate{}, errors.New("not a lanchat service")
+	}
+	c, err := ParseTXT(txt)
+	if err != nil {
+		return name, Candidate{}, err
+	}
+	zone := ""
+	if m.cfg.Iface != nil {
+		zone = m.cfg.Iface.Name
+	} else if v6 != nil {
+		zone = v6.Zone
+	}
+	for i, a := range c.Addrs {
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			c.Addrs[i] = a.WithZone(zone)
+		}
+	}
+	if a, ok := netip.AddrFromSlice(v4.To4()); ok {
+		c.Addrs = appendAddr(c.Addrs, a)
+	}
+	if v6 != nil {
+		if a, ok := netip.AddrFromSlice(v6.IP.To16()); ok {
+			if a.IsLinkLocalUnicast() {
+				a = a.WithZone(v6.Zone)
+			}
+			c.Addrs = appendAddr(c.Addrs, a.Unmap())
+		}
+	}
+	if len(c.Addrs) == 0 {
+		return name, Candidate{}, errors.New("answer gives no address")
+	}
+	return name, c, nil
+}
+
+// appendAddr appends a to addrs unless it is there already or cannot be
+// reached.
+func appendAddr(addrs []netip.Addr, a netip.Addr) []netip.Addr {
+	if !validAddr(a) {
+		return addrs
+	}
+	for _, b := range addrs {
+		if a == b {
+			return addrs
+		}
+	}
+	return append(addrs, a)
+}
+
+// health remembers how the last attempts went, so that a failure is logged
+// once, not at every retry.
+type health struct {
+	failing bool   // the last attempt failed
+	noRoute bool   // the no-multicast warning was logged for this outage
+	lastErr string // text of the last error warned about
+}
+
+func (m *MDNS) failed(h *health, err error) {
+	switch {
+	case errors.Is(err, ErrNoMulticast):
+		if !h.noRoute {
+			m.log.Warn(fmt.Sprintf("no multicast route on %s: mDNS discovery is off; reach peers with --join", m.ifaceName()), "err", err)
+			h.noRoute = true
+			h.lastErr = err.Error()
+		}
+	case err.Error() != h.lastErr:
+		m.log.Warn("mDNS discovery failed; retrying", "every", m.cfg.SlowInterval, "err", err)
+		h.lastErr = err.Error()
+	}
+	m.log.Debug("discovery: attempt failed", "retry_in", m.cfg.SlowInterval, "err", err)
+	h.failing = true
+}
+
+func (m *MDNS) succeeded(h *health) {
+	if h.failing {
+		m.log.Info(fmt.Sprintf("mDNS discovery is working again on %s", m.ifaceName()))
+	}
+	*h = health{}
+}
+
+func (m *MDNS) ifaceName() string {
+	if m.cfg.Iface == nil {
+		return "the default interface"
+	}
+	return m.cfg.Iface.Name
+}
+
+// classify wraps err with ErrNoMulticast when the cause is a missing
+// multicast route. The library does not always keep the cause, so a probe
+// asks the kernel again.
+func (m *MDNS) classify(err error) error {
+	if noRoute(err) {
+		return fmt.Errorf("%w: %w", ErrNoMulticast, err)
+	}
+	if perr := probeMulticast(m.cfg.Iface); perr != nil && noRoute(perr) {
+		return fmt.Errorf("%w: %w: %w", ErrNoMulticast, err, perr)
+	}
+	return err
+}
+
+func noRoute(err error) bool {
+	if errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "no such device") || strings.Contains(s, "network is unreachable")
+}
+
+// probeMulticast joins the mDNS group as the library does, and reports why
+// neither IPv4 nor IPv6 could.
+func probeMulticast(iface *net.Interface) error {
+	c, err := net.ListenMulticastUDP("udp4", iface, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353})
+	if err == nil {
+		c.Close()
+		return nil
+	}
+	c6, err6 := net.ListenMulticastUDP("udp6", iface, &net.UDPAddr{IP: net.ParseIP("ff02::fb"), Port: 5353})
+	if err6 == nil {
+		c6.Close()
+		return nil
+	}
+	return err
+}
+
+// localAddrs returns the unicast addresses of iface, or of every interface
+// that is up when iface is nil: IPv4 first, then IPv6, leaving out
+// link-local IPv6 (meaningless without a zone) and loopback addresses
+// unless there is nothing else.
+func localAddrs(iface *net.Interface) []netip.Addr {
+	var ifaces []net.Interface
+	if iface != nil {
+		ifaces = []net.Interface{*iface}
+	} else {
+		ifaces, _ = net.Interfaces()
+	}
+	var v4, v6, loop []netip.Addr
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			switch {
+			case !validAddr(ip), ip.IsLinkLocalUnicast():
+			case ip.IsLoopback():
+				loop = append(loop, ip)
+			case ip.Is4():
+				v4 = append(v4, ip)
+			default:
+				v6 = append(v6, ip)
+			}
+		}
+	}
+	out := append(v4, v6...)
+	if len(out) == 0 {
+		out = loop
+	}
+	return cleanAddrs(out)
+}
+
+// fitAddrs returns the longest prefix of addrs that c can advertise.
+func fitAddrs(c Candidate, addrs []netip.Addr) []netip.Addr {
+	addrs = addrs[:min(len(addrs), MaxAddrs)]
+	for len(addrs) > 0 {
+		c.Addrs = addrs
+		if _, err := EncodeTXT(c); err == nil {
+			break
+		}
+		addrs = addrs[:len(addrs)-1]
+	}
+	return addrs
+}
+
+// debugWriter forwards the mdns library's log lines to a slog logger at
+// debug level: the library is noisy, and reports failures by its errors.
+type debugWriter struct{ log *slog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug("mdns library: " + strings.TrimSpace(string(p)))
+	return len(p), nil
+}

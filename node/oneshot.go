@@ -55,6 +55,10 @@ func NewOneShot(cfg Config) (*OneShot, error) {
 // Identity is the data directory's identity.
 func (o *OneShot) Identity() *mesh.Identity { return o.id }
 
+// discoveryGrace is how long a one-shot keeps listening for more
+// directories after the first answered.
+const discoveryGrace = 400 * time.Millisecond
+
 // Discover collects what the network says about its peers until enough
 // returns true for what is known so far (after at least one directory
 // answered), or Wait passes. Peers are merged by id; a peer's own answer
@@ -159,6 +163,9 @@ func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) (
 	}
 	defer wg.Wait()
 	defer cancel()
+	// Any one directory holds the whole membership as that peer sees it,
+	// so once one has answered, others get a short grace to add theirs.
+	var grace <-chan time.Time
 	for {
 		select {
 		case <-update:
@@ -166,6 +173,12 @@ func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) (
 			if n > 0 && enough != nil && enough(list) {
 				return sortPeers(list), nil
 			}
+			if n > 0 && grace == nil {
+				grace = time.After(discoveryGrace)
+			}
+		case <-grace:
+			list, _ := snapshot()
+			return sortPeers(list), nil
 		case <-ctx.Done():
 			list, n := snapshot()
 			if n == 0 {

@@ -302,6 +302,19 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c.DeadNodeReclaimTime = time.Second
 	c.GossipInterval = 100 * time.Millisecond
 	c.TCPTimeout = 3 * time.Second
+	// Every run of a node is its own member, so a crashed-and-restarted
+	// peer leaves a dead member behind until memberlist reaps it
+	// (GossipToTheDeadTime). Dead members still count in memberlist's
+	// estimate of the cluster size, which then expects more independent
+	// suspicion confirmations than a small LAN has live nodes to give, and
+	// keeps suspicion near its maximum (6x the minimum: 13-16 s to notice a
+	// crash among three nodes). On a LAN, twice the minimum is caution
+	// enough. With a suspicion multiplier of 3 (memberlist's LAN default
+	// is 4) a crash is seen in about 5-6 s by every node; refutation still
+	// saves a node that was merely slow to answer.
+	c.SuspicionMult = 3
+	c.SuspicionMaxTimeoutMult = 2
+	c.GossipToTheDeadTime = 15 * time.Second
 	if m.cfg.Tune != nil {
 		m.cfg.Tune(c)
 	}

@@ -109,7 +109,9 @@
 // message advances the receiver's clock, is stored (Config.Deliver), and
 // only then acknowledged with status 0, so an ok means the message is
 // kept. A failed store is acknowledged with status 2 and forgotten, so a
-// resend is tried again.
+// resend is tried again. A receiver may take the frames that arrived
+// together (up to 256) as one batch and store them in one transaction;
+// it still answers every MSG with its own ACK, in the order received.
 //
 // The sender writes MSG frames without waiting for earlier ones to be
 // acknowledged. If the stream ends before a message is acknowledged, the

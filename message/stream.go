@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -258,59 +259,139 @@ func newInStream(s *Service, st Stream) *inStream {
 	}
 }
 
+// MaxRecvBatch bounds how many messages a receiving stream takes in one
+// go (see Config.DeliverBatch).
+const MaxRecvBatch = 256
+
 // serve reads and answers frames until the stream ends, and says why.
+// Frames that have already arrived are taken together: their envelopes
+// are checked in parallel, delivered as one batch, and acknowledged in one
+// write. Acknowledgements keep the order of the messages.
 func (in *inStream) serve() error {
 	for {
 		f, err := readNext(in.st, in.br, in.s.cfg.IdleTimeout, in.s.cfg.FrameTimeout, nil)
 		if err != nil {
 			return err
 		}
-		switch f.Type {
-		case FrameMsg:
-			a, err := in.receive(f.Payload)
-			if err != nil {
-				return err
+		var batch [][]byte
+		var end error
+	collect:
+		for {
+			switch f.Type {
+			case FrameMsg:
+				batch = append(batch, f.Payload)
+			case FrameClose:
+				r, _ := parseReason(f.Payload)
+				end = fmt.Errorf("%w: %q", errPeerClosed, r)
+				break collect
+			default:
+				end = fmt.Errorf("%w: unexpected %v frame on an incoming stream", ErrMalformed, f.Type)
+				break collect
 			}
-			if err := in.write(AppendFrame(nil, FrameAck, AppendAck(nil, a))); err != nil {
-				return err
+			if len(batch) >= MaxRecvBatch || in.br.Buffered() == 0 {
+				break
 			}
-		case FrameClose:
-			r, _ := parseReason(f.Payload)
-			return fmt.Errorf("%w: %q", errPeerClosed, r)
-		default:
-			return fmt.Errorf("%w: unexpected %v frame on an incoming stream", ErrMalformed, f.Type)
+			if f, end = readNext(in.st, in.br, in.s.cfg.IdleTimeout, in.s.cfg.FrameTimeout, nil); end != nil {
+				break
+			}
+		}
+		if len(batch) > 0 {
+			acks, bad := in.receive(batch)
+			if len(acks) > 0 {
+				var out []byte
+				for _, a := range acks {
+					out = AppendFrame(out, FrameAck, AppendAck(nil, a))
+				}
+				if err := in.write(out); err != nil {
+					return err
+				}
+			}
+			if bad != nil {
+				return bad
+			}
+		}
+		if end != nil {
+			return end
 		}
 	}
 }
 
-// receive checks one sealed envelope and, if it passes, hands it to
-// accept. A refusal becomes a rejecting ack; only bytes without a message
-// id to answer to end the stream.
-func (in *inStream) receive(payload []byte) (Ack, error) {
-	id, ok := peekID(payload)
-	if !ok {
-		_, err := Open(payload)
-		return Ack{}, err
+// receive checks sealed envelopes and hands those that pass to
+// acceptBatch. A refusal becomes a rejecting ack; only bytes without a
+// message id to answer end the stream: receive then returns the acks of
+// the messages before them and the error to end the stream with.
+func (in *inStream) receive(payloads [][]byte) ([]Ack, error) {
+	acks := make([]Ack, len(payloads))
+	envs := make([]*Envelope, len(payloads))
+	errs := make([]error, len(payloads))
+	openAll(payloads, envs, errs)
+	var good []*Envelope
+	var goodIdx []int
+	for i, payload := range payloads {
+		id, ok := peekID(payload)
+		if !ok {
+			// Bytes with no id to answer: answer what came before, then
+			// end the stream.
+			if len(good) > 0 {
+				accepted := in.s.acceptBatch(in.s.ctx, good)
+				for j, k := range goodIdx {
+					acks[k] = accepted[j]
+				}
+			}
+			return acks[:i], errs[i]
+		}
+		if errs[i] != nil {
+			in.log.Warn("refused an envelope", "msg", fmt.Sprintf("%x", id), "err", errs[i])
+			acks[i] = Ack{ID: id, Status: AckRejected, Reason: clipReason(errs[i].Error())}
+			continue
+		}
+		env := envs[i]
+		var reason string
+		switch {
+		case env.Author != in.peer:
+			// A relay is a later feature: on a direct stream the writer sends.
+			reason = fmt.Sprintf("author %s is not the sending peer", mesh.ShortID(env.Author))
+		case env.To != in.s.self:
+			reason = fmt.Sprintf("addressed to %s, not to this peer", mesh.ShortID(env.To))
+		}
+		if reason != "" {
+			in.log.Warn("refused a message", "msg", env.ID, "reason", reason)
+			acks[i] = Ack{ID: id, Status: AckRejected, Reason: reason}
+			continue
+		}
+		good = append(good, env)
+		goodIdx = append(goodIdx, i)
 	}
-	env, err := Open(payload)
-	if err != nil {
-		in.log.Warn("refused an envelope", "msg", fmt.Sprintf("%x", id), "err", err)
-		return Ack{ID: id, Status: AckRejected, Reason: err.Error()}, nil
+	if len(good) > 0 {
+		accepted := in.s.acceptBatch(in.s.ctx, good)
+		for j, k := range goodIdx {
+			acks[k] = accepted[j]
+		}
 	}
-	var reason string
-	switch {
-	case env.Author != in.peer:
-		// A relay is a later feature: on a direct stream the writer sends.
-		reason = fmt.Sprintf("author %s is not the sending peer", mesh.ShortID(env.Author))
-	case env.To != in.s.self:
-		reason = fmt.Sprintf("addressed to %s, not to this peer", mesh.ShortID(env.To))
+	return acks, nil
+}
+
+// openAll opens (decodes and verifies) every payload, spreading the
+// signature checks over the CPUs when there are enough to be worth it.
+func openAll(payloads [][]byte, envs []*Envelope, errs []error) {
+	workers := min(runtime.GOMAXPROCS(0), len(payloads)/8)
+	if workers <= 1 {
+		for i, p := range payloads {
+			envs[i], errs[i] = Open(p)
+		}
+		return
 	}
-	if reason != "" {
-		in.log.Warn("refused a message", "msg", env.ID, "reason", reason)
-		return Ack{ID: id, Status: AckRejected, Reason: reason}, nil
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(payloads); i += workers {
+				envs[i], errs[i] = Open(payloads[i])
+			}
+		}()
 	}
-	st, reason := in.s.accept(in.s.ctx, env, env.sealed)
-	return Ack{ID: id, Status: st, Reason: reason}, nil
+	wg.Wait()
 }
 
 func (in *inStream) write(frame []byte) error {

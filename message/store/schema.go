@@ -1,0 +1,142 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ApplicationID is written into the header of every lanchat history
+// database (PRAGMA application_id, bytes 68-71): "LNCH".
+const ApplicationID = 0x4c4e4348
+
+// migration is one step of the schema. Each runs in its own transaction
+// and sets PRAGMA user_version to its version; they are never edited once
+// released, only added to.
+type migration struct {
+	version int
+	sql     string
+	// objects are the names of the tables, indexes and triggers the step
+	// creates (FTS5 shadow tables and automatic indexes included), so that
+	// Open can tell a lanchat database from a foreign one.
+	objects []string
+}
+
+// migrations returns the schema's steps in order.
+func migrations() []migration {
+	return []migration{{
+		version: 1,
+		sql: `
+CREATE TABLE messages (
+	-- seq is the smallest free integer >= wall/1000 (the HLC wall time in
+	-- microseconds), so rowid order follows time: see the package doc.
+	seq          INTEGER PRIMARY KEY,
+	wall         INTEGER NOT NULL, -- HLC wall, unix ns
+	logical      INTEGER NOT NULL, -- HLC logical counter
+	author       TEXT NOT NULL,
+	id           TEXT NOT NULL,
+	conversation TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	outgoing     INTEGER NOT NULL, -- 1: we wrote it
+	state        INTEGER NOT NULL, -- 0 queued, 1 sent, 2 delivered, 3 read
+	stored_at    INTEGER NOT NULL, -- local unix ns
+	recipient    TEXT NOT NULL,
+	author_name  TEXT NOT NULL,
+	body         TEXT NOT NULL,
+	sealed       BLOB NOT NULL,    -- the signed envelope as it travels
+	peer         TEXT GENERATED ALWAYS AS (CASE WHEN outgoing THEN recipient ELSE author END) VIRTUAL,
+	UNIQUE (id, author)
+) STRICT;
+
+-- A direct conversation's history, newest first.
+CREATE INDEX messages_peer ON messages (peer, wall, logical) WHERE conversation = '';
+
+-- The outbox: outgoing messages not yet delivered.
+CREATE INDEX messages_outbox ON messages (peer, wall, logical) WHERE outgoing = 1 AND state < 2;
+
+-- Full-text search over bodies, kept in sync by the triggers below.
+CREATE VIRTUAL TABLE messages_fts USING fts5 (
+	body, content = 'messages', content_rowid = 'seq',
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+END;
+CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+END;
+CREATE TRIGGER messages_au AFTER UPDATE OF seq, body ON messages BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+END;
+`,
+		objects: []string{
+			"messages", "sqlite_autoindex_messages_1", "messages_peer", "messages_outbox",
+			"messages_fts", "messages_fts_data", "messages_fts_idx", "messages_fts_docsize", "messages_fts_config",
+			"messages_ai", "messages_ad", "messages_au",
+		},
+	}}
+}
+
+// latestVersion is the schema version this code writes.
+func latestVersion() int {
+	ms := migrations()
+	return ms[len(ms)-1].version
+}
+
+// objectsAt returns the names of the schema objects of version v.
+func objectsAt(v int) []string {
+	var names []string
+	for _, m := range migrations() {
+		if m.version <= v {
+			names = append(names, m.objects...)
+		}
+	}
+	return names
+}
+
+// dbInfo is what a database says about itself.
+type dbInfo struct {
+	appID   int64
+	version int
+	objects []string // names in sqlite_schema, without SQLite's internal sqlite_ tables
+}
+
+// isEmpty reports whether the database is a blank SQLite file (or a file
+// of 0 bytes): nothing written yet, by anyone.
+func (i dbInfo) isEmpty() bool {
+	return i.appID == 0 && i.version == 0 && len(i.objects) == 0
+}
+
+// check tells whether the database can be used as lanchat's history.
+func (i dbInfo) check() error {
+	if i.isEmpty() {
+		return nil
+	}
+	if i.appID != ApplicationID {
+		return fmt.Errorf("%w: sqlite database of another application (application_id %#x)", ErrNotLanchat, i.appID)
+	}
+	if i.version > latestVersion() {
+		return fmt.Errorf("%w: schema version %d, this lanchat knows up to %d", ErrNewerSchema, i.version, latestVersion())
+	}
+	known := objectsAt(i.version)
+	var foreign []string
+	for _, o := range i.objects {
+		if !slices.Contains(known, o) {
+			foreign = append(foreign, o)
+		}
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("%w: unknown tables or indexes %s", ErrNotLanchat, strings.Join(foreign, ", "))
+	}
+	var missing []string
+	for _, o := range known {
+		if !slices.Contains(i.objects, o) {
+			missing = append(missing, o)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: schema version %d lacks %s", ErrCorrupt, i.version, strings.Join(missing, ", "))
+	}
+	return nil
+}

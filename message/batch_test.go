@@ -3,6 +3,7 @@ package message
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 )
@@ -77,5 +78,44 @@ func TestBatchedReceive(t *testing.T) {
 	}
 	if len(batches) == len(all) {
 		t.Logf("note: frames arrived one at a time (%d batches)", len(batches))
+	}
+}
+
+// TestSendInOrderKeepsQueueOrder pins that a queue sent with SendInOrder,
+// each message started once the previous one was written, arrives in
+// order although the acknowledgements are awaited together.
+func TestSendInOrderKeepsQueueOrder(t *testing.T) {
+	n := newTestNet()
+	b := newPeer(t, n, nil)
+	a := newPeer(t, n, nil)
+	const count = 300
+	var wg sync.WaitGroup
+	errs := make([]error, count)
+	for i := range count {
+		env := Envelope{Author: a.id.id, To: b.id.id, Kind: KindText, Body: fmt.Sprint(i)}
+		sealed, err := Seal(&env, a.id.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.svc.SendInOrder(context.Background(), sealed, &env, func() { close(written) })
+		}()
+		<-written
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	got := b.delivered()
+	if len(got) != count {
+		t.Fatalf("delivered %d, want %d", len(got), count)
+	}
+	for i, e := range got {
+		if e.Body != fmt.Sprint(i) {
+			t.Fatalf("position %d holds message %s", i, e.Body)
+		}
 	}
 }

@@ -202,7 +202,7 @@ func (s *Service) Send(ctx context.Context, to, kind, body string) (*Envelope, e
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	if err := s.send(ctx, sealed, env); err != nil {
+	if err := s.send(ctx, sealed, env, nil); err != nil {
 		return env, err
 	}
 	return env, nil
@@ -215,6 +215,18 @@ func (s *Service) Send(ctx context.Context, to, kind, body string) (*Envelope, e
 // re-verified), or nil, and then sealed is opened to find it. The errors
 // are Send's.
 func (s *Service) SendEnvelope(ctx context.Context, sealed []byte, env *Envelope) error {
+	return s.SendInOrder(ctx, sealed, env, func() {})
+}
+
+// SendInOrder is SendEnvelope for a queue: it calls written once the
+// message's frame has been handed to the stream, or the attempt has failed
+// before that, and then waits for the acknowledgement as usual. A caller
+// that starts the next message only after written keeps the queue's order
+// on the wire while the acknowledgements are awaited together.
+func (s *Service) SendInOrder(ctx context.Context, sealed []byte, env *Envelope, written func()) error {
+	var once sync.Once
+	w := func() { once.Do(written) }
+	defer w()
 	if len(sealed) > MaxEnvelope {
 		return fmt.Errorf("send: %w: envelope of %d bytes, limit %d", ErrTooLarge, len(sealed), MaxEnvelope)
 	}
@@ -227,13 +239,16 @@ func (s *Service) SendEnvelope(ctx context.Context, sealed []byte, env *Envelope
 	if _, ok := peekID(sealed); !ok {
 		return fmt.Errorf("send: %w: not a sealed envelope", ErrMalformed)
 	}
-	return s.send(ctx, sealed, env)
+	return s.send(ctx, sealed, env, w)
 }
 
 // send delivers sealed to env.To: locally when it is us, otherwise over
 // the peer's stream, redialling once if the stream breaks before the
 // acknowledgement.
-func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope) error {
+func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope, written func()) error {
+	if written == nil {
+		written = func() {}
+	}
 	if s.isClosed() {
 		return ErrClosed
 	}
@@ -258,7 +273,7 @@ func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope) error 
 		if err != nil {
 			return s.sendError(ctx, env.To, err)
 		}
-		a, err := c.roundTrip(ctx, id, frame)
+		a, err := c.roundTrip(ctx, id, frame, written)
 		if err == nil {
 			return ackError(a.Status, a.Reason)
 		}

@@ -151,14 +151,16 @@ func (c *outStream) resolve(a Ack) {
 // roundTrip writes frame (a MSG with message id id) and waits for its
 // acknowledgement. An error wrapping errBroken means the stream ended
 // first and the message should be sent on a new one.
-func (c *outStream) roundTrip(ctx context.Context, id [idLen]byte, frame []byte) (Ack, error) {
+func (c *outStream) roundTrip(ctx context.Context, id [idLen]byte, frame []byte, written func()) (Ack, error) {
 	ch := make(chan Ack, 1)
 	c.mu.Lock()
 	c.pending[id] = append(c.pending[id], ch)
 	c.mu.Unlock()
 	defer c.unwait(id, ch)
 
-	if err := c.write(frame); err != nil {
+	err := c.write(frame)
+	written()
+	if err != nil {
 		return Ack{}, err
 	}
 	t := time.NewTimer(c.s.cfg.AckTimeout)

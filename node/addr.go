@@ -17,9 +17,10 @@ import (
 // up, multicast-capable, not loopback and carrying a private or global
 // IPv4 address, it prefers iface when named, then the interface of the
 // default route, then the first one whose link has a carrier, skipping
-// virtual bridges that nobody else is on (docker0 and the like with no
-// carrier). With no such interface it falls back to loopback and says so:
-// the node then works only on this machine.
+// virtual bridges that nobody else is on (docker0 and the like), then one
+// whose cable is not plugged in yet (with a warning: it may come). With no
+// such interface it falls back to loopback and says so: the node then
+// works only on this machine.
 func chooseAddr(bind, iface string) (addr netip.Addr, ifi *net.Interface, warning string, err error) {
 	if bind != "" {
 		a, err := netip.ParseAddr(bind)
@@ -48,18 +49,22 @@ func chooseAddr(bind, iface string) (addr netip.Addr, ifi *net.Interface, warnin
 		return netip.Addr{}, nil, "", fmt.Errorf("--iface %s: no such interface", iface)
 	}
 	def := defaultRouteIface()
-	var best *net.Interface
-	var bestAddr netip.Addr
+	var best, unplugged *net.Interface
+	var bestAddr, unpluggedAddr netip.Addr
 	for i := range ifaces {
 		fi := &ifaces[i]
 		if fi.Flags&net.FlagUp == 0 || fi.Flags&net.FlagLoopback != 0 || fi.Flags&net.FlagMulticast == 0 {
 			continue
 		}
-		if !hasCarrier(fi.Name) {
-			continue
-		}
 		a, ok := lanAddr(fi)
 		if !ok {
+			continue
+		}
+		if !hasCarrier(fi.Name) {
+			// A cable not plugged in yet beats loopback: it may come.
+			if unplugged == nil && !virtualBridge(fi.Name) {
+				unplugged, unpluggedAddr = fi, a
+			}
 			continue
 		}
 		if fi.Name == def {
@@ -71,6 +76,9 @@ func chooseAddr(bind, iface string) (addr netip.Addr, ifi *net.Interface, warnin
 	}
 	if best != nil {
 		return bestAddr, best, "", nil
+	}
+	if unplugged != nil {
+		return unpluggedAddr, unplugged, fmt.Sprintf("%s has no link yet; using %s and waiting for the network", unplugged.Name, unpluggedAddr), nil
 	}
 	lo := netip.MustParseAddr("127.0.0.1")
 	return lo, nil, "no LAN interface found: listening on 127.0.0.1, reachable from this machine only", nil

@@ -94,15 +94,33 @@ func (c *Client) Peers(ctx context.Context) ([]mesh.Peer, error) {
 	return r.Peers, err
 }
 
-// Send asks the node to deliver text to the peer to.
-func (c *Client) Send(ctx context.Context, to, text string) (SendResult, error) {
-	r, err := c.call(ctx, Request{Op: "send", To: to, Text: text})
-	var res SendResult
-	res.ID = r.ID
+// Send asks the node to store text for the peer to and deliver it; see
+// Node.Send. timeout bounds the wait for delivery.
+func (c *Client) Send(ctx context.Context, to, text string, wait bool, timeout time.Duration) (SendResult, error) {
+	r, err := c.call(ctx, Request{Op: "send", To: to, Text: text, Wait: wait, TimeoutMS: timeout.Milliseconds()})
+	res := SendResult{ID: r.ID, State: r.State}
 	if r.To != nil {
 		res.To = *r.To
 	}
 	return res, err
+}
+
+// History asks the node for stored messages; see Node.HistoryFor.
+func (c *Client) History(ctx context.Context, q HistoryQuery, markRead bool) ([]HistoryEntry, error) {
+	r, err := c.call(ctx, Request{Op: "history", Peer: q.Peer, Limit: q.Limit, Since: q.Since, Search: q.Search, MarkRead: markRead})
+	return r.History, err
+}
+
+// Outbox asks the node what waits for whom.
+func (c *Client) Outbox(ctx context.Context) ([]OutboxEntry, error) {
+	r, err := c.call(ctx, Request{Op: "outbox"})
+	return r.Outbox, err
+}
+
+// MarkRead tells the node a person saw these received messages.
+func (c *Client) MarkRead(ctx context.Context, ids []string) error {
+	_, err := c.call(ctx, Request{Op: "read", IDs: ids})
+	return err
 }
 
 // SetStatus changes the node's presence.

@@ -23,23 +23,38 @@ import (
 
 // Request is what a client sends on the control socket.
 type Request struct {
-	Op    string `json:"op"` // id, peers, send, status, events
+	Op    string `json:"op"` // id, peers, send, status, events, history, outbox, read
 	To    string `json:"to,omitempty"`
 	Text  string `json:"text,omitempty"`
 	State string `json:"state,omitempty"`
+	// send: wait for delivery even if the peer is offline, up to
+	// TimeoutMS (default 30 s).
+	Wait      bool  `json:"wait,omitempty"`
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// history: Peer is a name or id ("" for all), Since RFC 3339.
+	Peer     string    `json:"peer,omitempty"`
+	Limit    int       `json:"limit,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Search   string    `json:"search,omitempty"`
+	MarkRead bool      `json:"mark_read,omitempty"`
+	// read: message ids a person has seen.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // Reply is the node's answer.
 type Reply struct {
-	OK      bool        `json:"ok"`
-	Error   string      `json:"error,omitempty"`
-	Code    string      `json:"code,omitempty"` // unknown_recipient, ambiguous_recipient, offline, invalid, failed
-	ID      string      `json:"id,omitempty"`
-	Name    string      `json:"name,omitempty"`
-	Peers   []mesh.Peer `json:"peers,omitempty"`
-	To      *PeerRef    `json:"to,omitempty"`
-	Matches []mesh.Peer `json:"matches,omitempty"`
-	Online  []mesh.Peer `json:"online,omitempty"`
+	OK      bool           `json:"ok"`
+	Error   string         `json:"error,omitempty"`
+	Code    string         `json:"code,omitempty"` // unknown_recipient, ambiguous_recipient, offline, invalid, failed
+	ID      string         `json:"id,omitempty"`
+	Name    string         `json:"name,omitempty"`
+	Peers   []mesh.Peer    `json:"peers,omitempty"`
+	To      *PeerRef       `json:"to,omitempty"`
+	Matches []mesh.Peer    `json:"matches,omitempty"`
+	Online  []mesh.Peer    `json:"online,omitempty"`
+	State   string         `json:"state,omitempty"`
+	History []HistoryEntry `json:"history,omitempty"`
+	Outbox  []OutboxEntry  `json:"outbox,omitempty"`
 }
 
 const maxRequest = 1 << 20 // a request carries at most one message
@@ -124,9 +139,13 @@ func (n *Node) handleControl(ctx context.Context, c net.Conn) {
 		}
 		enc.Encode(Reply{OK: true})
 	case "send":
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		timeout := 30 * time.Second
+		if req.TimeoutMS > 0 {
+			timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+		}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		res, err := n.Send(sctx, req.To, req.Text)
+		res, err := n.Send(sctx, req.To, req.Text, req.Wait)
 		if err != nil {
 			r := errorReply(err)
 			if res.To.ID != "" {
@@ -135,7 +154,27 @@ func (n *Node) handleControl(ctx context.Context, c net.Conn) {
 			enc.Encode(r)
 			return
 		}
-		enc.Encode(Reply{OK: true, ID: res.ID, To: &res.To})
+		enc.Encode(Reply{OK: true, ID: res.ID, To: &res.To, State: res.State})
+	case "history":
+		h, err := n.HistoryFor(ctx, HistoryQuery{Peer: req.Peer, Limit: req.Limit, Since: req.Since, Search: req.Search}, req.MarkRead)
+		if err != nil {
+			enc.Encode(errorReply(err))
+			return
+		}
+		enc.Encode(Reply{OK: true, History: h})
+	case "outbox":
+		o, err := n.OutboxFor(ctx)
+		if err != nil {
+			enc.Encode(errorReply(err))
+			return
+		}
+		enc.Encode(Reply{OK: true, Outbox: o})
+	case "read":
+		if err := n.MarkRead(ctx, req.IDs); err != nil {
+			enc.Encode(errorReply(err))
+			return
+		}
+		enc.Encode(Reply{OK: true})
 	case "events":
 		n.streamEvents(ctx, c)
 	default:

@@ -44,6 +44,11 @@ type Config struct {
 	NoMDNS bool
 	// Logger receives diagnostics (not events).
 	Logger *slog.Logger
+	// PeerRate and PeerBurst bound how many messages a second one peer
+	// may deliver to this node (a token bucket; 0 means the default,
+	// negative means no limit).
+	PeerRate  float64
+	PeerBurst float64
 	// MeshTune adjusts memberlist timers (tests only).
 	MeshTune func(*memberlist.Config)
 }
@@ -110,7 +115,14 @@ type Node struct {
 	mesh    *mesh.Mesh
 	msg     *message.Service
 
-	pubMu   sync.Mutex    // serialises publish: subscribers see one event at a time, in order
+	pubMu    sync.Mutex                  // serialises publish: subscribers see one event at a time, in order
+	chat     *chat                       // set in Run before anything can call it
+	out      *outbox                     // set in Run
+	contacts *contacts                   // set in Run
+	limiter  *limiter                    // received messages per peer
+	watchMu  sync.Mutex                  // guards watchers
+	watchers map[*deliveryWatch]struct{} // Sends waiting to hear of their message
+
 	readyCh chan struct{} // closed when the node is up
 	once    sync.Once
 	closeCh chan struct{} // closed by Close
@@ -130,12 +142,21 @@ func New(cfg Config) (*Node, error) {
 	if err := mesh.ValidName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("--name: %w", err)
 	}
+	rate, burst := cfg.PeerRate, cfg.PeerBurst
+	if rate == 0 {
+		rate = defaultPeerRate
+	}
+	if burst <= 0 {
+		burst = max(defaultPeerBurst, rate)
+	}
 	return &Node{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		subs:    make(map[int]func(any)),
-		readyCh: make(chan struct{}),
-		closeCh: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		subs:     make(map[int]func(any)),
+		limiter:  newLimiter(rate, burst),
+		watchers: make(map[*deliveryWatch]struct{}),
+		readyCh:  make(chan struct{}),
+		closeCh:  make(chan struct{}),
 	}, nil
 }
 
@@ -217,6 +238,18 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st, err := openStore(cfg.DataDir, n.log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cts, err := loadContacts(cfg.DataDir)
+	if err != nil {
+		n.log.Warn("ignoring unreadable contacts", "err", err)
+	}
+	n.contacts = cts
+	defer cts.save()
+	clock := message.NewClock(time.Now)
 	pres, err := loadPresence(cfg.DataDir)
 	if err != nil {
 		n.log.Warn("ignoring saved presence", "err", err)
@@ -246,8 +279,8 @@ func (n *Node) Run(ctx context.Context) error {
 	scfg.Dial = func(ctx context.Context, peerID, proto string) (message.Stream, error) {
 		return m.Dial(ctx, peerID, proto)
 	}
-	scfg.Deliver = n.deliver
-	scfg.Clock = message.NewClock(time.Now)
+	scfg.DeliverBatch = n.deliverBatch
+	scfg.Clock = clock
 	scfg.Logger = n.log.With("part", "message")
 	svc := message.New(scfg)
 	defer svc.Close()
@@ -263,6 +296,8 @@ func (n *Node) Run(ctx context.Context) error {
 		m.Close()
 		return err
 	}
+	n.chat = &chat{st: st, self: id.ID, name: func() string { return m.Self().Name }, key: id.Key, clock: clock}
+	n.out = newOutbox(ctx, n, m, svc)
 	n.mu.Lock()
 	n.mesh, n.msg = m, svc
 	n.mu.Unlock()
@@ -276,8 +311,35 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 	defer ctl.Close()
 
-	cancelSub := m.Subscribe(func(ev mesh.Event) { n.publish(presenceEvent(ev)) })
+	cancelSub := m.Subscribe(func(ev mesh.Event) {
+		n.contacts.saw(ev.Peer.ID, ev.Peer.Name)
+		n.publish(presenceEvent(ev))
+		if ev.Change == mesh.Joined || ev.Change == mesh.Returned {
+			n.out.kick(ev.Peer.ID)
+		}
+	})
 	defer cancelSub()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		n.out.run()
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-n.contacts.urgent:
+			}
+			if err := n.contacts.save(); err != nil {
+				n.log.Warn("save contacts", "err", err)
+			}
+		}
+	}()
 
 	ready := &ReadyEvent{
 		Type: "ready", ID: id.ID, Name: cfg.Name, Addr: addr.String(),
@@ -321,7 +383,9 @@ func (n *Node) Run(ctx context.Context) error {
 			}()
 		}
 	}
-	return m.Run(ctx)
+	err = m.Run(ctx)
+	cancel() // stop the loops above before their deferred waits
+	return err
 }
 
 // pickAddr chooses which of a candidate's addresses to dial: one in our
@@ -383,41 +447,6 @@ func (n *Node) SetStatus(state mesh.State, text string) error {
 	return m.SetPresence(state, text)
 }
 
-// SendResult says where a message went.
-type SendResult struct {
-	ID string  `json:"id"`
-	To PeerRef `json:"to"`
-}
-
-// Send resolves to (name, id or id prefix) and delivers text, returning
-// when the recipient's node acknowledged it.
-func (n *Node) Send(ctx context.Context, to, text string) (SendResult, error) {
-	if err := CheckText(text); err != nil {
-		return SendResult{}, err
-	}
-	m, svc, err := n.parts()
-	if err != nil {
-		return SendResult{}, err
-	}
-	p, err := Resolve(to, m.Peers())
-	if err != nil {
-		return SendResult{}, err
-	}
-	ref := PeerRef{ID: p.ID, Name: p.Name}
-	if !p.Online() {
-		return SendResult{To: ref}, fmt.Errorf("%w: %s (%s) is %s", ErrPeerOffline, p.Name, mesh.ShortID(p.ID), p.State)
-	}
-	env, err := svc.Send(ctx, p.ID, message.KindText, text)
-	if err != nil {
-		return SendResult{To: ref}, fmt.Errorf("send to %s: %w", p.Name, err)
-	}
-	n.publish(MessageEvent{
-		Type: "message", ID: env.ID, From: PeerRef{ID: m.ID(), Name: m.Self().Name}, To: ref,
-		Text: env.Body, Time: env.Time.WallTime(), Outgoing: true,
-	})
-	return SendResult{ID: env.ID, To: ref}, nil
-}
-
 // CheckText refuses what cannot be sent: empty text, invalid UTF-8, or
 // more than message.MaxText bytes.
 func CheckText(text string) error {
@@ -429,21 +458,6 @@ func CheckText(text string) error {
 	case len(text) > message.MaxText:
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidText, len(text), message.MaxText)
 	}
-	return nil
-}
-
-// deliver is called by the message service for each new message, before
-// it is acknowledged.
-func (n *Node) deliver(ctx context.Context, env *message.Envelope) error {
-	from := PeerRef{ID: env.Author, Name: env.AuthorName}
-	if mesh.ValidName(from.Name) != nil {
-		from.Name = mesh.ShortID(env.Author)
-	}
-	self := PeerRef{ID: n.cfg.Name}
-	if info, ok := n.Info(); ok {
-		self = PeerRef{ID: info.ID, Name: info.Name}
-	}
-	n.publish(MessageEvent{Type: "message", ID: env.ID, From: from, To: self, Text: env.Body, Time: env.Time.WallTime()})
 	return nil
 }
 

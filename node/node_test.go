@@ -31,7 +31,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 type logSink struct {
-	t    *testing.T
+	t    testing.TB
 	mu   sync.Mutex
 	done bool
 }
@@ -45,7 +45,7 @@ func (w *logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	w := &logSink{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -58,6 +58,8 @@ type running struct {
 	done   chan error
 	mu     sync.Mutex
 	events []any
+	once   sync.Once
+	err    error
 }
 
 func (r *running) info() ReadyEvent { i, _ := r.n.Info(); return i }
@@ -80,17 +82,24 @@ func (r *running) messages() []MessageEvent {
 
 func start(t *testing.T, name string, join ...string) *running {
 	t.Helper()
-	cfg := Config{
-		DataDir: t.TempDir(), Name: name, Bind: "127.0.0.1", NoMDNS: true, Join: join,
-		Logger: testLogger(t),
-		MeshTune: func(c *memberlist.Config) {
-			c.ProbeInterval = 100 * time.Millisecond
-			c.PushPullInterval = time.Second
-		},
+	return startNode(t, Config{DataDir: t.TempDir(), Name: name, Join: join})
+}
+
+// startNode runs a node on loopback with shrunk timers; cfg needs at
+// least DataDir and Name.
+func startNode(tb testing.TB, cfg Config) *running {
+	tb.Helper()
+	cfg.Bind, cfg.NoMDNS = "127.0.0.1", true
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(tb)
+	}
+	cfg.MeshTune = func(c *memberlist.Config) {
+		c.ProbeInterval = 100 * time.Millisecond
+		c.PushPullInterval = time.Second
 	}
 	n, err := New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	r := &running{n: n, dir: cfg.DataDir, done: make(chan error, 1)}
 	n.Subscribe(func(ev any) { r.mu.Lock(); r.events = append(r.events, ev); r.mu.Unlock() })
@@ -100,10 +109,16 @@ func start(t *testing.T, name string, join ...string) *running {
 	select {
 	case <-n.Ready():
 	case err := <-r.done:
-		t.Fatalf("node did not start: %v", err)
+		tb.Fatalf("node did not start: %v", err)
 	}
-	t.Cleanup(func() { cancel(); <-r.done })
+	tb.Cleanup(r.stop)
 	return r
+}
+
+// stop ends the node cleanly (idempotent).
+func (r *running) stop() {
+	r.cancel()
+	r.once.Do(func() { r.err = <-r.done })
 }
 
 func TestControlSocketSendPeersStatus(t *testing.T) {
@@ -122,7 +137,7 @@ func TestControlSocketSendPeersStatus(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	res, err := ca.Send(ctx, "bob", "hello bob")
+	res, err := ca.Send(ctx, "bob", "hello bob", false, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +150,7 @@ func TestControlSocketSendPeersStatus(t *testing.T) {
 		t.Fatalf("bob got %+v", m)
 	}
 
-	_, err = ca.Send(ctx, "nobody", "x")
+	_, err = ca.Send(ctx, "nobody", "x", false, time.Second)
 	var re *RecipientError
 	if !errors.As(err, &re) || !errors.Is(err, ErrUnknownRecipient) || !strings.Contains(err.Error(), "bob") {
 		t.Fatalf("unknown recipient: %v", err)
@@ -229,7 +244,7 @@ func TestOneShotSendAndDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := o.Send(context.Background(), "bob", "from a script")
+	res, err := o.Send(context.Background(), "bob", "from a script", false)
 	if err != nil {
 		t.Fatal(err)
 	}

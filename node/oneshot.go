@@ -14,6 +14,7 @@ import (
 	"lanchat/discovery"
 	"lanchat/mesh"
 	"lanchat/message"
+	"lanchat/message/store"
 )
 
 // OneShot is what a command uses when no node runs on its data directory:
@@ -208,28 +209,91 @@ func sortPeers(list []mesh.Peer) []mesh.Peer {
 	return out
 }
 
-// Send finds to on the network and delivers text, returning once the
-// recipient's node acknowledged it.
-func (o *OneShot) Send(ctx context.Context, to, text string) (SendResult, error) {
+// Send finds to on the network (or among the contacts of earlier runs),
+// stores the message in the data directory's outbox, and delivers the
+// recipient's whole outbox, oldest first, if the recipient is online. If
+// not, the message stays queued for the next node run on this data
+// directory; with wait, Send keeps looking for the recipient until ctx
+// ends.
+func (o *OneShot) Send(ctx context.Context, to, text string, wait bool) (SendResult, error) {
 	if err := CheckText(text); err != nil {
 		return SendResult{}, err
 	}
-	peers, err := o.Discover(ctx, func(ps []mesh.Peer) bool {
+	off, err := OpenOffline(o.cfg.DataDir, o.cfg.Name, o.log)
+	if err != nil {
+		return SendResult{}, err
+	}
+	defer off.Close()
+	found := func(ps []mesh.Peer) bool {
 		_, err := Resolve(to, ps)
 		var re *RecipientError
 		return !errors.As(err, &re) || errors.Is(err, ErrAmbiguousRecipient)
-	})
+	}
+	peers, derr := o.Discover(ctx, found)
+	for _, p := range peers {
+		off.contacts.saw(p.ID, p.Name)
+	}
+	known := append([]mesh.Peer(nil), peers...)
+	seen := map[string]bool{}
+	for _, p := range peers {
+		seen[p.ID] = true
+	}
+	for _, c := range off.contacts.list() {
+		if !seen[c.ID] {
+			known = append(known, mesh.Peer{ID: c.ID, Name: c.Name, State: mesh.Offline, LastSeen: c.LastSeen})
+		}
+	}
+	p, err := Resolve(to, known)
 	if err != nil {
+		if derr != nil {
+			return SendResult{}, fmt.Errorf("%w (and discovery: %v)", err, derr)
+		}
 		return SendResult{}, err
 	}
-	p, err := Resolve(to, peers)
-	if err != nil {
-		return SendResult{}, err
+	if p.ID == o.id.ID {
+		return SendResult{}, fmt.Errorf("%w: that is you", ErrInvalidText)
 	}
 	ref := PeerRef{ID: p.ID, Name: p.Name}
-	if !p.Online() {
-		return SendResult{To: ref}, fmt.Errorf("%w: %s (%s) is %s", ErrPeerOffline, p.Name, mesh.ShortID(p.ID), p.State)
+	env, err := off.chat.queue(ctx, p.ID, message.KindText, text)
+	if err != nil {
+		return SendResult{To: ref}, err
 	}
+	res := SendResult{ID: env.ID, To: ref, State: store.Queued.String()}
+	for {
+		if p.Online() {
+			if err := o.flushTo(ctx, off, p); err != nil {
+				o.log.Info("delivery failed; the message stays queued", "peer", mesh.ShortID(p.ID), "err", err)
+			}
+			if rec, err := off.chat.st.Get(context.Background(), o.id.ID, env.ID); err == nil {
+				res.State = rec.State.String()
+			}
+		}
+		if res.State == store.Delivered.String() || !wait || ctx.Err() != nil {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, nil
+		case <-time.After(time.Second):
+		}
+		ps, _ := o.Discover(ctx, func(ps []mesh.Peer) bool {
+			for _, q := range ps {
+				if q.ID == p.ID {
+					return q.Online()
+				}
+			}
+			return false
+		})
+		for _, q := range ps {
+			if q.ID == p.ID {
+				p = q
+			}
+		}
+	}
+}
+
+// flushTo sends every message waiting for p, oldest first, on one stream.
+func (o *OneShot) flushTo(ctx context.Context, off *Offline, p mesh.Peer) error {
 	addr := netip.AddrPortFrom(p.Addr, p.TLSPort).String()
 	scfg := message.DefaultConfig()
 	scfg.Self = o.id.ID
@@ -244,13 +308,31 @@ func (o *OneShot) Send(ctx context.Context, to, text string) (SendResult, error)
 	scfg.Deliver = func(context.Context, *message.Envelope) error {
 		return errors.New("a one-shot command does not receive messages")
 	}
-	scfg.Clock = message.NewClock(time.Now)
 	scfg.Logger = o.log.With("part", "message")
 	svc := message.New(scfg)
 	defer svc.Close()
-	env, err := svc.Send(ctx, p.ID, message.KindText, text)
-	if err != nil {
-		return SendResult{To: ref}, fmt.Errorf("send to %s: %w", p.Name, err)
+	for {
+		recs, err := off.chat.st.Outbox(ctx, p.ID, flushWindow)
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(recs))
+		for i, r := range recs {
+			written := make(chan struct{})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = svc.SendInOrder(ctx, r.Sealed, &message.Envelope{ID: r.ID, To: r.To}, func() { close(written) })
+				if errs[i] == nil {
+					_, errs[i] = off.chat.st.SetState(ctx, r.ID, store.Delivered)
+				}
+			}()
+			<-written // oldest first on the wire
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
 	}
-	return SendResult{ID: env.ID, To: ref}, nil
 }

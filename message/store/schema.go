@@ -20,6 +20,10 @@ type migration struct {
 	// creates (FTS5 shadow tables and automatic indexes included), so that
 	// Open can tell a lanchat database from a foreign one.
 	objects []string
+	// probes are cheap queries that each walk one path from the root of
+	// one of the step's b-trees to a leaf; Open runs them to notice a
+	// truncated or garbled file before using it.
+	probes []string
 }
 
 // migrations returns the schema's steps in order.
@@ -28,8 +32,9 @@ func migrations() []migration {
 		version: 1,
 		sql: `
 CREATE TABLE messages (
-	-- seq is the smallest free integer >= wall/1000 (the HLC wall time in
-	-- microseconds), so rowid order follows time: see the package doc.
+	-- seq is wall/1000 (the HLC wall time in microseconds) or, when that
+	-- is taken, a free integer above it: rowid order follows time. See
+	-- the package doc.
 	seq          INTEGER PRIMARY KEY,
 	wall         INTEGER NOT NULL, -- HLC wall, unix ns
 	logical      INTEGER NOT NULL, -- HLC logical counter
@@ -54,14 +59,16 @@ CREATE INDEX messages_peer ON messages (peer, wall, logical) WHERE conversation 
 -- The outbox: outgoing messages not yet delivered.
 CREATE INDEX messages_outbox ON messages (peer, wall, logical) WHERE outgoing = 1 AND state < 2;
 
--- Full-text search over bodies, kept in sync by the triggers below.
+-- Full-text search over bodies. The code that stores messages indexes
+-- their bodies in the same transaction, in ascending seq order; an insert
+-- trigger would open a statement transaction per message, at each of
+-- which FTS5 writes out what it has buffered. The triggers below keep
+-- deletions and changed bodies in sync. columnsize = 0: no per-document
+-- sizes, which only ranking by relevance (bm25) needs.
 CREATE VIRTUAL TABLE messages_fts USING fts5 (
 	body, content = 'messages', content_rowid = 'seq',
-	tokenize = 'unicode61 remove_diacritics 2'
+	tokenize = 'unicode61 remove_diacritics 2', columnsize = 0
 );
-CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
-END;
 CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
 	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
 END;
@@ -72,8 +79,16 @@ END;
 `,
 		objects: []string{
 			"messages", "sqlite_autoindex_messages_1", "messages_peer", "messages_outbox",
-			"messages_fts", "messages_fts_data", "messages_fts_idx", "messages_fts_docsize", "messages_fts_config",
-			"messages_ai", "messages_ad", "messages_au",
+			"messages_fts", "messages_fts_data", "messages_fts_idx", "messages_fts_config",
+			"messages_ad", "messages_au",
+		},
+		probes: []string{
+			"SELECT seq FROM messages ORDER BY seq DESC LIMIT 1",
+			"SELECT seq FROM messages ORDER BY seq LIMIT 1",
+			"SELECT id FROM messages INDEXED BY sqlite_autoindex_messages_1 ORDER BY id DESC LIMIT 1",
+			"SELECT peer FROM messages INDEXED BY messages_peer WHERE conversation = '' ORDER BY peer DESC LIMIT 1",
+			"SELECT peer FROM messages INDEXED BY messages_outbox WHERE outgoing = 1 AND state < 2 ORDER BY peer DESC LIMIT 1",
+			"SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'lanchat' LIMIT 1",
 		},
 	}}
 }

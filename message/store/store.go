@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -123,11 +122,13 @@ func (r *Record) Envelope() (*message.Envelope, error) { return message.Open(r.S
 type Options struct {
 	// Logger receives the store's logs. Nil discards them.
 	Logger *slog.Logger
-	// BatchWindow is how long a write transaction waits for more writers
-	// to join it once it has one, when the previous transaction carried
-	// more than one write (under a single writer nothing waits). Writes
-	// that arrive while a transaction commits always join the next one.
-	// Negative: never wait.
+	// BatchWindow is how long a write transaction may wait for more
+	// writes to join it: when the previous transaction carried several,
+	// the next waits up to BatchWindow until it has as many (their callers
+	// are about to write again). Writes that arrive while a transaction
+	// commits join the next one anyway, which batches well by itself: zero,
+	// the default, never waits. (Measured on 2 cores with 64 concurrent
+	// callers, a 1 ms window cost a third of the throughput.)
 	BatchWindow time.Duration
 	// MaxBatch is the most writes (calls) one transaction carries.
 	MaxBatch int
@@ -149,12 +150,11 @@ type Options struct {
 	maxPages int
 }
 
-// DefaultOptions returns the defaults: a 1 ms batch window, at most 512
+// DefaultOptions returns the defaults: no batch window, at most 512
 // writes per transaction, synchronous FULL, 5 s busy timeout and 4 read
 // connections.
 func DefaultOptions() Options {
 	return Options{
-		BatchWindow: time.Millisecond,
 		MaxBatch:    512,
 		Synchronous: "FULL",
 		BusyTimeout: 5 * time.Second,
@@ -167,9 +167,6 @@ func (o Options) withDefaults() (Options, error) {
 	d := DefaultOptions()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.BatchWindow == 0 {
-		o.BatchWindow = d.BatchWindow
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = d.MaxBatch
@@ -199,6 +196,9 @@ type Store struct {
 	wdb  *sql.DB // the one write connection, used only by the writer goroutine after Open
 	rdb  *sql.DB // read-only connections
 
+	insertStmt *sql.Stmt // insertSQL, prepared on wdb
+	ftsStmt    *sql.Stmt // ftsInsertSQL, prepared on wdb
+
 	wake chan struct{} // signals the writer that the queue grew; buffered 1
 	quit chan struct{} // closed by Close: the writer drains the queue and ends
 	wg   sync.WaitGroup
@@ -222,7 +222,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		s.wg.Wait()
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.insertStmt.Close(), s.ftsStmt.Close(), s.rdb.Close(), s.wdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("close history %s: %w", s.path, s.closeErr)
 		}

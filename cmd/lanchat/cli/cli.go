@@ -22,6 +22,8 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitQueued: send --wait timed out with the message still queued.
+	exitQueued = 3
 )
 
 // env is what a command runs with: its flags and where its output goes.
@@ -77,7 +79,7 @@ type command struct {
 	flags   func(fs *pflag.FlagSet) func(e *env, args []string) int
 }
 
-var commands = []command{runCmd, sendCmd, peersCmd, statusCmd, idCmd}
+var commands = []command{runCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd}
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

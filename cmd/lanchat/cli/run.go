@@ -61,6 +61,13 @@ func (e *env) run(args []string) int {
 		defer close(printed)
 		for ev := range events {
 			e.printEvent(ev)
+			// A message printed for a person to see has been read; one
+			// printed as JSON for a script has not.
+			if m, ok := ev.(node.MessageEvent); ok && !m.Outgoing && !e.g.json {
+				if err := n.MarkRead(context.Background(), []string{m.ID}); err != nil {
+					e.log.Warn("mark read", "err", err)
+				}
+			}
 		}
 	}()
 	err = n.Run(ctx)
@@ -98,6 +105,10 @@ func (e *env) printEvent(ev any) {
 		}
 	case node.PresenceEvent:
 		fmt.Fprintf(e.stdout, "%s * %s\n", now, describePresence(v))
+	case node.ReceiptEvent:
+		if v.State == "read" {
+			fmt.Fprintf(e.stdout, "%s * %s read your message %s\n", now, cleanLine(v.Peer.Name), v.ID[:8])
+		}
 	case node.WarningEvent:
 		// already logged to standard error
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,12 +16,13 @@ import (
 var sendCmd = command{
 	name:    "send",
 	args:    "<name|id> <text…|->",
-	summary: "send a message and wait until the recipient's node has it",
-	example: "lanchat send bob \"build is green\"\nmake 2>&1 | tail -5 | lanchat send bob -   # text from standard input",
+	summary: "send a message; kept and delivered later if the recipient is offline",
+	example: "lanchat send bob \"build is green\"\nmake 2>&1 | tail -5 | lanchat send bob -   # text from standard input\nlanchat send --wait --timeout 2m bob \"call me\"   # exit 3 if not delivered by then",
 	level:   "warn",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
 		timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for delivery")
-		return func(e *env, args []string) int { return e.send(args, *timeout) }
+		wait := fs.Bool("wait", false, "wait for delivery even if the recipient is offline; exit 3 if still queued after --timeout")
+		return func(e *env, args []string) int { return e.send(args, *wait, *timeout) }
 	},
 }
 
@@ -33,7 +33,7 @@ type sendOutput struct {
 	State string       `json:"state"`
 }
 
-func (e *env) send(args []string, timeout time.Duration) int {
+func (e *env) send(args []string, wait bool, timeout time.Duration) int {
 	if len(args) < 2 {
 		return e.usageErr("send", "need a recipient and a message")
 	}
@@ -49,28 +49,36 @@ func (e *env) send(args []string, timeout time.Duration) int {
 	if err := node.CheckText(text); err != nil {
 		return e.fail(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// The node bounds its wait by timeout; the call gets a little more so
+	// that its answer ("queued") arrives rather than our own deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
 	var res node.SendResult
 	var err error
 	if c := e.client(); c != nil {
-		res, err = c.Send(ctx, to, text)
+		res, err = c.Send(ctx, to, text, wait, timeout)
 	} else {
 		var o *node.OneShot
 		if o, err = node.NewOneShot(e.nodeConfig()); err == nil {
-			res, err = o.Send(ctx, to, text)
+			octx, ocancel := context.WithTimeout(ctx, timeout)
+			res, err = o.Send(octx, to, text, wait)
+			ocancel()
 		}
 	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("not delivered within %v: %w", timeout, err)
-		}
 		return e.fail(err)
 	}
+	delivered := res.State == "delivered" || res.State == "read"
 	if e.g.json {
-		writeJSON(e.stdout, sendOutput{ID: res.ID, To: res.To, State: "delivered"})
-		return exitOK
+		writeJSON(e.stdout, sendOutput{ID: res.ID, To: res.To, State: res.State})
+	} else if delivered {
+		fmt.Fprintf(e.stdout, "delivered to %s (%s)\n", cleanLine(res.To.Name), short(res.To.ID))
+	} else {
+		fmt.Fprintf(e.stdout, "queued for %s (%s): not reachable now; it will be delivered when they are back\n",
+			cleanLine(res.To.Name), short(res.To.ID))
 	}
-	fmt.Fprintf(e.stdout, "delivered to %s (%s)\n", cleanLine(res.To.Name), short(res.To.ID))
+	if wait && !delivered {
+		return exitQueued
+	}
 	return exitOK
 }

@@ -1,0 +1,160 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Benchmarks of the durable message path between two nodes in one
+// process on loopback, each with its own SQLite history: everything but
+// the LAN itself. `make bench` runs them; BENCHMARKS.md has the figures.
+
+func quiet() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func benchPair(b *testing.B, rate float64) (a, c *running) {
+	a = startNode(b, Config{DataDir: b.TempDir(), Name: "alice", Logger: quiet(), PeerRate: rate})
+	c = startNode(b, Config{DataDir: b.TempDir(), Name: "bob", Logger: quiet(), PeerRate: rate, Join: []string{a.gossip()}})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, _ := a.n.Peers()
+		if len(p) == 1 && p[0].Online() {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("nodes did not meet")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return a, c
+}
+
+// BenchmarkPersistedSend: Send → stored on both sides → acknowledged →
+// recorded delivered, one message at a time over an open stream.
+func BenchmarkPersistedSend(b *testing.B) {
+	a, _ := benchPair(b, -1)
+	ctx := context.Background()
+	if _, err := a.n.Send(ctx, "bob", "warm-up", false); err != nil { // opens the stream
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		res, err := a.n.Send(ctx, "bob", fmt.Sprintf("message %d", i), false)
+		if err != nil || res.State != "delivered" {
+			b.Fatalf("send %d: %+v %v", i, res, err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(q(0.5), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// BenchmarkSustained: many concurrent senders on alice, everything
+// persisted on both sides; reports messages per second end to end (each
+// counted when alice has recorded it delivered).
+func BenchmarkSustained(b *testing.B) {
+	a, c := benchPair(b, -1)
+	ctx := context.Background()
+	const senders = 64
+	n := max(b.N, 20000)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	b.ResetTimer()
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				res, err := a.n.Send(ctx, "bob", fmt.Sprintf("bulk %d", i), false)
+				if err != nil || res.State != "delivered" {
+					b.Errorf("send %d: %+v %v", i, res, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+	if got := len(c.messages()); got != n {
+		b.Fatalf("bob has %d messages, want %d", got, n)
+	}
+}
+
+// BenchmarkQueuedBacklog: 10,000 messages queued for bob while he is
+// away; time from his node being up again to alice's outbox being empty.
+func BenchmarkQueuedBacklog(b *testing.B) {
+	const backlog = 10000
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		a, c := benchPair(b, -1)
+		bobDir := c.dir
+		c.stop()
+		deadline := time.Now().Add(10 * time.Second)
+		for p, _ := a.n.Peers(); p[0].Online(); p, _ = a.n.Peers() {
+			if time.Now().After(deadline) {
+				b.Fatal("bob still online")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < backlog; i += 16 {
+					if res, err := a.n.Send(ctx, "bob", fmt.Sprintf("backlog %d", i), false); err != nil || res.State != "queued" {
+						b.Errorf("queue %d: %+v %v", i, res, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.StartTimer()
+		t0 := time.Now()
+		c2 := startNode(b, Config{DataDir: bobDir, Name: "bob", Logger: quiet(), PeerRate: -1, Join: []string{a.gossip()}})
+		for {
+			ob, _ := a.n.OutboxFor(ctx)
+			if len(ob) == 0 {
+				break
+			}
+			if time.Since(t0) > time.Minute {
+				b.Fatalf("backlog not delivered in a minute: %+v", ob)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		el := time.Since(t0)
+		b.StopTimer()
+		if got := len(c2.messages()); got != backlog {
+			b.Fatalf("bob got %d, want %d", got, backlog)
+		}
+		b.ReportMetric(float64(el.Milliseconds()), "backlog-ms")
+		a.stop()
+		c2.stop()
+	}
+}

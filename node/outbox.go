@@ -1,0 +1,308 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"lanchat/mesh"
+	"lanchat/message"
+	"lanchat/message/store"
+)
+
+// The outbox: every outgoing message is in the store first (state
+// queued) and leaves it only when the recipient's node acknowledged it.
+// One sender per peer delivers, in order, pipelined on one stream:
+//
+//   - A session starts when the peer appears, when something is queued
+//     for a peer that is online, and every second for online peers with
+//     something waiting (a message a one-shot command left, a failed try).
+//   - A session first reads the peer's outbox from the store, oldest
+//     first, unless the previous session ended with the outbox empty and
+//     nothing has been queued since but through Send: then the store
+//     holds nothing the memory queue lacks, and the query is skipped.
+//     Messages Send queues during a session go to the memory queue and are
+//     sent after what the store held; a message seen both ways is sent once.
+//   - The first failure ends the session (the peer went away, or refused);
+//     what is left stays in the store for the next session.
+//   - An acknowledgement is reported at once and recorded in the store in
+//     the background. If the process dies before that record, the message
+//     is still queued on disk and is sent again: the recipient recognises
+//     it and acknowledges it as a duplicate. Nothing is lost or shown twice.
+
+// outItem is one message to send: what the outbox needs of a record.
+type outItem struct {
+	id, to, kind string
+	sealed       []byte
+}
+
+func itemOf(r store.Record) outItem {
+	return outItem{id: r.ID, to: r.To, kind: r.Kind, sealed: r.Sealed}
+}
+
+// flushWindow is how many messages to one peer are in flight at once.
+const flushWindow = 256
+
+type outbox struct {
+	n   *Node
+	ctx context.Context
+	m   *mesh.Mesh
+	svc *message.Service
+	wg  sync.WaitGroup
+
+	mu     sync.Mutex // guards peers and closed
+	peers  map[string]*peerOut
+	closed bool // set when the node stops; no session starts after it
+
+	done chan outItem // acknowledged, to be recorded delivered
+}
+
+type peerOut struct {
+	queue   []outItem // queued by Send since the session last looked
+	running bool      // a session is delivering
+	clean   bool      // the last session emptied the store's outbox for this peer
+}
+
+func newOutbox(ctx context.Context, n *Node, m *mesh.Mesh, svc *message.Service) *outbox {
+	return &outbox{n: n, ctx: ctx, m: m, svc: svc, peers: map[string]*peerOut{}, done: make(chan outItem, 4096)}
+}
+
+func (o *outbox) peer(id string) *peerOut {
+	p := o.peers[id]
+	if p == nil {
+		p = &peerOut{}
+		o.peers[id] = p
+	}
+	return p
+}
+
+// add takes a message just stored as queued.
+func (o *outbox) add(peer string, it outItem) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	p := o.peer(peer)
+	p.queue = append(p.queue, it)
+	o.mu.Unlock()
+	o.kick(peer)
+}
+
+// resync says the store holds messages for peer that the memory queue
+// does not (receipts, a one-shot's messages).
+func (o *outbox) resync(peer string) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	o.peer(peer).clean = false
+	o.mu.Unlock()
+	o.kick(peer)
+}
+
+// kick starts a session for peer if it is online and none is running.
+func (o *outbox) kick(peer string) {
+	if o == nil || o.ctx.Err() != nil {
+		return
+	}
+	if p, ok := o.m.Peer(peer); !ok || !p.Online() {
+		return
+	}
+	o.mu.Lock()
+	p := o.peer(peer)
+	if p.running || o.closed {
+		o.mu.Unlock()
+		return
+	}
+	p.running = true
+	synced := p.clean
+	o.wg.Add(1) // under mu: run's Wait cannot have begun (it sets closed first)
+	o.mu.Unlock()
+	go func() {
+		defer o.wg.Done()
+		o.session(peer, synced)
+	}()
+}
+
+// run records deliveries and retries peers with something waiting, until
+// the node stops; then it waits for every session.
+func (o *outbox) run() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var recWG sync.WaitGroup
+	recWG.Add(1)
+	go func() {
+		defer recWG.Done()
+		o.record()
+	}()
+	for {
+		select {
+		case <-o.ctx.Done():
+			o.mu.Lock()
+			o.closed = true
+			o.mu.Unlock()
+			o.wg.Wait()
+			close(o.done)
+			recWG.Wait()
+			return
+		case <-t.C:
+			peers, err := o.n.chat.st.PendingPeers(o.ctx)
+			if err != nil {
+				if o.ctx.Err() == nil {
+					o.n.log.Warn("outbox", "err", err)
+				}
+				continue
+			}
+			for _, peer := range peers {
+				o.kick(peer)
+			}
+		}
+	}
+}
+
+// record writes acknowledged messages' delivered state, many at a time:
+// concurrent SetState calls share the store's group commit.
+func (o *outbox) record() {
+	for it := range o.done {
+		batch := []outItem{it}
+	more:
+		for len(batch) < 512 {
+			select {
+			case it, ok := <-o.done:
+				if !ok {
+					break more
+				}
+				batch = append(batch, it)
+			default:
+				break more
+			}
+		}
+		var wg sync.WaitGroup
+		for _, it := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Not o.ctx: deliveries acknowledged just before shutdown
+				// are still worth recording.
+				if _, err := o.n.chat.st.SetState(context.Background(), it.id, store.Delivered); err != nil {
+					o.n.log.Warn("record delivery", "msg", it.id, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// session delivers peer's waiting messages until there are none or a
+// send fails.
+func (o *outbox) session(peer string, synced bool) {
+	ref := o.n.peerRef(peer)
+	seen := map[string]bool{} // sent in this session: a message may be both in the store and the queue
+	for {
+		var batch []outItem
+		if !synced {
+			recs, err := o.n.chat.st.Outbox(o.ctx, peer, 4*flushWindow)
+			if err != nil {
+				o.end(peer, false)
+				return
+			}
+			for _, r := range recs {
+				batch = append(batch, itemOf(r))
+			}
+			synced = len(recs) < 4*flushWindow
+		} else {
+			o.mu.Lock()
+			p := o.peer(peer)
+			batch, p.queue = p.queue, nil
+			if len(batch) == 0 {
+				p.running, p.clean = false, true
+				o.mu.Unlock()
+				return
+			}
+			o.mu.Unlock()
+		}
+		fresh := batch[:0]
+		for _, it := range batch {
+			if !seen[it.id] {
+				seen[it.id] = true
+				fresh = append(fresh, it)
+			}
+		}
+		if !o.sendAll(peer, ref, fresh) {
+			o.end(peer, true)
+			return
+		}
+		if synced && len(seen) > 8*flushWindow {
+			seen = map[string]bool{} // the store's backlog is behind us; only queue items remain
+		}
+	}
+}
+
+// end finishes a failed session: the memory queue is dropped (the store
+// has every message in it) and the next session reads the store.
+func (o *outbox) end(peer string, failed bool) {
+	o.mu.Lock()
+	p := o.peer(peer)
+	p.queue, p.running, p.clean = nil, false, false
+	o.mu.Unlock()
+	if failed {
+		o.n.notifyFailed(peer)
+	}
+}
+
+// sendAll sends items in order, up to flushWindow awaiting their
+// acknowledgement at once, and reports whether all were acknowledged.
+func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
+	sem := make(chan struct{}, flushWindow)
+	var wg sync.WaitGroup
+	var once sync.Once
+	stop := make(chan struct{})
+	for _, it := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-stop:
+		case <-o.ctx.Done():
+		}
+		select {
+		case <-stop:
+		case <-o.ctx.Done():
+		default:
+			written := make(chan struct{})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)
+				defer cancel()
+				err := o.svc.SendInOrder(ctx, it.sealed, &message.Envelope{ID: it.id, To: it.to}, func() { close(written) })
+				if err != nil {
+					switch {
+					case o.ctx.Err() != nil:
+					case errors.Is(err, message.ErrRejected):
+						o.n.log.Warn("peer refused a message; it stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
+					default:
+						o.n.log.Info("delivery failed; the message stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
+					}
+					once.Do(func() { close(stop) })
+					return
+				}
+				o.done <- it
+				o.n.notifyDelivered(it.id)
+				if it.kind == message.KindText {
+					o.n.publish(ReceiptEvent{Type: "receipt", ID: it.id, State: store.Delivered.String(), Peer: ref})
+				}
+			}()
+			<-written // the next message goes out after this one: oldest first on the wire
+			continue
+		}
+		break
+	}
+	wg.Wait()
+	select {
+	case <-stop:
+		return false
+	default:
+		return o.ctx.Err() == nil
+	}
+}

@@ -101,7 +101,7 @@ func TestSendInOrderKeepsQueueOrder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = a.svc.SendInOrder(context.Background(), sealed, &env, func() { close(written) })
+			errs[i] = a.svc.SendInOrder(context.Background(), sealed, &env, func(bool) { close(written) })
 		}()
 		<-written
 	}

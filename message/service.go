@@ -215,18 +215,19 @@ func (s *Service) Send(ctx context.Context, to, kind, body string) (*Envelope, e
 // re-verified), or nil, and then sealed is opened to find it. The errors
 // are Send's.
 func (s *Service) SendEnvelope(ctx context.Context, sealed []byte, env *Envelope) error {
-	return s.SendInOrder(ctx, sealed, env, func() {})
+	return s.SendInOrder(ctx, sealed, env, func(bool) {})
 }
 
-// SendInOrder is SendEnvelope for a queue: it calls written once the
-// message's frame has been handed to the stream, or the attempt has failed
-// before that, and then waits for the acknowledgement as usual. A caller
-// that starts the next message only after written keeps the queue's order
-// on the wire while the acknowledgements are awaited together.
-func (s *Service) SendInOrder(ctx context.Context, sealed []byte, env *Envelope, written func()) error {
+// SendInOrder is SendEnvelope for a queue: it calls written once, as soon
+// as the message's frame has been handed to the stream (true) or the
+// attempt has failed before that (false), and then waits for the
+// acknowledgement as usual. A caller that starts the next message only
+// after written keeps the queue's order on the wire while the
+// acknowledgements are awaited together.
+func (s *Service) SendInOrder(ctx context.Context, sealed []byte, env *Envelope, written func(sent bool)) error {
 	var once sync.Once
-	w := func() { once.Do(written) }
-	defer w()
+	w := func(sent bool) { once.Do(func() { written(sent) }) }
+	defer w(false)
 	if len(sealed) > MaxEnvelope {
 		return fmt.Errorf("send: %w: envelope of %d bytes, limit %d", ErrTooLarge, len(sealed), MaxEnvelope)
 	}
@@ -245,9 +246,9 @@ func (s *Service) SendInOrder(ctx context.Context, sealed []byte, env *Envelope,
 // send delivers sealed to env.To: locally when it is us, otherwise over
 // the peer's stream, redialling once if the stream breaks before the
 // acknowledgement.
-func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope, written func()) error {
+func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope, written func(bool)) error {
 	if written == nil {
-		written = func() {}
+		written = func(bool) {}
 	}
 	if s.isClosed() {
 		return ErrClosed

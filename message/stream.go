@@ -151,7 +151,7 @@ func (c *outStream) resolve(a Ack) {
 // roundTrip writes frame (a MSG with message id id) and waits for its
 // acknowledgement. An error wrapping errBroken means the stream ended
 // first and the message should be sent on a new one.
-func (c *outStream) roundTrip(ctx context.Context, id [idLen]byte, frame []byte, written func()) (Ack, error) {
+func (c *outStream) roundTrip(ctx context.Context, id [idLen]byte, frame []byte, written func(bool)) (Ack, error) {
 	ch := make(chan Ack, 1)
 	c.mu.Lock()
 	c.pending[id] = append(c.pending[id], ch)
@@ -159,7 +159,7 @@ func (c *outStream) roundTrip(ctx context.Context, id [idLen]byte, frame []byte,
 	defer c.unwait(id, ch)
 
 	err := c.write(frame)
-	written()
+	written(err == nil)
 	if err != nil {
 		return Ack{}, err
 	}

@@ -82,3 +82,34 @@ func TestReadReceipt(t *testing.T) {
 		return len(h) == 1 && h[0].State == "read"
 	})
 }
+
+// TestMessageStoredBehindTheNodesBackIsDelivered pins a bug: a one-shot
+// command that stored a message in the data directory while the node
+// was starting left it in the outbox forever, because the node's sender
+// trusted its memory queue once the outbox had been empty.
+func TestMessageStoredBehindTheNodesBackIsDelivered(t *testing.T) {
+	ctx := context.Background()
+	a := start(t, "alice")
+	b := start(t, "bob", a.gossip())
+	waitFor(t, "mesh", 5*time.Second, func() bool { p, _ := a.n.Peers(); return len(p) == 1 && p[0].Online() })
+	if res, err := a.n.Send(ctx, "bob", "through the node", false); err != nil || res.State != "delivered" {
+		t.Fatalf("send: %+v %v", res, err)
+	}
+	// Another process (here: another handle) stores a message for bob.
+	off, err := OpenOffline(a.dir, "alice", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := off.chat.queue(ctx, b.info().ID, "text", "behind its back"); err != nil {
+		t.Fatal(err)
+	}
+	off.Close()
+	waitFor(t, "bob got the one-shot's message", 5*time.Second, func() bool {
+		for _, m := range b.messages() {
+			if m.Text == "behind its back" {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -323,7 +323,7 @@ func (o *OneShot) flushTo(ctx context.Context, off *Offline, p mesh.Peer) error 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = svc.SendInOrder(ctx, r.Sealed, &message.Envelope{ID: r.ID, To: r.To}, func() { close(written) })
+				errs[i] = svc.SendInOrder(ctx, r.Sealed, &message.Envelope{ID: r.ID, To: r.To}, func(bool) { close(written) })
 				if errs[i] == nil {
 					_, errs[i] = off.chat.st.SetState(ctx, r.ID, store.Delivered)
 				}

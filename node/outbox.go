@@ -22,6 +22,9 @@ import (
 //     first, unless the previous session ended with the outbox empty and
 //     nothing has been queued since but through Send: then the store
 //     holds nothing the memory queue lacks, and the query is skipped.
+//     Whenever the store says something waits for an online peer (the
+//     one-second check), the store is read again: a one-shot command may
+//     have stored a message while this node started.
 //     Messages Send queues during a session go to the memory queue and are
 //     sent after what the store held; a message seen both ways is sent once.
 //   - The first failure ends the session (the peer went away, or refused);
@@ -55,17 +58,24 @@ type outbox struct {
 	peers  map[string]*peerOut
 	closed bool // set when the node stops; no session starts after it
 
-	done chan outItem // acknowledged, to be recorded delivered
+	done chan progress // to be recorded: written (sent) or acknowledged (delivered)
+}
+
+// progress is a message's step on its way, for the store.
+type progress struct {
+	it    outItem
+	state store.State
 }
 
 type peerOut struct {
-	queue   []outItem // queued by Send since the session last looked
-	running bool      // a session is delivering
-	clean   bool      // the last session emptied the store's outbox for this peer
+	queue    []outItem // queued by Send since the session last looked
+	running  bool      // a session is delivering
+	clean    bool      // the last session emptied the store's outbox for this peer
+	needSync bool      // the store may hold messages the running session has not seen
 }
 
 func newOutbox(ctx context.Context, n *Node, m *mesh.Mesh, svc *message.Service) *outbox {
-	return &outbox{n: n, ctx: ctx, m: m, svc: svc, peers: map[string]*peerOut{}, done: make(chan outItem, 4096)}
+	return &outbox{n: n, ctx: ctx, m: m, svc: svc, peers: map[string]*peerOut{}, done: make(chan progress, 8192)}
 }
 
 func (o *outbox) peer(id string) *peerOut {
@@ -89,14 +99,18 @@ func (o *outbox) add(peer string, it outItem) {
 	o.kick(peer)
 }
 
-// resync says the store holds messages for peer that the memory queue
-// does not (receipts, a one-shot's messages).
+// resync says the store may hold messages for peer that the memory queue
+// does not: receipts, or what a one-shot command stored while this node
+// was starting. The next session, or the running one before it ends,
+// reads the store.
 func (o *outbox) resync(peer string) {
 	if o == nil {
 		return
 	}
 	o.mu.Lock()
-	o.peer(peer).clean = false
+	p := o.peer(peer)
+	p.clean = false
+	p.needSync = p.running
 	o.mu.Unlock()
 	o.kick(peer)
 }
@@ -155,38 +169,41 @@ func (o *outbox) run() {
 				continue
 			}
 			for _, peer := range peers {
-				o.kick(peer)
+				// Something waits on disk: look at the disk, not only at
+				// what Send queued in memory.
+				o.resync(peer)
 			}
 		}
 	}
 }
 
-// record writes acknowledged messages' delivered state, many at a time:
-// concurrent SetState calls share the store's group commit.
+// record writes messages' progress (sent, delivered), many at a time:
+// concurrent SetState calls share the store's group commit. A state only
+// moves forward, so a "sent" recorded after "delivered" changes nothing.
 func (o *outbox) record() {
-	for it := range o.done {
-		batch := []outItem{it}
+	for pr := range o.done {
+		batch := []progress{pr}
 	more:
 		for len(batch) < 512 {
 			select {
-			case it, ok := <-o.done:
+			case pr, ok := <-o.done:
 				if !ok {
 					break more
 				}
-				batch = append(batch, it)
+				batch = append(batch, pr)
 			default:
 				break more
 			}
 		}
 		var wg sync.WaitGroup
-		for _, it := range batch {
+		for _, pr := range batch {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// Not o.ctx: deliveries acknowledged just before shutdown
-				// are still worth recording.
-				if _, err := o.n.chat.st.SetState(context.Background(), it.id, store.Delivered); err != nil {
-					o.n.log.Warn("record delivery", "msg", it.id, "err", err)
+				// Not o.ctx: progress made just before shutdown is still
+				// worth recording.
+				if _, err := o.n.chat.st.SetState(context.Background(), pr.it.id, pr.state); err != nil {
+					o.n.log.Warn("record message state", "msg", pr.it.id, "state", pr.state, "err", err)
 				}
 			}()
 		}
@@ -216,6 +233,12 @@ func (o *outbox) session(peer string, synced bool) {
 			p := o.peer(peer)
 			batch, p.queue = p.queue, nil
 			if len(batch) == 0 {
+				if p.needSync {
+					p.needSync = false
+					o.mu.Unlock()
+					synced = false
+					continue
+				}
 				p.running, p.clean = false, true
 				o.mu.Unlock()
 				return
@@ -244,7 +267,7 @@ func (o *outbox) session(peer string, synced bool) {
 func (o *outbox) end(peer string, failed bool) {
 	o.mu.Lock()
 	p := o.peer(peer)
-	p.queue, p.running, p.clean = nil, false, false
+	p.queue, p.running, p.clean, p.needSync = nil, false, false, false
 	o.mu.Unlock()
 	if failed {
 		o.n.notifyFailed(peer)
@@ -275,7 +298,12 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)
 				defer cancel()
-				err := o.svc.SendInOrder(ctx, it.sealed, &message.Envelope{ID: it.id, To: it.to}, func() { close(written) })
+				err := o.svc.SendInOrder(ctx, it.sealed, &message.Envelope{ID: it.id, To: it.to}, func(sent bool) {
+					close(written)
+					if sent {
+						o.done <- progress{it, store.Sent}
+					}
+				})
 				if err != nil {
 					switch {
 					case o.ctx.Err() != nil:
@@ -287,7 +315,7 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 					once.Do(func() { close(stop) })
 					return
 				}
-				o.done <- it
+				o.done <- progress{it, store.Delivered}
 				o.n.notifyDelivered(it.id)
 				if it.kind == message.KindText {
 					o.n.publish(ReceiptEvent{Type: "receipt", ID: it.id, State: store.Delivered.String(), Peer: ref})

@@ -20,9 +20,13 @@ func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// benchSync is the --sync mode of benchmark nodes: LANCHAT_BENCH_SYNC=full
+// measures the power-cut-proof mode.
+func benchSync() string { return os.Getenv("LANCHAT_BENCH_SYNC") }
+
 func benchPair(b *testing.B, rate float64) (a, c *running) {
-	a = startNode(b, Config{DataDir: b.TempDir(), Name: "alice", Logger: quiet(), PeerRate: rate})
-	c = startNode(b, Config{DataDir: b.TempDir(), Name: "bob", Logger: quiet(), PeerRate: rate, Join: []string{a.gossip()}})
+	a = startNode(b, Config{DataDir: b.TempDir(), Name: "alice", Logger: quiet(), PeerRate: rate, Sync: benchSync()})
+	c = startNode(b, Config{DataDir: b.TempDir(), Name: "bob", Logger: quiet(), PeerRate: rate, Sync: benchSync(), Join: []string{a.gossip()}})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		p, _ := a.n.Peers()
@@ -137,7 +141,7 @@ func BenchmarkQueuedBacklog(b *testing.B) {
 		wg.Wait()
 		b.StartTimer()
 		t0 := time.Now()
-		c2 := startNode(b, Config{DataDir: bobDir, Name: "bob", Logger: quiet(), PeerRate: -1, Join: []string{a.gossip()}})
+		c2 := startNode(b, Config{DataDir: bobDir, Name: "bob", Logger: quiet(), PeerRate: -1, Sync: benchSync(), Join: []string{a.gossip()}})
 		for {
 			ob, _ := a.n.OutboxFor(ctx)
 			if len(ob) == 0 {

@@ -96,7 +96,7 @@ func TestMessageStoredBehindTheNodesBackIsDelivered(t *testing.T) {
 		t.Fatalf("send: %+v %v", res, err)
 	}
 	// Another process (here: another handle) stores a message for bob.
-	off, err := OpenOffline(a.dir, "alice", testLogger(t))
+	off, err := OpenOffline(a.dir, "alice", "", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

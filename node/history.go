@@ -110,8 +110,9 @@ type Offline struct {
 	contacts *contacts
 }
 
-// OpenOffline opens the data directory's history for a command.
-func OpenOffline(dir, name string, log *slog.Logger) (*Offline, error) {
+// OpenOffline opens the data directory's history for a command; sync is
+// as Config.Sync.
+func OpenOffline(dir, name, sync string, log *slog.Logger) (*Offline, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -122,7 +123,7 @@ func OpenOffline(dir, name string, log *slog.Logger) (*Offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(dir, log)
+	st, err := openStore(dir, sync, log)
 	if err != nil {
 		return nil, err
 	}

@@ -219,7 +219,7 @@ func (o *OneShot) Send(ctx context.Context, to, text string, wait bool) (SendRes
 	if err := CheckText(text); err != nil {
 		return SendResult{}, err
 	}
-	off, err := OpenOffline(o.cfg.DataDir, o.cfg.Name, o.log)
+	off, err := OpenOffline(o.cfg.DataDir, o.cfg.Name, o.cfg.Sync, o.log)
 	if err != nil {
 		return SendResult{}, err
 	}

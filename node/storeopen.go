@@ -11,11 +11,26 @@ import (
 // HistoryFile is the name of the history database in the data directory.
 const HistoryFile = "history.db"
 
-func openStore(dataDir string, log *slog.Logger) (*store.Store, error) {
+// syncMode maps the --sync setting to SQLite's synchronous mode.
+func syncMode(s string) (string, error) {
+	switch s {
+	case "", "normal":
+		return "NORMAL", nil
+	case "full":
+		return "FULL", nil
+	}
+	return "", fmt.Errorf("--sync %q: want normal or full", s)
+}
+
+func openStore(dataDir, sync string, log *slog.Logger) (*store.Store, error) {
 	path := filepath.Join(dataDir, HistoryFile)
 	opt := store.DefaultOptions()
 	opt.Logger = log.With("part", "store")
-	opt.Synchronous = "NORMAL"
+	mode, err := syncMode(sync)
+	if err != nil {
+		return nil, err
+	}
+	opt.Synchronous = mode
 	st, err := store.Open(path, opt)
 	if err != nil {
 		return nil, fmt.Errorf("history %s: %w", path, err)

@@ -69,6 +69,11 @@ func Open(path string, opt Options) (*Store, error) {
 	if s.insertStmt, err = s.wdb.Prepare(insertSQL); err == nil {
 		s.ftsStmt, err = s.wdb.Prepare(ftsInsertSQL)
 	}
+	for st := Queued; st <= Read && err == nil; st++ {
+		if s.stateStmt[st], err = s.wdb.Prepare(setStateSQL(st, false)); err == nil {
+			s.stateFromStmt[st], err = s.wdb.Prepare(setStateSQL(st, true))
+		}
+	}
 	if err != nil {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open history %s: %w", abs, err)

@@ -159,19 +159,27 @@ func (s *Store) ApplyReceipt(ctx context.Context, peer, id string, st State) (bo
 	return s.setState(ctx, peer, id, st)
 }
 
+// setStateSQL moves one outgoing message (?1) forward to st, if from
+// then only when ?2 is its recipient.
+func setStateSQL(st State, from bool) string {
+	q := fmt.Sprintf("UPDATE messages SET state = %d WHERE id = ?1 AND outgoing = 1 AND state < %d", int(st), int(st))
+	if from {
+		q += " AND recipient = ?2"
+	}
+	return q
+}
+
 func (s *Store) setState(ctx context.Context, peer, id string, st State) (bool, error) {
 	if !st.Valid() {
 		return false, fmt.Errorf("set state of %s: invalid state %d", id, int(st))
 	}
 	var changed bool
 	err := s.write(ctx, func(tx *wtx) error {
-		q := "UPDATE messages SET state = ?2 WHERE id = ?1 AND outgoing = 1 AND state < ?2"
-		args := []any{id, int(st)}
+		stmt, args := s.stateStmt[st], []any{id}
 		if peer != "" {
-			q += " AND recipient = ?3"
-			args = append(args, peer)
+			stmt, args = s.stateFromStmt[st], append(args, peer)
 		}
-		res, err := tx.Exec(q, args...)
+		res, err := tx.Stmt(stmt).Exec(args...)
 		if err != nil {
 			return err
 		}

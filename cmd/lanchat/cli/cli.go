@@ -47,6 +47,7 @@ type globalArgs struct {
 	noMDNS     bool
 	logLevel   string
 	json       bool
+	sync       string
 }
 
 func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
@@ -61,13 +62,14 @@ func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
 	fs.BoolVar(&g.noMDNS, "no-mdns", false, "do not use multicast DNS; find peers with --join only")
 	fs.StringVar(&g.logLevel, "log-level", defLevel, "debug, info, warn or error (logs go to standard error)")
 	fs.BoolVar(&g.json, "json", false, "print JSON instead of text")
+	fs.StringVar(&g.sync, "sync", "normal", "history durability: normal (survives a crash of lanchat) or full (also a power cut; slower)")
 }
 
 // valueFlags are the global flags that take a value, so the command name
 // can be found among flags given before it.
 var valueFlags = map[string]bool{
 	"name": true, "data-dir": true, "bind": true, "iface": true, "port": true,
-	"gossip-port": true, "join": true, "log-level": true,
+	"gossip-port": true, "join": true, "log-level": true, "sync": true,
 }
 
 type command struct {
@@ -213,7 +215,7 @@ func (e *env) nodeConfig() node.Config {
 	return node.Config{
 		DataDir: e.g.dataDir, Name: e.g.name, Bind: e.g.bind, Iface: e.g.iface,
 		Port: e.g.port, GossipPort: e.g.gossipPort, Join: e.g.join, NoMDNS: e.g.noMDNS,
-		Logger: e.log,
+		Sync: e.g.sync, Logger: e.log,
 	}
 }
 

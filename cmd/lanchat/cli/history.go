@@ -63,7 +63,7 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 		list, err = c.History(ctx, q, markRead)
 	} else {
 		var off *node.Offline
-		if off, err = node.OpenOffline(e.g.dataDir, e.g.name, e.log); err == nil {
+		if off, err = node.OpenOffline(e.g.dataDir, e.g.name, e.g.sync, e.log); err == nil {
 			defer off.Close()
 			list, err = off.History(ctx, q, markRead)
 		}

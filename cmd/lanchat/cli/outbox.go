@@ -31,7 +31,7 @@ func (e *env) outbox(args []string) int {
 		list, err = c.Outbox(ctx)
 	} else {
 		var off *node.Offline
-		if off, err = node.OpenOffline(e.g.dataDir, e.g.name, e.log); err == nil {
+		if off, err = node.OpenOffline(e.g.dataDir, e.g.name, e.g.sync, e.log); err == nil {
 			defer off.Close()
 			list, err = off.Outbox(ctx)
 		}

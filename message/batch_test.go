@@ -119,3 +119,64 @@ func TestSendInOrderKeepsQueueOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSendBatch: chunks of a queue arrive in order and once each, in
+// batches at the receiver, also when the stream is cut in the middle.
+func TestSendBatch(t *testing.T) {
+	n := newTestNet()
+	var mu sync.Mutex
+	var got []string
+	var batches int
+	b := newPeer(t, n, func(c *Config) {
+		c.DeliverBatch = func(ctx context.Context, envs []*Envelope) []error {
+			mu.Lock()
+			defer mu.Unlock()
+			batches++
+			for _, e := range envs {
+				got = append(got, e.Body)
+			}
+			return make([]error, len(envs))
+		}
+	})
+	a := newPeer(t, n, nil)
+	const count = 600
+	var items []Queued
+	for i := range count {
+		env := Envelope{Author: a.id.id, To: b.id.id, Kind: KindText, Body: fmt.Sprint(i)}
+		sealed, err := Seal(&env, a.id.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, Queued{ID: env.ID, Sealed: sealed})
+	}
+	ctx := context.Background()
+	for start := 0; start < count; start += 200 {
+		if start == 400 {
+			b.cutAll() // the stream breaks between chunks: the next one redials
+		}
+		for i, err := range a.svc.SendBatch(ctx, b.id.id, items[start:start+200], func(bool) {}) {
+			if err != nil {
+				t.Fatalf("message %d: %v", start+i, err)
+			}
+		}
+	}
+	// the same chunk again: acknowledged as duplicates, delivered once
+	for i, err := range a.svc.SendBatch(ctx, b.id.id, items[:200], func(bool) {}) {
+		if err != nil {
+			t.Fatalf("resend %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != count {
+		t.Fatalf("delivered %d, want %d", len(got), count)
+	}
+	for i, body := range got {
+		if body != fmt.Sprint(i) {
+			t.Fatalf("position %d holds message %s", i, body)
+		}
+	}
+	if batches >= count/2 {
+		t.Errorf("%d deliveries for %d messages: frames written together were not taken together", batches, count)
+	}
+}

@@ -114,7 +114,8 @@
 // it still answers every MSG with its own ACK, in the order received.
 //
 // The sender writes MSG frames without waiting for earlier ones to be
-// acknowledged. If the stream ends before a message is acknowledged, the
+// acknowledged, and writes frames queued together (a backlog) in one go,
+// so that the receiver finds them together. If the stream ends before a message is acknowledged, the
 // sender dials again once and resends the same envelope; the receiver's
 // de-duplication makes that safe. If no acknowledgement comes within
 // AckTimeout (5 s) the sender closes the stream, which it then presumes

@@ -40,6 +40,11 @@ type outStream struct {
 
 	wmu sync.Mutex // serialises writes to st
 
+	qmu     sync.Mutex // guards the fields below
+	queued  []byte     // frames waiting for the writer in progress
+	spare   []byte     // the last written buffer, reused
+	writing bool       // a caller is writing queued frames
+
 	closeOnce sync.Once
 	done      chan struct{} // closed when the stream has been closed, after err is set
 	err       error         // why it closed
@@ -202,8 +207,46 @@ func (c *outStream) unwait(id [idLen]byte, ch chan Ack) {
 	}
 }
 
-// write writes one whole frame; a failure closes the stream.
+// write queues one whole frame for the stream, in call order. Frames
+// queued while another caller is writing go out together in that caller's
+// next write: the receiver then finds them in one TLS record and takes
+// them as one batch (one signature check pass, one store transaction)
+// instead of one at a time. A failed write closes the stream; every
+// message queued on it then fails over to a new stream.
 func (c *outStream) write(frame []byte) error {
+	c.qmu.Lock()
+	select {
+	case <-c.done:
+		c.qmu.Unlock()
+		return fmt.Errorf("%w: %w", errBroken, c.err)
+	default:
+	}
+	c.queued = append(c.queued, frame...)
+	if c.writing {
+		c.qmu.Unlock()
+		return nil // the writer in progress takes it along
+	}
+	c.writing = true
+	for len(c.queued) > 0 {
+		buf := c.queued
+		c.queued = c.spare[:0]
+		c.qmu.Unlock()
+		err := c.writeNow(buf)
+		c.qmu.Lock()
+		c.spare = buf
+		if err != nil {
+			c.writing = false
+			c.queued = nil
+			c.qmu.Unlock()
+			return err
+		}
+	}
+	c.writing = false
+	c.qmu.Unlock()
+	return nil
+}
+
+func (c *outStream) writeNow(buf []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	select {
@@ -212,7 +255,7 @@ func (c *outStream) write(frame []byte) error {
 	default:
 	}
 	c.st.SetWriteDeadline(time.Now().Add(c.s.cfg.AckTimeout))
-	if _, err := c.st.Write(frame); err != nil {
+	if _, err := c.st.Write(buf); err != nil {
 		err = fmt.Errorf("%w: %w", errWrite, err)
 		c.close(err)
 		return fmt.Errorf("%w: %w", errBroken, err)

@@ -111,7 +111,8 @@ func (c *chat) markRead(ctx context.Context, ids []string) ([]string, error) {
 func (n *Node) deliverBatch(ctx context.Context, envs []*message.Envelope) []error {
 	errs := make([]error, len(envs))
 	inserted := make([]bool, len(envs))
-	var wg sync.WaitGroup
+	var texts []*message.Envelope
+	var textIdx []int
 	for i, env := range envs {
 		switch env.Kind {
 		case message.KindText:
@@ -125,13 +126,21 @@ func (n *Node) deliverBatch(ctx context.Context, envs []*message.Envelope) []err
 			errs[i] = errRateLimited
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			inserted[i], errs[i] = n.chat.st.AddReceived(ctx, env)
-		}()
+		texts = append(texts, env)
+		textIdx = append(textIdx, i)
 	}
-	wg.Wait()
+	if len(texts) > 0 {
+		// One transaction for the batch; other streams' batches share the
+		// store's group commit.
+		ins, err := n.chat.st.AddReceivedBatch(ctx, texts)
+		for j, i := range textIdx {
+			if err != nil {
+				errs[i] = err
+			} else {
+				inserted[i] = ins[j]
+			}
+		}
+	}
 	for i, env := range envs {
 		switch {
 		case env.Kind == KindReceipt:
@@ -291,14 +300,16 @@ type deliveryWatch struct {
 func (n *Node) watchDelivery(id, peer string) *deliveryWatch {
 	w := &deliveryWatch{n: n, id: id, peer: peer, delivered: make(chan struct{}), failed: make(chan struct{})}
 	n.watchMu.Lock()
-	n.watchers[w] = struct{}{}
+	n.watchers[id] = w
 	n.watchMu.Unlock()
 	return w
 }
 
 func (w *deliveryWatch) cancel() {
 	w.n.watchMu.Lock()
-	delete(w.n.watchers, w)
+	if w.n.watchers[w.id] == w {
+		delete(w.n.watchers, w.id)
+	}
 	w.n.watchMu.Unlock()
 }
 
@@ -307,17 +318,15 @@ func (w *deliveryWatch) cancel() {
 func (n *Node) notifyDelivered(id string) {
 	n.watchMu.Lock()
 	defer n.watchMu.Unlock()
-	for w := range n.watchers {
-		if w.id == id {
-			w.dOnce.Do(func() { close(w.delivered) })
-		}
+	if w := n.watchers[id]; w != nil {
+		w.dOnce.Do(func() { close(w.delivered) })
 	}
 }
 
 func (n *Node) notifyFailed(peer string) {
 	n.watchMu.Lock()
 	defer n.watchMu.Unlock()
-	for w := range n.watchers {
+	for _, w := range n.watchers {
 		if w.peer == peer {
 			w.fOnce.Do(func() { close(w.failed) })
 		}

@@ -120,13 +120,13 @@ type Node struct {
 	mesh    *mesh.Mesh
 	msg     *message.Service
 
-	pubMu    sync.Mutex                  // serialises publish: subscribers see one event at a time, in order
-	chat     *chat                       // set in Run before anything can call it
-	out      *outbox                     // set in Run
-	contacts *contacts                   // set in Run
-	limiter  *limiter                    // received messages per peer
-	watchMu  sync.Mutex                  // guards watchers
-	watchers map[*deliveryWatch]struct{} // Sends waiting to hear of their message
+	pubMu    sync.Mutex                // serialises publish: subscribers see one event at a time, in order
+	chat     *chat                     // set in Run before anything can call it
+	out      *outbox                   // set in Run
+	contacts *contacts                 // set in Run
+	limiter  *limiter                  // received messages per peer
+	watchMu  sync.Mutex                // guards watchers
+	watchers map[string]*deliveryWatch // Sends waiting to hear of their message, by id
 
 	readyCh chan struct{} // closed when the node is up
 	once    sync.Once
@@ -162,7 +162,7 @@ func New(cfg Config) (*Node, error) {
 		log:      cfg.Logger,
 		subs:     make(map[int]func(any)),
 		limiter:  newLimiter(rate, burst),
-		watchers: make(map[*deliveryWatch]struct{}),
+		watchers: make(map[string]*deliveryWatch),
 		readyCh:  make(chan struct{}),
 		closeCh:  make(chan struct{}),
 	}, nil

@@ -312,25 +312,21 @@ func (o *OneShot) flushTo(ctx context.Context, off *Offline, p mesh.Peer) error 
 	svc := message.New(scfg)
 	defer svc.Close()
 	for {
-		recs, err := off.chat.st.Outbox(ctx, p.ID, flushWindow)
+		recs, err := off.chat.st.Outbox(ctx, p.ID, chunkSize)
 		if err != nil || len(recs) == 0 {
 			return err
 		}
-		var wg sync.WaitGroup
-		errs := make([]error, len(recs))
+		q := make([]message.Queued, len(recs))
 		for i, r := range recs {
-			written := make(chan struct{})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = svc.SendInOrder(ctx, r.Sealed, &message.Envelope{ID: r.ID, To: r.To}, func(bool) { close(written) })
-				if errs[i] == nil {
-					_, errs[i] = off.chat.st.SetState(ctx, r.ID, store.Delivered)
-				}
-			}()
-			<-written // oldest first on the wire
+			q[i] = message.Queued{ID: r.ID, Sealed: r.Sealed}
 		}
-		wg.Wait()
+		// One chunk at a time, oldest first; a one-shot sends little.
+		errs := svc.SendBatch(ctx, p.ID, q, func(bool) {})
+		for i, r := range recs {
+			if errs[i] == nil {
+				_, errs[i] = off.chat.st.SetState(ctx, r.ID, store.Delivered)
+			}
+		}
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}

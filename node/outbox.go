@@ -44,8 +44,9 @@ func itemOf(r store.Record) outItem {
 	return outItem{id: r.ID, to: r.To, kind: r.Kind, sealed: r.Sealed}
 }
 
-// flushWindow is how many messages to one peer are in flight at once.
-const flushWindow = 256
+// flushWindow is how many messages a session reads from the store at a
+// time.
+const flushWindow = 1024
 
 type outbox struct {
 	n   *Node
@@ -219,7 +220,7 @@ func (o *outbox) session(peer string, synced bool) {
 	for {
 		var batch []outItem
 		if !synced {
-			recs, err := o.n.chat.st.Outbox(o.ctx, peer, 4*flushWindow)
+			recs, err := o.n.chat.st.Outbox(o.ctx, peer, flushWindow)
 			if err != nil {
 				o.end(peer, false)
 				return
@@ -227,7 +228,7 @@ func (o *outbox) session(peer string, synced bool) {
 			for _, r := range recs {
 				batch = append(batch, itemOf(r))
 			}
-			synced = len(recs) < 4*flushWindow
+			synced = len(recs) < flushWindow
 		} else {
 			o.mu.Lock()
 			p := o.peer(peer)
@@ -274,63 +275,82 @@ func (o *outbox) end(peer string, failed bool) {
 	}
 }
 
-// sendAll sends items in order, up to flushWindow awaiting their
-// acknowledgement at once, and reports whether all were acknowledged.
+// Messages go out in chunks: one chunk's frames in one write, and up to
+// chunksInFlight chunks awaiting their acknowledgements at once.
+const (
+	chunkSize      = 256
+	chunksInFlight = 4
+)
+
+// sendAll sends items in order and reports whether all were
+// acknowledged.
 func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
-	sem := make(chan struct{}, flushWindow)
+	sem := make(chan struct{}, chunksInFlight)
 	var wg sync.WaitGroup
 	var once sync.Once
 	stop := make(chan struct{})
-	for _, it := range items {
+	failed := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return o.ctx.Err() != nil
+		}
+	}
+	for start := 0; start < len(items) && !failed(); start += chunkSize {
+		chunk := items[start:min(start+chunkSize, len(items))]
 		select {
 		case sem <- struct{}{}:
 		case <-stop:
+			continue
 		case <-o.ctx.Done():
+			continue
 		}
-		select {
-		case <-stop:
-		case <-o.ctx.Done():
-		default:
-			written := make(chan struct{})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				ctx, cancel := context.WithTimeout(o.ctx, 10*time.Second)
-				defer cancel()
-				err := o.svc.SendInOrder(ctx, it.sealed, &message.Envelope{ID: it.id, To: it.to}, func(sent bool) {
-					close(written)
-					if sent {
+		written := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			q := make([]message.Queued, len(chunk))
+			for i, it := range chunk {
+				q[i] = message.Queued{ID: it.id, Sealed: it.sealed}
+			}
+			ctx, cancel := context.WithTimeout(o.ctx, 30*time.Second)
+			defer cancel()
+			var wasSent bool
+			errs := o.svc.SendBatch(ctx, peer, q, func(sent bool) {
+				wasSent = sent
+				close(written)
+			})
+			for i, it := range chunk {
+				if err := errs[i]; err != nil {
+					if wasSent {
+						// On the wire but not acknowledged: "sent".
 						o.done <- progress{it, store.Sent}
 					}
-				})
-				if err != nil {
-					switch {
-					case o.ctx.Err() != nil:
-					case errors.Is(err, message.ErrRejected):
-						o.n.log.Warn("peer refused a message; it stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
-					default:
-						o.n.log.Info("delivery failed; the message stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
-					}
+					o.logFailure(peer, it, err)
 					once.Do(func() { close(stop) })
-					return
+					continue
 				}
 				o.done <- progress{it, store.Delivered}
 				o.n.notifyDelivered(it.id)
 				if it.kind == message.KindText {
 					o.n.publish(ReceiptEvent{Type: "receipt", ID: it.id, State: store.Delivered.String(), Peer: ref})
 				}
-			}()
-			<-written // the next message goes out after this one: oldest first on the wire
-			continue
-		}
-		break
+			}
+		}()
+		<-written // the next chunk goes out after this one: oldest first on the wire
 	}
 	wg.Wait()
-	select {
-	case <-stop:
-		return false
+	return !failed()
+}
+
+func (o *outbox) logFailure(peer string, it outItem, err error) {
+	switch {
+	case o.ctx.Err() != nil:
+	case errors.Is(err, message.ErrRejected):
+		o.n.log.Warn("peer refused a message; it stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
 	default:
-		return o.ctx.Err() == nil
+		o.n.log.Info("delivery failed; the message stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
 	}
 }

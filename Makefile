@@ -34,9 +34,13 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# Speed and cost figures recorded in BENCHMARKS.md.
+# Speed and cost figures recorded in BENCHMARKS.md (about 10 minutes).
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./message/
+	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 1 ./message/
+	$(GO) test -run '^$$' -bench 'PersistedSend' -benchtime 3000x -count 1 ./node/
+	$(GO) test -run '^$$' -bench 'Sustained|QueuedBacklog' -benchtime 1x -count 1 ./node/
+	$(GO) test -run '^$$' -bench 'AddReceived' -benchtime 30000x -count 1 ./message/store/
+	$(GO) test -run '^$$' -bench 'Size100k|Outbox10000|History1M' -benchtime 1x -count 1 -timeout 30m ./message/store/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # A short run of every fuzzer (longer: make fuzz FUZZTIME=5m).

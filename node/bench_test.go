@@ -17,7 +17,7 @@ import (
 // the LAN itself. `make bench` runs them; BENCHMARKS.md has the figures.
 
 func quiet() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // benchSync is the --sync mode of benchmark nodes: LANCHAT_BENCH_SYNC=full

@@ -178,12 +178,20 @@ func (o *outbox) run() {
 	}
 }
 
+// recordLinger is how long the recorder waits for more progress to
+// record in the same transaction.
+const recordLinger = 5 * time.Millisecond
+
 // record writes messages' progress (sent, delivered), many at a time:
 // concurrent SetState calls share the store's group commit. A state only
 // moves forward, so a "sent" recorded after "delivered" changes nothing.
 func (o *outbox) record() {
 	for pr := range o.done {
+		// Collect for a few milliseconds: one transaction for many
+		// records, and the store's writer stays free for the messages
+		// being sent meanwhile, which a person is waiting on.
 		batch := []progress{pr}
+		linger := time.NewTimer(recordLinger)
 	more:
 		for len(batch) < 512 {
 			select {
@@ -192,10 +200,11 @@ func (o *outbox) record() {
 					break more
 				}
 				batch = append(batch, pr)
-			default:
+			case <-linger.C:
 				break more
 			}
 		}
+		linger.Stop()
 		var wg sync.WaitGroup
 		for _, pr := range batch {
 			wg.Add(1)

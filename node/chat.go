@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"lanchat/mesh"
 	"lanchat/message"
@@ -238,8 +239,33 @@ func (n *Node) Send(ctx context.Context, to, text string, wait bool) (SendResult
 	}
 	w := n.watchDelivery(env.ID, p.ID)
 	defer w.cancel()
-	if err := n.chat.st.AddOutgoing(ctx, env); err != nil {
-		return SendResult{To: ref}, fmt.Errorf("store message: %w", err)
+	// Storing the message and sending it overlap when the peer is online:
+	// nothing is reported (queued, sent or delivered) before the store has
+	// it, and its delivery is recorded only after, but the recipient's
+	// node can be storing it meanwhile. That halves what a person waits.
+	// The one thing this changes: if our store fails (a full disk) the
+	// recipient may have the message already; Send then says exactly that.
+	sw := &storeWait{done: make(chan struct{})}
+	go func() {
+		defer close(sw.done)
+		sw.err = n.chat.st.AddOutgoing(ctx, env)
+	}()
+	online := func() bool { cur, ok := m.Peer(p.ID); return ok && cur.Online() }
+	if online() {
+		n.out.add(p.ID, outItem{id: env.ID, to: p.ID, kind: env.Kind, sealed: env.Sealed(), stored: sw})
+	}
+	<-sw.done
+	if sw.err != nil {
+		// It may be on its way already: say what became of it.
+		select {
+		case <-w.delivered:
+			return SendResult{ID: env.ID, To: ref, State: store.Delivered.String()},
+				fmt.Errorf("delivered to %s, but not kept in your history: %w", p.Name, sw.err)
+		case <-w.failed:
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+		return SendResult{To: ref}, fmt.Errorf("not sent: could not store the message: %w", sw.err)
 	}
 	res := SendResult{ID: env.ID, To: ref, State: store.Queued.String()}
 	n.publish(MessageEvent{
@@ -247,10 +273,11 @@ func (n *Node) Send(ctx context.Context, to, text string, wait bool) (SendResult
 		Text: env.Body, Time: env.Time.WallTime(), Outgoing: true,
 	})
 	n.publish(ReceiptEvent{Type: "receipt", ID: env.ID, State: res.State, Peer: ref})
-	n.out.add(p.ID, outItem{id: env.ID, to: p.ID, kind: env.Kind, sealed: env.Sealed()})
-	online := func() bool { cur, ok := m.Peer(p.ID); return ok && cur.Online() }
-	if !wait && !online() {
-		return res, nil
+	if !online() {
+		n.out.resync(p.ID) // it is in the store now, for when the peer comes
+		if !wait {
+			return res, nil
+		}
 	}
 	var failed <-chan struct{}
 	if !wait {

@@ -38,6 +38,16 @@ import (
 type outItem struct {
 	id, to, kind string
 	sealed       []byte
+	// stored, if not nil, tells when the store has the message: Send
+	// hands a message over while its store write is still under way. Its
+	// progress is recorded only after.
+	stored *storeWait
+}
+
+// storeWait is a store write under way.
+type storeWait struct {
+	done chan struct{} // closed when the write has finished
+	err  error         // its outcome, set before done is closed
 }
 
 func itemOf(r store.Record) outItem {
@@ -210,6 +220,12 @@ func (o *outbox) record() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if w := pr.it.stored; w != nil {
+					<-w.done
+					if w.err != nil {
+						return // nothing stored, nothing to record
+					}
+				}
 				// Not o.ctx: progress made just before shutdown is still
 				// worth recording.
 				if _, err := o.n.chat.st.SetState(context.Background(), pr.it.id, pr.state); err != nil {
@@ -257,6 +273,15 @@ func (o *outbox) session(peer string, synced bool) {
 		}
 		fresh := batch[:0]
 		for _, it := range batch {
+			if w := it.stored; w != nil {
+				select {
+				case <-w.done:
+					if w.err != nil {
+						continue // could not be stored: Send reports it not sent
+					}
+				default: // still being stored: it goes out meanwhile
+				}
+			}
 			if !seen[it.id] {
 				seen[it.id] = true
 				fresh = append(fresh, it)

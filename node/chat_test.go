@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +113,82 @@ func TestMessageStoredBehindTheNodesBackIsDelivered(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestFloodingPeerIsLimitedOthersAreNot: a peer over its allowance has
+// the excess refused (its outbox keeps and retries it, so nothing is
+// lost) while another peer's message goes straight through.
+func TestFloodingPeerIsLimitedOthersAreNot(t *testing.T) {
+	ctx := context.Background()
+	bob := startNode(t, Config{DataDir: t.TempDir(), Name: "bob", PeerRate: 200, PeerBurst: 100})
+	alice := startNode(t, Config{DataDir: t.TempDir(), Name: "alice", Join: []string{bob.gossip()}})
+	carol := startNode(t, Config{DataDir: t.TempDir(), Name: "carol", Join: []string{bob.gossip()}})
+	waitFor(t, "mesh", 5*time.Second, func() bool { p, _ := bob.n.Peers(); return len(p) == 2 && p[0].Online() && p[1].Online() })
+	const flood = 600
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < flood; i += 8 {
+				if _, err := alice.n.Send(ctx, "bob", fmt.Sprintf("flood %d", i), false); err != nil {
+					t.Errorf("flood %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, "the flood to hit the limit", 5*time.Second, func() bool { return len(bob.messages()) >= 100 })
+	t0 := time.Now()
+	res, err := carol.n.Send(ctx, "bob", "carol is not flooding", false)
+	if err != nil || res.State != "delivered" {
+		t.Fatalf("carol's message during the flood: %+v %v", res, err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("carol's message took %v during alice's flood", d)
+	}
+	wg.Wait()
+	waitFor(t, "every flood message, after throttling", 20*time.Second, func() bool {
+		n := 0
+		for _, m := range bob.messages() {
+			if m.From.Name == "alice" {
+				n++
+			}
+		}
+		return n == flood
+	})
+	// 500 messages over the burst at 200 a second: at least 2.5 s, if
+	// the limit held.
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("the flood was delivered in %v: the limit did not hold", d)
+	}
+	got := map[string]int{}
+	for _, m := range bob.messages() {
+		got[m.Text]++
+	}
+	for text, n := range got {
+		if n != 1 {
+			t.Fatalf("%q shown %d times", text, n)
+		}
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := newLimiter(10, 5)
+	for i := range 5 {
+		if !l.allow("a") {
+			t.Fatalf("burst message %d refused", i)
+		}
+	}
+	if l.allow("a") {
+		t.Fatal("message over the burst allowed")
+	}
+	if !l.allow("b") {
+		t.Fatal("another peer's allowance was used up by the first")
+	}
+	time.Sleep(150 * time.Millisecond) // 10/s refills one token in 100 ms
+	if !l.allow("a") {
+		t.Fatal("allowance did not refill")
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"lanchat/message/store"
 	"lanchat/node"
 )
 
@@ -64,7 +65,7 @@ func (e *env) run(args []string) int {
 			// A message printed for a person to see has been read; one
 			// printed as JSON for a script has not.
 			if m, ok := ev.(node.MessageEvent); ok && !m.Outgoing && !e.g.json {
-				if err := n.MarkRead(context.Background(), []string{m.ID}); err != nil {
+				if err := n.MarkRead(context.Background(), []string{m.ID}); err != nil && !errors.Is(err, store.ErrClosed) {
 					e.log.Warn("mark read", "err", err)
 				}
 			}

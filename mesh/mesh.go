@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"lanchat/internal/event"
 )
 
 // Errors callers act on.
@@ -142,14 +144,13 @@ type Mesh struct {
 	cert   tls.Certificate
 	dialer *Dialer
 	q      *eventQueue
+	subs   event.Registry[Event] // membership events, published from processEvents
 
 	mu        sync.Mutex // guards the fields below
 	meta      Meta
 	metaBytes []byte
 	peers     map[string]*entry
 	handlers  map[string]func(*Stream)
-	subs      map[int]func(Event)
-	nextSub   int
 	ml        *memberlist.Memberlist
 	ln        net.Listener
 	closed    bool
@@ -210,7 +211,6 @@ func New(cfg Config) (*Mesh, error) {
 		q:        newEventQueue(),
 		peers:    make(map[string]*entry),
 		handlers: make(map[string]func(*Stream)),
-		subs:     make(map[int]func(Event)),
 		conns:    make(map[net.Conn]struct{}),
 		leaving:  make(map[string]time.Time),
 		joinCh:   make(chan string, 256),
@@ -564,18 +564,7 @@ func (m *Mesh) Peer(id string) (Peer, bool) {
 
 // Subscribe calls fn for every membership event, in order, from one
 // goroutine; fn must not block. The returned func cancels.
-func (m *Mesh) Subscribe(fn func(Event)) (cancel func()) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := m.nextSub
-	m.nextSub++
-	m.subs[k] = fn
-	return func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		delete(m.subs, k)
-	}
-}
+func (m *Mesh) Subscribe(fn func(Event)) (cancel func()) { return m.subs.Subscribe(fn) }
 
 // Dial opens a secure stream to a live peer, checking its key.
 func (m *Mesh) Dial(ctx context.Context, peerID, proto string) (*Stream, error) {
@@ -694,15 +683,7 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		if out == nil {
 			continue
 		}
-		m.mu.Lock()
-		subs := make([]func(Event), 0, len(m.subs))
-		for _, fn := range m.subs {
-			subs = append(subs, fn)
-		}
-		m.mu.Unlock()
-		for _, fn := range subs {
-			fn(*out)
-		}
+		m.subs.Publish(*out)
 	}
 }
 

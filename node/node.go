@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"lanchat/discovery"
+	"lanchat/internal/event"
 	"lanchat/mesh"
 	"lanchat/message"
 )
@@ -113,14 +114,13 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex // guards the fields below
-	subs    map[int]func(any)
-	nextSub int
-	ready   *ReadyEvent
-	mesh    *mesh.Mesh
-	msg     *message.Service
+	mu    sync.Mutex // guards the fields below
+	ready *ReadyEvent
+	mesh  *mesh.Mesh
+	msg   *message.Service
 
 	pubMu    sync.Mutex                // serialises publish: subscribers see one event at a time, in order
+	subs     event.Registry[any]       // event subscribers
 	chat     *chat                     // set in Run before anything can call it
 	out      *outbox                   // set in Run
 	contacts *contacts                 // set in Run
@@ -160,7 +160,6 @@ func New(cfg Config) (*Node, error) {
 	return &Node{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		subs:     make(map[int]func(any)),
 		limiter:  newLimiter(rate, burst),
 		watchers: make(map[string]*deliveryWatch),
 		readyCh:  make(chan struct{}),
@@ -171,31 +170,12 @@ func New(cfg Config) (*Node, error) {
 // Subscribe calls fn with every event (ReadyEvent, MessageEvent,
 // PresenceEvent, WarningEvent), in order, from one goroutine at a time;
 // fn must not block. The returned func cancels.
-func (n *Node) Subscribe(fn func(ev any)) (cancel func()) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	k := n.nextSub
-	n.nextSub++
-	n.subs[k] = fn
-	return func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		delete(n.subs, k)
-	}
-}
+func (n *Node) Subscribe(fn func(ev any)) (cancel func()) { return n.subs.Subscribe(fn) }
 
 func (n *Node) publish(ev any) {
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
-	n.mu.Lock()
-	fns := make([]func(any), 0, len(n.subs))
-	for _, fn := range n.subs {
-		fns = append(fns, fn)
-	}
-	n.mu.Unlock()
-	for _, fn := range fns {
-		fn(ev)
-	}
+	n.subs.Publish(ev)
 }
 
 func (n *Node) warn(text string) {

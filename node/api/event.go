@@ -1,0 +1,186 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Event is one line of the event stream (GET /v1/events). Each type
+// marshals to one JSON object with a "type" and a "seq"; the shapes are
+// those `lanchat run --json` prints.
+type Event interface {
+	EventType() string
+	EventSeq() uint64
+	// WithSeq returns a copy numbered seq; only the node numbers events.
+	WithSeq(seq uint64) Event
+}
+
+// Event types.
+const (
+	TypeSnapshot = "snapshot"
+	TypeReady    = "ready"
+	TypeMessage  = "message"
+	TypePresence = "presence"
+	TypeReceipt  = "receipt"
+	TypeWarning  = "warning"
+	TypeResync   = "resync"
+)
+
+// Snapshot is the first event of every subscription: the state that the
+// events after it change. It is taken atomically with the subscription,
+// so no event falls between them.
+type Snapshot struct {
+	Type  string `json:"type"` // "snapshot"
+	Seq   uint64 `json:"seq"`
+	Self  Self   `json:"self"`
+	Peers []Peer `json:"peers"`
+}
+
+// Ready says the node is up: who and where it is.
+type Ready struct {
+	Type       string `json:"type"` // "ready"
+	Seq        uint64 `json:"seq"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Addr       string `json:"addr"`
+	GossipPort int    `json:"gossip_port"`
+	Port       int    `json:"port"`
+	Control    string `json:"control"`
+	MDNS       bool   `json:"mdns"`
+}
+
+// Message is a message received, or with Outgoing one this node sent.
+type Message struct {
+	Type     string    `json:"type"` // "message"
+	Seq      uint64    `json:"seq"`
+	ID       string    `json:"id"`
+	From     PeerRef   `json:"from"`
+	To       PeerRef   `json:"to"`
+	Text     string    `json:"text"`
+	Time     time.Time `json:"time"`
+	Outgoing bool      `json:"outgoing,omitempty"`
+}
+
+// Presence changes: joined (first seen), returned (back, or restarted),
+// status (name, state or text changed), verified (its key was proven by a
+// TLS handshake), left (said goodbye), lost (gone without a word).
+const (
+	ChangeJoined   = "joined"
+	ChangeReturned = "returned"
+	ChangeStatus   = "status"
+	ChangeVerified = "verified"
+	ChangeLeft     = "left"
+	ChangeLost     = "lost"
+)
+
+// Presence is a change in a peer's presence.
+type Presence struct {
+	Type       string  `json:"type"` // "presence"
+	Seq        uint64  `json:"seq"`
+	Peer       PeerRef `json:"peer"`
+	State      string  `json:"state"`
+	StatusText string  `json:"status_text"`
+	Change     string  `json:"change"`
+	Addr       string  `json:"addr"`
+	Verified   bool    `json:"verified"`
+}
+
+// Receipt is a change in the state of a message this node sent: queued,
+// delivered (the recipient's node stored it) or read.
+type Receipt struct {
+	Type  string  `json:"type"` // "receipt"
+	Seq   uint64  `json:"seq"`
+	ID    string  `json:"id"`
+	State string  `json:"state"`
+	Peer  PeerRef `json:"peer"`
+}
+
+// Warning is something a person should know that is not fatal.
+type Warning struct {
+	Type string `json:"type"` // "warning"
+	Seq  uint64 `json:"seq"`
+	Text string `json:"text"`
+}
+
+// Resync tells a subscriber it fell behind and events were dropped for
+// it: what it holds is stale. It is the last event of its subscription;
+// subscribe again for a fresh snapshot.
+type Resync struct {
+	Type    string `json:"type"` // "resync"
+	Seq     uint64 `json:"seq"`  // the last event the subscriber was sent
+	Dropped int    `json:"dropped,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+func (e Snapshot) EventType() string { return TypeSnapshot }
+func (e Ready) EventType() string    { return TypeReady }
+func (e Message) EventType() string  { return TypeMessage }
+func (e Presence) EventType() string { return TypePresence }
+func (e Receipt) EventType() string  { return TypeReceipt }
+func (e Warning) EventType() string  { return TypeWarning }
+func (e Resync) EventType() string   { return TypeResync }
+
+func (e Snapshot) EventSeq() uint64 { return e.Seq }
+func (e Ready) EventSeq() uint64    { return e.Seq }
+func (e Message) EventSeq() uint64  { return e.Seq }
+func (e Presence) EventSeq() uint64 { return e.Seq }
+func (e Receipt) EventSeq() uint64  { return e.Seq }
+func (e Warning) EventSeq() uint64  { return e.Seq }
+func (e Resync) EventSeq() uint64   { return e.Seq }
+
+func (e Snapshot) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypeSnapshot; return e }
+func (e Ready) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeReady; return e }
+func (e Message) WithSeq(s uint64) Event  { e.Seq, e.Type = s, TypeMessage; return e }
+func (e Presence) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypePresence; return e }
+func (e Receipt) WithSeq(s uint64) Event  { e.Seq, e.Type = s, TypeReceipt; return e }
+func (e Warning) WithSeq(s uint64) Event  { e.Seq, e.Type = s, TypeWarning; return e }
+func (e Resync) WithSeq(s uint64) Event   { e.Seq, e.Type = s, TypeResync; return e }
+
+// MaxEventLine bounds one line of the event stream: a message event
+// carries at most 64 KiB of text, escaped.
+const MaxEventLine = 1 << 20
+
+// DecodeEvent reads one line of the event stream into its typed event.
+// An unknown type is an error, so a client notices a newer node.
+func DecodeEvent(line []byte) (Event, error) {
+	if len(line) > MaxEventLine {
+		return nil, fmt.Errorf("event of %d bytes, the limit is %d", len(line), MaxEventLine)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(line, &head); err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	var ev Event
+	var err error
+	switch head.Type {
+	case TypeSnapshot:
+		ev, err = decodeAs[Snapshot](line)
+	case TypeReady:
+		ev, err = decodeAs[Ready](line)
+	case TypeMessage:
+		ev, err = decodeAs[Message](line)
+	case TypePresence:
+		ev, err = decodeAs[Presence](line)
+	case TypeReceipt:
+		ev, err = decodeAs[Receipt](line)
+	case TypeWarning:
+		ev, err = decodeAs[Warning](line)
+	case TypeResync:
+		ev, err = decodeAs[Resync](line)
+	default:
+		return nil, fmt.Errorf("event: unknown type %q", head.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s event: %w", head.Type, err)
+	}
+	return ev, nil
+}
+
+func decodeAs[T Event](line []byte) (Event, error) {
+	var v T
+	err := json.Unmarshal(line, &v)
+	return v, err
+}

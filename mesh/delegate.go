@@ -54,16 +54,20 @@ const (
 	evJoin evKind = iota
 	evUpdate
 	evLeave
-	evIntent // a node's word that it is leaving on purpose
+	evIntent   // a node's word that it is leaving on purpose
+	evVerified // a handshake proved a run's key (verify.go)
 )
 
-// memberEvent is a copy of what memberlist said about a node.
+// memberEvent is a copy of what memberlist said about a node, or of what
+// a handshake proved about one. Both go through one queue so that
+// subscribers hear of them in the order the peer table took them in.
 type memberEvent struct {
 	kind evKind
-	name string
-	addr netip.Addr
-	port uint16
+	name string     // memberlist node name: the run
+	addr netip.Addr // gossip address
+	port uint16     // gossip port
 	meta []byte
+	at   netip.AddrPort // evVerified: the TLS address that answered with the key
 }
 
 func copyNode(kind evKind, n *memberlist.Node) memberEvent {

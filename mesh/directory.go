@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -38,20 +39,37 @@ func (d *Dialer) FetchDirectory(ctx context.Context, addr, expect string) ([]Pee
 	} else {
 		s.SetReadDeadline(time.Now().Add(5 * time.Second))
 	}
-	var raw []Peer
-	if err := json.NewDecoder(io.LimitReader(s, maxDirectory)).Decode(&raw); err != nil {
+	out, err := decodeDirectory(s, s.PeerID())
+	if err != nil {
 		return nil, fmt.Errorf("directory from %s: %w", addr, err)
 	}
-	if len(raw) == 0 || raw[0].ID != s.PeerID() {
-		return nil, fmt.Errorf("directory from %s: does not start with the responder", addr)
+	return out, nil
+}
+
+// decodeDirectory reads a directory reply from responder: at most
+// maxDirectory bytes of JSON, whose first entry must be the responder
+// itself. Other entries that do not pass the same checks as gossip are
+// dropped; the responder's own entry must pass them, since only it is
+// vouched for by the handshake.
+func decodeDirectory(r io.Reader, responder string) ([]Peer, error) {
+	var raw []Peer
+	if err := json.NewDecoder(io.LimitReader(r, maxDirectory)).Decode(&raw); err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 || raw[0].ID != responder || !validListed(raw[0]) {
+		return nil, errors.New("does not start with a valid entry for the responder")
 	}
 	out := raw[:0]
 	for i, p := range raw {
-		if !ValidID(p.ID) || ValidName(p.Name) != nil || ValidStatus(p.Status) != nil || p.State > Left {
+		if !validListed(p) {
 			continue
 		}
 		p.Verified = i == 0 // only the responder is proven, by its handshake
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func validListed(p Peer) bool {
+	return ValidID(p.ID) && ValidName(p.Name) == nil && ValidStatus(p.Status) == nil && p.State <= Left
 }

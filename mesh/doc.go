@@ -7,4 +7,10 @@
 // sides; a peer's id is the base32 SHA-256 of its public key, so a
 // handshake proves the id and nothing else needs to be trusted. One TLS
 // listener routes streams by ALPN to the packages that registered them.
+//
+// What gossip says of a peer is a claim until a handshake at its address
+// proves its key: then the peer is Verified, and subscribers hear so in
+// order with the membership events (Joined, Returned, Updated, Lost,
+// Departed). Each run of a peer (one start of its process) is verified
+// on its own.
 package mesh

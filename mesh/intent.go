@@ -3,7 +3,6 @@ package mesh
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -44,15 +43,6 @@ func (b leaveBroadcast) Invalidates(other memberlist.Broadcast) bool {
 }
 func (b leaveBroadcast) Message() []byte { return encodeLeaveIntent(string(b)) }
 func (b leaveBroadcast) Finished()       {}
-
-// pruneLeaving forgets intents of runs long gone. Called with mu held.
-func (m *Mesh) pruneLeaving(now time.Time) {
-	for name, t := range m.leaving {
-		if now.Sub(t) > 5*time.Minute {
-			delete(m.leaving, name)
-		}
-	}
-}
 
 // sayGoodbye tells every live member that this run is leaving, then
 // leaves memberlist, all within LeaveTimeout.

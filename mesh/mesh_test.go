@@ -2,11 +2,14 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +39,41 @@ func (n *testNode) gossipAddr() string {
 }
 
 func (n *testNode) peer(id string) (Peer, bool) { return n.m.Peer(id) }
+
+// changes lists the events n has published about peer id, in order.
+func (n *testNode) changes(id string) []Change {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Change
+	for _, e := range n.events {
+		if e.Peer.ID == id {
+			out = append(out, e.Change)
+		}
+	}
+	return out
+}
+
+// saw reports whether n has published an event about peer id that ok accepts.
+func (n *testNode) saw(id string, ok func(Event) bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, e := range n.events {
+		if e.Peer.ID == id && ok(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func count(cs []Change, c Change) int {
+	n := 0
+	for _, x := range cs {
+		if x == c {
+			n++
+		}
+	}
+	return n
+}
 
 func (n *testNode) stop() { n.cancel(); <-n.done }
 
@@ -118,7 +156,7 @@ func TestCrashIsLostAndRestartReturnsAsOneEntry(t *testing.T) {
 	a := startNode(t, t.TempDir(), "alice")
 	dir := t.TempDir()
 	b := startNode(t, dir, "bob", a.gossipAddr())
-	waitFor(t, "b seen", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() })
+	waitFor(t, "b verified", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() && p.Verified })
 	// Close without Leave looks like a crash to the others.
 	b.m.Close()
 	waitFor(t, "b lost", 10*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.State == Offline })
@@ -127,14 +165,10 @@ func TestCrashIsLostAndRestartReturnsAsOneEntry(t *testing.T) {
 	if n := len(a.m.Peers()); n != 1 {
 		t.Fatalf("a lists %d peers after bob restarted, want 1", n)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var changes []Change
-	for _, e := range a.events {
-		changes = append(changes, e.Change)
-	}
-	want := []Change{Joined, Lost, Returned}
-	if len(changes) < 3 || changes[0] != want[0] || changes[1] != want[1] || changes[2] != want[2] {
+	// Each run is verified on its own, so the restart is verified again.
+	waitFor(t, "new run verified", 5*time.Second, func() bool { return count(a.changes(b2.m.ID()), Verified) == 2 })
+	changes := a.changes(b2.m.ID())
+	if want := []Change{Joined, Verified, Lost, Returned, Verified}; !slices.Equal(changes, want) {
 		t.Fatalf("events %v, want %v", changes, want)
 	}
 }
@@ -151,10 +185,125 @@ func TestRestartWhileStillAliveOnAnotherPort(t *testing.T) {
 		p, _ := a.peer(b2.m.ID())
 		return p.Online() && p.GossipPort != old.GossipPort
 	})
-	// the old run's death must not mark the peer offline
-	time.Sleep(1500 * time.Millisecond)
+	// The old run's death must not mark the peer offline. memberlist
+	// drops a member from Members only after it has queued NotifyLeave,
+	// and a's later news of b2 is applied after that leave, so once it
+	// arrives the leave has been through the peer table.
+	waitFor(t, "old run declared dead", 10*time.Second, func() bool {
+		a.m.mu.Lock()
+		ml := a.m.ml
+		a.m.mu.Unlock()
+		return !slices.ContainsFunc(ml.Members(), func(n *memberlist.Node) bool { return n.Name == b.m.member })
+	})
+	if err := b2.m.SetPresence(Away, "back"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "later news of the new run", 5*time.Second, func() bool {
+		return a.saw(b2.m.ID(), func(e Event) bool { return e.Change == Updated && e.Peer.State == Away })
+	})
 	if p, _ := a.peer(b2.m.ID()); !p.Online() {
 		t.Fatalf("peer shown %v after its old run died", p.State)
+	}
+	changes := a.changes(b2.m.ID())
+	returned := slices.Index(changes, Returned)
+	if returned < 0 || slices.Contains(changes[returned:], Lost) || slices.Contains(changes[returned:], Departed) {
+		t.Fatalf("events %v: the new run was reported gone", changes)
+	}
+}
+
+func TestVerifiedEventOncePerRun(t *testing.T) {
+	a := startNode(t, t.TempDir(), "alice")
+	b := startNode(t, t.TempDir(), "bob", a.gossipAddr())
+	waitFor(t, "a publishes bob verified", 5*time.Second, func() bool {
+		return a.saw(b.m.ID(), func(e Event) bool { return e.Change == Verified && e.Peer.Verified && e.Peer.Name == "bob" })
+	})
+	if p, _ := a.peer(b.m.ID()); !p.Verified {
+		t.Fatal("Verified event published before the peer table says so")
+	}
+	// A stream proves the key again; that must not be a second event.
+	s, err := a.m.Dial(context.Background(), b.m.ID(), ALPNPing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// The Dial's proof is queued before b's change of presence reaches a,
+	// so once that change is seen the proof has been through the table.
+	if err := b.m.SetPresence(Busy, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob busy", 5*time.Second, func() bool {
+		return a.saw(b.m.ID(), func(e Event) bool { return e.Change == Updated && e.Peer.State == Busy })
+	})
+	changes := a.changes(b.m.ID())
+	if changes[0] != Joined || changes[1] != Verified || count(changes, Verified) != 1 {
+		t.Fatalf("events %v, want joined, verified (once), status", changes)
+	}
+}
+
+func TestTakenPortsFallBackToFreeOnes(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	takeTCP := func(t *testing.T) int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	takeUDP := func(t *testing.T) int {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc.LocalAddr().(*net.UDPAddr).Port
+	}
+	cases := []struct {
+		name        string
+		take        func(*testing.T) int
+		gossip, tls bool // which preferred port is the taken one
+	}{
+		{name: "gossip port taken on TCP", take: takeTCP, gossip: true},
+		{name: "gossip port taken on UDP", take: takeUDP, gossip: true},
+		{name: "TLS port taken", take: takeTCP, tls: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			taken := tc.take(t)
+			listen := func(fallback bool) (*Mesh, error) {
+				id, err := LoadOrCreateIdentity(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := DefaultConfig()
+				cfg.Identity, cfg.Name, cfg.AdvertiseAddr = id, "alice", lo
+				cfg.GossipPort, cfg.TLSPort, cfg.PortFallback = 0, 0, fallback
+				if tc.gossip {
+					cfg.GossipPort = taken
+				}
+				if tc.tls {
+					cfg.TLSPort = taken
+				}
+				cfg.Logger = testLogger(t)
+				m, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { m.Close() })
+				return m, m.Listen()
+			}
+			m, err := listen(true)
+			if err != nil {
+				t.Fatalf("listen with fallback: %v", err)
+			}
+			g, tp := m.Ports()
+			if g == 0 || tp == 0 || g == taken || tp == taken {
+				t.Fatalf("ports %d, %d with %d taken", g, tp, taken)
+			}
+			if _, err := listen(false); !errors.Is(err, syscall.EADDRINUSE) {
+				t.Fatalf("listen without fallback: %v, want EADDRINUSE", err)
+			}
+		})
 	}
 }
 

@@ -95,7 +95,7 @@ func serverTLSConfig(cert tls.Certificate, protos []string) *tls.Config {
 }
 
 // clientTLSConfig checks the server's key against expect; an empty expect
-// accepts any well-formed identity (a --join seed whose id is not known yet).
+// accepts any well-formed identity (a seed known by address only).
 func clientTLSConfig(cert tls.Certificate, proto, expect string) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,

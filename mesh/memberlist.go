@@ -1,0 +1,129 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Listen binds the TLS listener and starts memberlist on the gossip port.
+// After it returns, Ports tells where the node can be reached.
+func (m *Mesh) Listen() error {
+	ln, err := listenTCP(m.cfg.BindAddr, m.cfg.TLSPort, m.cfg.PortFallback)
+	if err != nil {
+		return fmt.Errorf("listen for streams: %w", err)
+	}
+	tlsPort := uint16(ln.Addr().(*net.TCPAddr).Port)
+	m.mu.Lock()
+	m.meta.TLSPort = tlsPort
+	m.metaBytes, err = m.meta.Encode()
+	m.mu.Unlock()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	port := m.cfg.GossipPort
+	if err := probeGossipPort(m.cfg.BindAddr, port); err != nil {
+		if !m.cfg.PortFallback || !isAddrInUse(err) {
+			ln.Close()
+			return fmt.Errorf("start gossip: %w", err)
+		}
+		m.log.Info("gossip port taken, using a free one", "port", port)
+		port = 0
+	}
+	ml, err := m.createMemberlist(port)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("start gossip: %w", err)
+	}
+	m.mu.Lock()
+	m.ml, m.ln = ml, ln
+	m.mu.Unlock()
+	return nil
+}
+
+// Ports returns the gossip and TLS ports in use (after Listen).
+func (m *Mesh) Ports() (gossip, tls int) {
+	m.mu.Lock()
+	ml, tls := m.ml, int(m.meta.TLSPort)
+	m.mu.Unlock()
+	if ml != nil {
+		gossip = int(ml.LocalNode().Port)
+	}
+	return gossip, tls
+}
+
+func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
+	c := memberlist.DefaultLANConfig()
+	c.Name = m.member
+	c.BindAddr = m.cfg.BindAddr.String()
+	c.BindPort = port
+	c.AdvertiseAddr = m.cfg.AdvertiseAddr.String()
+	c.AdvertisePort = port
+	c.ProtocolVersion = memberlist.ProtocolVersionMax
+	c.Delegate = &delegate{m: m}
+	c.Events = &eventDelegate{q: m.q}
+	c.Alive = &aliveDelegate{self: m.member}
+	c.Conflict = &conflictDelegate{log: m.log}
+	c.LogOutput = &logWriter{log: m.log}
+	c.DeadNodeReclaimTime = time.Second
+	c.GossipInterval = 100 * time.Millisecond
+	c.TCPTimeout = 3 * time.Second
+	// Every run of a node is its own member, so a crashed-and-restarted
+	// peer leaves a dead member behind until memberlist reaps it
+	// (GossipToTheDeadTime). Dead members still count in memberlist's
+	// estimate of the cluster size, which then expects more independent
+	// suspicion confirmations than a small LAN has live nodes to give, and
+	// keeps suspicion near its maximum (6x the minimum: 13-16 s to notice a
+	// crash among three nodes). On a LAN, twice the minimum is caution
+	// enough. With a suspicion multiplier of 3 (memberlist's LAN default
+	// is 4) a crash is seen in about 5-6 s by every node; refutation still
+	// saves a node that was merely slow to answer.
+	c.SuspicionMult = 3
+	c.SuspicionMaxTimeoutMult = 2
+	c.GossipToTheDeadTime = 15 * time.Second
+	if m.cfg.Tune != nil {
+		m.cfg.Tune(c)
+	}
+	return memberlist.Create(c)
+}
+
+// probeGossipPort binds port on TCP and UDP, as memberlist will, and lets
+// go at once. It is how Listen knows the port is taken: memberlist formats
+// its bind errors with %v (NetTransport: "failed to start TCP listener on
+// ...: %v"), which drops the syscall error, and matching its text would
+// break with any rewording or locale. Another process may take the port
+// between the probe and memberlist's bind; then memberlist fails and
+// Listen reports that, which is no worse than not probing. Port 0 needs
+// no probe: the kernel picks a free one.
+func probeGossipPort(addr netip.Addr, port int) error {
+	if port == 0 {
+		return nil
+	}
+	ap := netip.AddrPortFrom(addr, uint16(port)).String()
+	ln, err := net.Listen("tcp", ap)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", ap)
+	if err != nil {
+		return err
+	}
+	return pc.Close()
+}
+
+func listenTCP(addr netip.Addr, port int, fallback bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, uint16(port)).String())
+	if err != nil && fallback && port != 0 && isAddrInUse(err) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	}
+	return ln, err
+}
+
+func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }

@@ -1,0 +1,207 @@
+package mesh
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// peerTable is this node's view of the other peers, kept as a state
+// machine with no lock, goroutine or I/O of its own: news goes in, one
+// piece at a time, and what changed comes out for the caller to publish,
+// log and gossip on. Its rules (runs folded into one peer by id, an older
+// run's death ignored, "left" told from "lost") are the subtle part of the
+// mesh, and being pure they can be tested case by case without a network.
+//
+// Mesh holds it under its mutex. Everything subscribers can see changes
+// only in processEvents, so events go out in the order the table changed.
+type peerTable struct {
+	self    string               // this node's peer id; news of it is ignored
+	peers   map[string]*entry    // every peer seen since start, by peer id
+	leaving map[string]time.Time // runs (member names) that announced a leave, and when
+	live    int                  // live members, this node included; sizes gossip retransmits
+}
+
+// entry is one peer and the run of it the table follows.
+type entry struct {
+	Peer
+	member      string // memberlist name of the run we follow
+	alive       bool   // memberlist counts that run as a live member
+	verifyTries int    // failed verification dials since Verified was last reset
+}
+
+// maxVerifyTries bounds the verification dials of one run at one address,
+// so a peer whose TLS port is unreachable is not dialled forever; it stays
+// unverified until it changes run or address.
+const maxVerifyTries = 5
+
+// forgetLeaving is how long a leave intent is remembered. Intents name one
+// run, so this needs only to outlast the gossip of that run's departure.
+const forgetLeaving = 5 * time.Minute
+
+func newPeerTable(self string) peerTable {
+	return peerTable{
+		self:    self,
+		peers:   make(map[string]*entry),
+		leaving: make(map[string]time.Time),
+		live:    1,
+	}
+}
+
+// applied is what one piece of news did to the table.
+type applied struct {
+	event   *Event // for subscribers; nil when nothing a person would notice changed
+	verify  string // peer id whose key a handshake should now check
+	relay   string // run whose leave intent was heard for the first time: gossip it on
+	refused error  // why the news was ignored, worth a log line
+}
+
+// apply takes one piece of news about a member, as memberlist or a
+// handshake gave it, at time now.
+func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
+	id, ok := splitMember(ev.name)
+	if !ok || id == t.self {
+		return applied{}
+	}
+	e := t.peers[id]
+	switch ev.kind {
+	case evJoin, evUpdate:
+		meta, err := DecodeMeta(ev.meta)
+		if err != nil {
+			return applied{refused: fmt.Errorf("peer %s: %w", ShortID(id), err)}
+		}
+		change := Updated
+		switch {
+		case e == nil:
+			e = &entry{Peer: Peer{ID: id}}
+			t.peers[id] = e
+			change = Joined
+		case e.member != ev.name:
+			if e.alive && e.Started > meta.Started {
+				return applied{} // an older run of the peer, still dying
+			}
+			change = Returned
+		case !e.alive:
+			change = Returned
+		case e.Name == meta.Name && e.State == meta.State && e.Status == meta.Status && e.Addr == ev.addr && e.GossipPort == ev.port && e.TLSPort == meta.TLSPort:
+			change = "" // nothing a person would notice
+		}
+		// A handshake proved the key of one run at one address; news of
+		// another run, or of the same run elsewhere, is a claim again.
+		if e.member != ev.name || e.Addr != ev.addr || e.TLSPort != meta.TLSPort {
+			e.Verified = false
+			e.verifyTries = 0
+		}
+		if !e.alive {
+			t.live++
+		}
+		e.member = ev.name
+		e.alive = true
+		e.Name, e.State, e.Status = meta.Name, meta.State, meta.Status
+		e.Addr, e.GossipPort, e.TLSPort, e.Started = ev.addr, ev.port, meta.TLSPort, meta.Started
+		e.LastSeen = now
+		var r applied
+		if !e.Verified {
+			r.verify = id
+		}
+		if change != "" {
+			r.event = &Event{Change: change, Peer: e.Peer}
+		}
+		return r
+	case evLeave:
+		if e == nil || e.member != ev.name || !e.alive {
+			return applied{}
+		}
+		e.alive = false
+		e.LastSeen = now
+		t.live--
+		change := Lost
+		e.State = Offline
+		if _, ok := t.leaving[ev.name]; ok {
+			change, e.State = Departed, Left
+		}
+		return applied{event: &Event{Change: change, Peer: e.Peer}}
+	case evIntent:
+		if _, seen := t.leaving[ev.name]; seen {
+			return applied{}
+		}
+		t.leaving[ev.name] = now
+		t.pruneLeaving(now)
+		r := applied{relay: ev.name}
+		// The goodbye may arrive after failure detection already called
+		// the peer lost: it left after all.
+		if e != nil && e.member == ev.name && !e.alive && e.State == Offline {
+			e.State = Left
+			r.event = &Event{Change: Departed, Peer: e.Peer}
+		}
+		return r
+	case evVerified:
+		return applied{event: t.markVerified(ev.name, ev.at, now)}
+	}
+	return applied{}
+}
+
+// markVerified records that a handshake at addr proved the key of the run
+// member, and returns the Verified event the first time it does so for
+// that run and address. A proof that arrives after the peer moved on (a
+// new run, a new address, gone) proves nothing about what is there now.
+func (t *peerTable) markVerified(member string, addr netip.AddrPort, now time.Time) *Event {
+	id, ok := splitMember(member)
+	if !ok {
+		return nil
+	}
+	e := t.peers[id]
+	if e == nil || e.member != member || !e.alive || e.Verified || netip.AddrPortFrom(e.Addr, e.TLSPort) != addr {
+		return nil
+	}
+	e.Verified = true
+	e.LastSeen = now
+	return &Event{Change: Verified, Peer: e.Peer}
+}
+
+// toVerify says which run to dial, and where, to verify peer id, or
+// ok false when there is nothing (left) to verify.
+func (t *peerTable) toVerify(id string) (member string, addr netip.AddrPort, ok bool) {
+	e := t.peers[id]
+	if e == nil || e.Verified || !e.alive {
+		return "", netip.AddrPort{}, false
+	}
+	return e.member, netip.AddrPortFrom(e.Addr, e.TLSPort), true
+}
+
+// retryVerify counts a failed verification dial of run member and says
+// whether to try again.
+func (t *peerTable) retryVerify(id, member string) bool {
+	e := t.peers[id]
+	if e == nil || e.member != member || e.Verified || e.verifyTries >= maxVerifyTries {
+		return false
+	}
+	e.verifyTries++
+	return true
+}
+
+// pruneLeaving forgets intents of runs long gone.
+func (t *peerTable) pruneLeaving(now time.Time) {
+	for name, at := range t.leaving {
+		if now.Sub(at) > forgetLeaving {
+			delete(t.leaving, name)
+		}
+	}
+}
+
+// splitMember reads a memberlist node name, "<peer id>-<16 hex nonce>".
+// Each run of a node has its own name, so a restarted peer joins as a new
+// member at once, on any port, instead of waiting for memberlist to give
+// up on the old run; the peer table folds runs back into one peer by id.
+func splitMember(name string) (id string, ok bool) {
+	id, nonce, found := strings.Cut(name, "-")
+	if !found || !ValidID(id) || len(nonce) != 16 {
+		return "", false
+	}
+	if _, err := strconv.ParseUint(nonce, 16, 64); err != nil {
+		return "", false
+	}
+	return id, true
+}

@@ -1,0 +1,375 @@
+package mesh
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Peer ids and runs for the peer table's tests. Any 52 base32 characters
+// are a well-formed id.
+var (
+	selfID = strings.Repeat("S", IDLen)
+	bobID  = strings.Repeat("B", IDLen)
+	bob1   = runOf(bobID, 1)
+	bob2   = runOf(bobID, 2)
+	addr1  = netip.MustParseAddr("192.0.2.1")
+	addr2  = netip.MustParseAddr("192.0.2.2")
+)
+
+func runOf(id string, n uint64) string { return fmt.Sprintf("%s-%016x", id, n) }
+
+// bobMeta is bob's metadata of run started at started, changed by f.
+func bobMeta(t *testing.T, started int64, f func(*Meta)) []byte {
+	t.Helper()
+	m := Meta{Proto: ProtocolVersion, TLSPort: 7481, Started: started, Name: "bob"}
+	if f != nil {
+		f(&m)
+	}
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func joinEv(member string, addr netip.Addr, meta []byte) memberEvent {
+	return memberEvent{kind: evJoin, name: member, addr: addr, port: 7480, meta: meta}
+}
+
+func updateEv(member string, addr netip.Addr, meta []byte) memberEvent {
+	ev := joinEv(member, addr, meta)
+	ev.kind = evUpdate
+	return ev
+}
+
+func leaveEv(member string) memberEvent  { return memberEvent{kind: evLeave, name: member} }
+func intentEv(member string) memberEvent { return memberEvent{kind: evIntent, name: member} }
+func verifiedEv(member string, addr netip.Addr, tlsPort uint16) memberEvent {
+	return memberEvent{kind: evVerified, name: member, at: netip.AddrPortFrom(addr, tlsPort)}
+}
+
+// outcome is what a test expects of one applied event.
+type outcome struct {
+	change  Change // "" for no event
+	verify  bool   // bob's key is to be checked
+	relay   bool   // the intent is to be gossiped on
+	refused bool   // the news was refused as malformed
+}
+
+type step struct {
+	ev   memberEvent
+	want outcome
+}
+
+// endState is what a test expects of bob's entry after the last step.
+type endState struct {
+	known    bool
+	member   string
+	state    State
+	alive    bool
+	verified bool
+	live     int // live members, this node included
+}
+
+func TestPeerTable(t *testing.T) {
+	m100 := bobMeta(t, 100, nil)
+	m200 := bobMeta(t, 200, nil)
+	away := bobMeta(t, 100, func(m *Meta) { m.State, m.Status = Away, "at lunch" })
+	otherTLS := bobMeta(t, 100, func(m *Meta) { m.TLSPort = 9999 })
+	garbage := []byte("not lanchat metadata")
+
+	cases := []struct {
+		name  string
+		steps []step
+		end   endState
+	}{
+		{
+			name:  "join",
+			steps: []step{{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}}},
+			end:   endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "update with no visible change asks again to verify but tells no one",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{updateEv(bob1, addr1, m100), outcome{verify: true}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "update with no visible change of a verified peer is silent",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{change: Verified}},
+				{updateEv(bob1, addr1, m100), outcome{}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, verified: true, live: 2},
+		},
+		{
+			name: "status change",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{change: Verified}},
+				{updateEv(bob1, addr1, away), outcome{change: Updated}},
+			},
+			end: endState{known: true, member: bob1, state: Away, alive: true, verified: true, live: 2},
+		},
+		{
+			name: "restart with a new run returns and is verified again",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{change: Verified}},
+				{joinEv(bob2, addr1, m200), outcome{change: Returned, verify: true}},
+				{verifiedEv(bob2, addr1, 7481), outcome{change: Verified}},
+			},
+			end: endState{known: true, member: bob2, state: Available, alive: true, verified: true, live: 2},
+		},
+		{
+			name: "older run still dying is ignored",
+			steps: []step{
+				{joinEv(bob2, addr1, m200), outcome{change: Joined, verify: true}},
+				{joinEv(bob1, addr1, m100), outcome{}},
+				{updateEv(bob1, addr1, away), outcome{}},
+			},
+			end: endState{known: true, member: bob2, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "old run's death after a restart is ignored",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{joinEv(bob2, addr1, m200), outcome{change: Returned, verify: true}},
+				{leaveEv(bob1), outcome{}},
+			},
+			end: endState{known: true, member: bob2, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "lost without a goodbye",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{leaveEv(bob1), outcome{change: Lost}},
+			},
+			end: endState{known: true, member: bob1, state: Offline, live: 1},
+		},
+		{
+			name: "left: intent before the leave",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{intentEv(bob1), outcome{relay: true}},
+				{leaveEv(bob1), outcome{change: Departed}},
+			},
+			end: endState{known: true, member: bob1, state: Left, live: 1},
+		},
+		{
+			name: "left: intent after failure detection called it lost",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{leaveEv(bob1), outcome{change: Lost}},
+				{intentEv(bob1), outcome{change: Departed, relay: true}},
+			},
+			end: endState{known: true, member: bob1, state: Left, live: 1},
+		},
+		{
+			name: "intent heard twice is relayed once",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{intentEv(bob1), outcome{relay: true}},
+				{intentEv(bob1), outcome{}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "intent of an older run does not make the new run leave",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{joinEv(bob2, addr1, m200), outcome{change: Returned, verify: true}},
+				{intentEv(bob1), outcome{relay: true}},
+				{leaveEv(bob1), outcome{}},
+			},
+			end: endState{known: true, member: bob2, state: Available, alive: true, live: 2},
+		},
+		{
+			name:  "intent for an unknown member is relayed and adds no one",
+			steps: []step{{intentEv(bob1), outcome{relay: true}}},
+			end:   endState{live: 1},
+		},
+		{
+			name: "return after lost",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{leaveEv(bob1), outcome{change: Lost}},
+				{joinEv(bob1, addr1, m100), outcome{change: Returned, verify: true}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name:  "bad metadata ignored",
+			steps: []step{{joinEv(bob1, addr1, garbage), outcome{refused: true}}},
+			end:   endState{live: 1},
+		},
+		{
+			name: "bad metadata in an update keeps what was known",
+			steps: []step{
+				{joinEv(bob1, addr1, away), outcome{change: Joined, verify: true}},
+				{updateEv(bob1, addr1, garbage), outcome{refused: true}},
+			},
+			end: endState{known: true, member: bob1, state: Away, alive: true, live: 2},
+		},
+		{
+			name: "our own id ignored",
+			steps: []step{
+				{joinEv(runOf(selfID, 1), addr1, m100), outcome{}},
+				{intentEv(runOf(selfID, 1)), outcome{}},
+				{leaveEv(runOf(selfID, 1)), outcome{}},
+			},
+			end: endState{live: 1},
+		},
+		{
+			name: "a name that is not lanchat's ignored",
+			steps: []step{
+				{joinEv("bob", addr1, m100), outcome{}},
+				{joinEv(bobID+"-nothex0123456789", addr1, m100), outcome{}},
+			},
+			end: endState{live: 1},
+		},
+		{
+			name: "address change resets verification",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{change: Verified}},
+				{updateEv(bob1, addr2, m100), outcome{change: Updated, verify: true}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "TLS port change resets verification",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{change: Verified}},
+				{updateEv(bob1, addr1, otherTLS), outcome{change: Updated, verify: true}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "markVerified fires once",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{change: Verified}},
+				{verifiedEv(bob1, addr1, 7481), outcome{}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, verified: true, live: 2},
+		},
+		{
+			name: "markVerified of a run that was replaced proves nothing",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{joinEv(bob2, addr1, m200), outcome{change: Returned, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{}},
+			},
+			end: endState{known: true, member: bob2, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "markVerified at the address the peer moved away from proves nothing",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{updateEv(bob1, addr2, m100), outcome{change: Updated, verify: true}},
+				{verifiedEv(bob1, addr1, 7481), outcome{}},
+			},
+			end: endState{known: true, member: bob1, state: Available, alive: true, live: 2},
+		},
+		{
+			name: "markVerified of a peer gone offline proves nothing",
+			steps: []step{
+				{joinEv(bob1, addr1, m100), outcome{change: Joined, verify: true}},
+				{leaveEv(bob1), outcome{change: Lost}},
+				{verifiedEv(bob1, addr1, 7481), outcome{}},
+			},
+			end: endState{known: true, member: bob1, state: Offline, live: 1},
+		},
+		{
+			name:  "markVerified of an unknown peer",
+			steps: []step{{verifiedEv(bob1, addr1, 7481), outcome{}}},
+			end:   endState{live: 1},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newPeerTable(selfID)
+			now := time.Unix(1000, 0)
+			for i, s := range tc.steps {
+				now = now.Add(time.Second)
+				r := tb.apply(s.ev, now)
+				got := outcome{verify: r.verify == bobID, relay: r.relay == s.ev.name, refused: r.refused != nil}
+				if r.event != nil {
+					got.change = r.event.Change
+					if e := tb.peers[bobID]; e == nil || r.event.Peer != e.Peer {
+						t.Errorf("step %d: event carries %+v, table has %+v", i, r.event.Peer, e)
+					}
+				}
+				if r.verify != "" && r.verify != bobID || r.relay != "" && r.relay != s.ev.name {
+					t.Errorf("step %d: verify %q, relay %q", i, r.verify, r.relay)
+				}
+				if got != s.want {
+					t.Errorf("step %d (%v %s): got %+v, want %+v", i, s.ev.kind, s.ev.name, got, s.want)
+				}
+			}
+			e := tb.peers[bobID]
+			var end endState
+			if e != nil {
+				end = endState{known: true, member: e.member, state: e.State, alive: e.alive, verified: e.Verified}
+			}
+			end.live = tb.live
+			if end != tc.end {
+				t.Errorf("end state %+v, want %+v", end, tc.end)
+			}
+			if len(tb.peers) > 1 {
+				t.Errorf("table has %d peers, want at most bob", len(tb.peers))
+			}
+		})
+	}
+}
+
+func TestPeerTableVerifyRetriesAreBounded(t *testing.T) {
+	tb := newPeerTable(selfID)
+	now := time.Unix(1000, 0)
+	tb.apply(joinEv(bob1, addr1, bobMeta(t, 100, nil)), now)
+	member, addr, ok := tb.toVerify(bobID)
+	if !ok || member != bob1 || addr != netip.AddrPortFrom(addr1, 7481) {
+		t.Fatalf("toVerify = %q %v %v", member, addr, ok)
+	}
+	for i := range maxVerifyTries {
+		if !tb.retryVerify(bobID, bob1) {
+			t.Fatalf("retry %d refused", i+1)
+		}
+	}
+	if tb.retryVerify(bobID, bob1) {
+		t.Fatal("retried beyond maxVerifyTries")
+	}
+	// A new address is a new claim: it gets its own tries.
+	tb.apply(updateEv(bob1, addr2, bobMeta(t, 100, nil)), now)
+	if !tb.retryVerify(bobID, bob1) {
+		t.Fatal("no retry after an address change")
+	}
+	if tb.retryVerify(bobID, bob2) {
+		t.Fatal("retry counted for a run the table does not follow")
+	}
+	tb.apply(verifiedEv(bob1, addr2, 7481), now)
+	if _, _, ok := tb.toVerify(bobID); ok {
+		t.Fatal("toVerify asks to verify a verified peer")
+	}
+}
+
+func TestPeerTableForgetsOldIntents(t *testing.T) {
+	tb := newPeerTable(selfID)
+	start := time.Unix(1000, 0)
+	tb.apply(intentEv(bob1), start)
+	tb.apply(intentEv(bob2), start.Add(forgetLeaving+time.Second))
+	if _, ok := tb.leaving[bob1]; ok {
+		t.Fatal("intent kept past forgetLeaving")
+	}
+	if _, ok := tb.leaving[bob2]; !ok {
+		t.Fatal("fresh intent forgotten")
+	}
+}

@@ -25,7 +25,7 @@ func chooseAddr(bind, iface string) (addr netip.Addr, ifi *net.Interface, warnin
 	if bind != "" {
 		a, err := netip.ParseAddr(bind)
 		if err != nil {
-			return netip.Addr{}, nil, "", fmt.Errorf("--bind %q: not an IP address", bind)
+			return netip.Addr{}, nil, "", &ConfigError{Field: "Bind", Err: fmt.Errorf("%q is not an IP address", bind)}
 		}
 		if !a.IsUnspecified() {
 			ifi, _ := interfaceOf(a)
@@ -41,12 +41,12 @@ func chooseAddr(bind, iface string) (addr netip.Addr, ifi *net.Interface, warnin
 			if ifaces[i].Name == iface {
 				a, ok := lanAddr(&ifaces[i])
 				if !ok {
-					return netip.Addr{}, nil, "", fmt.Errorf("--iface %s has no usable IPv4 address", iface)
+					return netip.Addr{}, nil, "", &ConfigError{Field: "Iface", Err: fmt.Errorf("%s has no usable IPv4 address", iface)}
 				}
 				return a, &ifaces[i], "", nil
 			}
 		}
-		return netip.Addr{}, nil, "", fmt.Errorf("--iface %s: no such interface", iface)
+		return netip.Addr{}, nil, "", &ConfigError{Field: "Iface", Err: fmt.Errorf("%s: no such interface", iface)}
 	}
 	def := defaultRouteIface()
 	var best, unplugged *net.Interface

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lanchat/node/api"
 )
 
 // Benchmarks of the durable message path between two nodes in one
@@ -29,8 +31,7 @@ func benchPair(b *testing.B, rate float64) (a, c *running) {
 	c = startNode(b, Config{DataDir: b.TempDir(), Name: "bob", Logger: quiet(), PeerRate: rate, Sync: benchSync(), Join: []string{a.gossip()}})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p, _ := a.n.Peers()
-		if len(p) == 1 && p[0].Online() {
+		if p := a.peers(); len(p) == 1 && p[0].Online() {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -46,14 +47,14 @@ func benchPair(b *testing.B, rate float64) (a, c *running) {
 func BenchmarkPersistedSend(b *testing.B) {
 	a, _ := benchPair(b, -1)
 	ctx := context.Background()
-	if _, err := a.n.Send(ctx, "bob", "warm-up", false); err != nil { // opens the stream
+	if _, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: "warm-up"}); err != nil { // opens the stream
 		b.Fatal(err)
 	}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		t0 := time.Now()
-		res, err := a.n.Send(ctx, "bob", fmt.Sprintf("message %d", i), false)
+		res, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: fmt.Sprintf("message %d", i)})
 		if err != nil || res.State != "delivered" {
 			b.Fatalf("send %d: %+v %v", i, res, err)
 		}
@@ -92,7 +93,7 @@ func BenchmarkSustained(b *testing.B) {
 				if i > int64(n) {
 					return
 				}
-				res, err := a.n.Send(ctx, "bob", fmt.Sprintf("bulk %d", i), false)
+				res, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: fmt.Sprintf("bulk %d", i)})
 				if err != nil || res.State != "delivered" {
 					b.Errorf("send %d: %+v %v", i, res, err)
 					return
@@ -121,7 +122,7 @@ func BenchmarkQueuedBacklog(b *testing.B) {
 		bobDir := c.dir
 		c.stop()
 		deadline := time.Now().Add(10 * time.Second)
-		for p, _ := a.n.Peers(); p[0].Online(); p, _ = a.n.Peers() {
+		for p := a.peers(); p[0].Online(); p = a.peers() {
 			if time.Now().After(deadline) {
 				b.Fatal("bob still online")
 			}
@@ -133,7 +134,7 @@ func BenchmarkQueuedBacklog(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for i := w; i < backlog; i += 16 {
-					if res, err := a.n.Send(ctx, "bob", fmt.Sprintf("backlog %d", i), false); err != nil || res.State != "queued" {
+					if res, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: fmt.Sprintf("backlog %d", i)}); err != nil || res.State != "queued" {
 						b.Errorf("queue %d: %+v %v", i, res, err)
 						return
 					}
@@ -158,7 +159,7 @@ func BenchmarkQueuedBacklog(b *testing.B) {
 		el := time.Since(t0)
 		b.StopTimer()
 		for {
-			ob, _ := a.n.OutboxFor(ctx)
+			ob, _ := a.n.Outbox(ctx)
 			if len(ob) == 0 {
 				break
 			}

@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"lanchat/message/store"
+	"lanchat/node/api"
 )
 
 // TestQueuedWhileOfflineDeliveredOnReturn: a message to a peer that left
@@ -18,18 +21,18 @@ func TestQueuedWhileOfflineDeliveredOnReturn(t *testing.T) {
 	aliceDir, bobDir := t.TempDir(), t.TempDir()
 	a := startNode(t, Config{DataDir: aliceDir, Name: "alice"})
 	b := startNode(t, Config{DataDir: bobDir, Name: "bob", Join: []string{a.gossip()}})
-	waitFor(t, "alice sees bob", 5*time.Second, func() bool { p, _ := a.n.Peers(); return len(p) == 1 && p[0].Online() })
+	waitFor(t, "alice sees bob", 5*time.Second, func() bool { p := a.peers(); return len(p) == 1 && p[0].Online() })
 	bobID := b.info().ID
 	b.stop()
-	waitFor(t, "bob left", 5*time.Second, func() bool { p, _ := a.n.Peers(); return !p[0].Online() })
+	waitFor(t, "bob left", 5*time.Second, func() bool { return !a.peers()[0].Online() })
 
 	for i := range 3 {
-		res, err := a.n.Send(ctx, "bob", fmt.Sprintf("queued %d", i), false)
+		res, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: fmt.Sprintf("queued %d", i)})
 		if err != nil || res.State != "queued" {
 			t.Fatalf("send to offline bob: %+v, %v", res, err)
 		}
 	}
-	ob, err := a.n.OutboxFor(ctx)
+	ob, err := a.n.Outbox(ctx)
 	if err != nil || len(ob) != 1 || ob[0].Count != 3 || ob[0].Peer.Name != "bob" {
 		t.Fatalf("outbox %+v, %v", ob, err)
 	}
@@ -38,7 +41,12 @@ func TestQueuedWhileOfflineDeliveredOnReturn(t *testing.T) {
 	a2 := startNode(t, Config{DataDir: aliceDir, Name: "alice"})
 	b2 := startNode(t, Config{DataDir: bobDir, Name: "bob", Join: []string{a2.gossip()}})
 	waitFor(t, "bob got all three", 5*time.Second, func() bool { return len(b2.messages()) >= 3 })
-	time.Sleep(200 * time.Millisecond) // a wrong duplicate would show up by now
+	// A wrong duplicate would come before the delivery records: once
+	// alice's outbox is empty every acknowledgement is in.
+	waitFor(t, "alice's outbox empty", 5*time.Second, func() bool {
+		ob, _ := a2.n.Outbox(ctx)
+		return len(ob) == 0
+	})
 	got := b2.messages()
 	if len(got) != 3 {
 		t.Fatalf("bob got %d messages", len(got))
@@ -48,16 +56,12 @@ func TestQueuedWhileOfflineDeliveredOnReturn(t *testing.T) {
 			t.Fatalf("message %d: %+v", i, m)
 		}
 	}
-	waitFor(t, "alice's outbox empty", 5*time.Second, func() bool {
-		ob, _ := a2.n.OutboxFor(ctx)
-		return len(ob) == 0
-	})
-	h, err := a2.n.HistoryFor(ctx, HistoryQuery{Peer: bobID}, false)
+	h, err := a2.n.History(ctx, api.HistoryQuery{Peer: bobID})
 	if err != nil || len(h) != 3 {
 		t.Fatalf("alice's history: %d, %v", len(h), err)
 	}
 	for _, e := range h {
-		if e.State != store.Delivered.String() {
+		if e.State != "delivered" {
 			t.Fatalf("alice's history shows %q for %q", e.State, e.Text)
 		}
 	}
@@ -69,17 +73,17 @@ func TestReadReceipt(t *testing.T) {
 	ctx := context.Background()
 	a := start(t, "alice")
 	b := start(t, "bob", a.gossip())
-	waitFor(t, "mesh", 5*time.Second, func() bool { p, _ := a.n.Peers(); return len(p) == 1 && p[0].Online() })
-	res, err := a.n.Send(ctx, "bob", "read me", false)
+	waitFor(t, "mesh", 5*time.Second, func() bool { p := a.peers(); return len(p) == 1 && p[0].Online() })
+	res, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: "read me"})
 	if err != nil || res.State != "delivered" {
 		t.Fatalf("send: %+v, %v", res, err)
 	}
-	h, err := b.n.HistoryFor(ctx, HistoryQuery{Peer: "alice"}, true)
+	h, err := b.n.History(ctx, api.HistoryQuery{Peer: "alice", MarkRead: true})
 	if err != nil || len(h) != 1 || h[0].Text != "read me" {
 		t.Fatalf("bob's history %+v, %v", h, err)
 	}
 	waitFor(t, "read receipt", 5*time.Second, func() bool {
-		h, _ := a.n.HistoryFor(ctx, HistoryQuery{}, false)
+		h, _ := a.n.History(ctx, api.HistoryQuery{})
 		return len(h) == 1 && h[0].State == "read"
 	})
 }
@@ -92,19 +96,25 @@ func TestMessageStoredBehindTheNodesBackIsDelivered(t *testing.T) {
 	ctx := context.Background()
 	a := start(t, "alice")
 	b := start(t, "bob", a.gossip())
-	waitFor(t, "mesh", 5*time.Second, func() bool { p, _ := a.n.Peers(); return len(p) == 1 && p[0].Online() })
-	if res, err := a.n.Send(ctx, "bob", "through the node", false); err != nil || res.State != "delivered" {
+	waitFor(t, "mesh", 5*time.Second, func() bool { p := a.peers(); return len(p) == 1 && p[0].Online() })
+	if res, err := a.n.Send(ctx, api.SendRequest{To: "bob", Text: "through the node"}); err != nil || res.State != "delivered" {
 		t.Fatalf("send: %+v %v", res, err)
 	}
-	// Another process (here: another handle) stores a message for bob.
-	off, err := OpenOffline(a.dir, "alice", "", testLogger(t))
+	bID := b.info().ID
+	waitFor(t, "alice's contacts to name bob", 5*time.Second, func() bool {
+		f, _ := os.ReadFile(filepath.Join(a.dir, ContactsFile))
+		return strings.Contains(string(f), bID)
+	})
+	// Another process (a one-shot command that found nobody) stores a
+	// message for bob in alice's data directory.
+	o, err := NewOneShot(Config{DataDir: a.dir, Name: "alice", NoMDNS: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := off.chat.queue(ctx, b.info().ID, "text", "behind its back"); err != nil {
-		t.Fatal(err)
+	o.Wait = 50 * time.Millisecond
+	if res, err := o.Send(ctx, api.SendRequest{To: b.info().ID, Text: "behind its back"}); err != nil || res.State != "queued" {
+		t.Fatalf("one-shot send: %+v %v", res, err)
 	}
-	off.Close()
 	waitFor(t, "bob got the one-shot's message", 5*time.Second, func() bool {
 		for _, m := range b.messages() {
 			if m.Text == "behind its back" {
@@ -123,7 +133,7 @@ func TestFloodingPeerIsLimitedOthersAreNot(t *testing.T) {
 	bob := startNode(t, Config{DataDir: t.TempDir(), Name: "bob", PeerRate: 200, PeerBurst: 100})
 	alice := startNode(t, Config{DataDir: t.TempDir(), Name: "alice", Join: []string{bob.gossip()}})
 	carol := startNode(t, Config{DataDir: t.TempDir(), Name: "carol", Join: []string{bob.gossip()}})
-	waitFor(t, "mesh", 5*time.Second, func() bool { p, _ := bob.n.Peers(); return len(p) == 2 && p[0].Online() && p[1].Online() })
+	waitFor(t, "mesh", 5*time.Second, func() bool { p := bob.peers(); return len(p) == 2 && p[0].Online() && p[1].Online() })
 	const flood = 600
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -132,7 +142,7 @@ func TestFloodingPeerIsLimitedOthersAreNot(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < flood; i += 8 {
-				if _, err := alice.n.Send(ctx, "bob", fmt.Sprintf("flood %d", i), false); err != nil {
+				if _, err := alice.n.Send(ctx, api.SendRequest{To: "bob", Text: fmt.Sprintf("flood %d", i)}); err != nil {
 					t.Errorf("flood %d: %v", i, err)
 					return
 				}
@@ -141,7 +151,7 @@ func TestFloodingPeerIsLimitedOthersAreNot(t *testing.T) {
 	}
 	waitFor(t, "the flood to hit the limit", 5*time.Second, func() bool { return len(bob.messages()) >= 100 })
 	t0 := time.Now()
-	res, err := carol.n.Send(ctx, "bob", "carol is not flooding", false)
+	res, err := carol.n.Send(ctx, api.SendRequest{To: "bob", Text: "carol is not flooding"})
 	if err != nil || res.State != "delivered" {
 		t.Fatalf("carol's message during the flood: %+v %v", res, err)
 	}
@@ -171,24 +181,5 @@ func TestFloodingPeerIsLimitedOthersAreNot(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("%q shown %d times", text, n)
 		}
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	l := newLimiter(10, 5)
-	for i := range 5 {
-		if !l.allow("a") {
-			t.Fatalf("burst message %d refused", i)
-		}
-	}
-	if l.allow("a") {
-		t.Fatal("message over the burst allowed")
-	}
-	if !l.allow("b") {
-		t.Fatal("another peer's allowance was used up by the first")
-	}
-	time.Sleep(150 * time.Millisecond) // 10/s refills one token in 100 ms
-	if !l.allow("a") {
-		t.Fatal("allowance did not refill")
 	}
 }

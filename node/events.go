@@ -1,71 +1,181 @@
 package node
 
 import (
+	"context"
+	"sync"
 	"time"
 
 	"lanchat/mesh"
+	"lanchat/message/chat"
+	"lanchat/node/api"
 )
 
-// The events a node reports, to `lanchat run`, to the control socket's
-// event stream and to the terminal UI. Each marshals to one JSON object
-// with a "type"; the field names are part of the scripting interface
-// documented in the README.
-
-// PeerRef names a peer in an event.
-type PeerRef struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+// hub numbers the node's events and hands them to subscribers. A
+// subscription starts with a snapshot taken under the same lock that
+// numbers events, so a subscriber sees every event after its snapshot
+// exactly once. Each subscriber has a bounded queue; one that falls
+// behind is dropped with a Resync rather than allowed to stall the node
+// or to miss events silently.
+type hub struct {
+	mu     sync.Mutex // guards the fields below, and orders publishing
+	seq    uint64
+	peers  map[string]api.Peer // every peer as the events so far describe it
+	subs   map[*subscriber]struct{}
+	closed bool
 }
 
-// ReadyEvent is the first event of a run: who and where this node is.
-type ReadyEvent struct {
-	Type       string `json:"type"` // "ready"
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Addr       string `json:"addr"`
-	GossipPort int    `json:"gossip_port"`
-	Port       int    `json:"port"`
-	Control    string `json:"control"`
-	MDNS       bool   `json:"mdns"`
+type subscriber struct {
+	ch      chan api.Event // closed when the subscriber is dropped or the hub closes
+	over    bool           // dropped for falling behind
+	dropped int            // events it missed since
+	last    uint64         // seq of the last event queued for it
 }
 
-// MessageEvent is a message received (or, with Outgoing, sent by this node).
-type MessageEvent struct {
-	Type     string    `json:"type"` // "message"
-	ID       string    `json:"id"`
-	From     PeerRef   `json:"from"`
-	To       PeerRef   `json:"to"`
-	Text     string    `json:"text"`
-	Time     time.Time `json:"time"`
-	Outgoing bool      `json:"outgoing,omitempty"`
+func newHub() *hub {
+	return &hub{peers: map[string]api.Peer{}, subs: map[*subscriber]struct{}{}}
 }
 
-// PresenceEvent is a change in a peer's presence: joined, state or status
-// changed, left cleanly, lost, or back.
-type PresenceEvent struct {
-	Type       string  `json:"type"` // "presence"
-	Peer       PeerRef `json:"peer"`
-	State      string  `json:"state"`
-	StatusText string  `json:"status_text"`
-	Change     string  `json:"change"`
-	Addr       string  `json:"addr"`
-	Verified   bool    `json:"verified"`
+func (h *hub) publish(ev api.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.seq++
+	ev = ev.WithSeq(h.seq)
+	if p, ok := ev.(api.Presence); ok {
+		h.notePeer(p)
+	}
+	for s := range h.subs {
+		select {
+		case s.ch <- ev:
+			s.last = h.seq
+		default:
+			s.over = true
+			s.dropped++
+			close(s.ch)
+			delete(h.subs, s)
+		}
+	}
 }
 
-// WarningEvent is something a person should know that is not fatal.
-type WarningEvent struct {
-	Type string `json:"type"` // "warning"
-	Text string `json:"text"`
+// notePeer keeps the snapshot's peer list in step with the events.
+func (h *hub) notePeer(p api.Presence) {
+	cur := h.peers[p.Peer.ID]
+	cur.ID, cur.Name = p.Peer.ID, p.Peer.Name
+	cur.State, cur.StatusText, cur.Addr, cur.Verified = p.State, p.StatusText, p.Addr, p.Verified
+	cur.LastSeen = time.Now()
+	h.peers[p.Peer.ID] = cur
 }
 
-func presenceEvent(ev mesh.Event) PresenceEvent {
-	return PresenceEvent{
-		Type:       "presence",
-		Peer:       PeerRef{ID: ev.Peer.ID, Name: ev.Peer.Name},
+// subscribe registers a subscriber and returns its snapshot, numbered
+// with the last event before it.
+func (h *hub) subscribe(self api.Self, size int) (*subscriber, api.Snapshot, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, api.Snapshot{}, false
+	}
+	s := &subscriber{ch: make(chan api.Event, size), last: h.seq}
+	h.subs[s] = struct{}{}
+	snap := api.Snapshot{Type: api.TypeSnapshot, Seq: h.seq, Self: self, Peers: make([]api.Peer, 0, len(h.peers))}
+	now := time.Now()
+	for _, p := range h.peers {
+		if p.Online() {
+			p.LastSeen = now
+		}
+		snap.Peers = append(snap.Peers, p)
+	}
+	sortAPIPeers(snap.Peers)
+	return s, snap, true
+}
+
+func (h *hub) unsubscribe(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		close(s.ch)
+	}
+}
+
+// close ends every subscription once what was queued for it is read.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	for s := range h.subs {
+		close(s.ch)
+		delete(h.subs, s)
+	}
+}
+
+// serve runs one subscription: the snapshot, then the events, until ctx
+// ends, fn fails, the subscriber falls behind or the hub closes.
+func (h *hub) serve(ctx context.Context, self api.Self, size int, fn func(api.Event) error) error {
+	s, snap, ok := h.subscribe(self, size)
+	if !ok {
+		return api.ErrClosed
+	}
+	defer h.unsubscribe(s)
+	if err := fn(snap); err != nil {
+		return err
+	}
+	last := snap.Seq
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-s.ch:
+			if !ok {
+				h.mu.Lock()
+				over, dropped := s.over, s.dropped
+				h.mu.Unlock()
+				if !over {
+					return api.ErrClosed
+				}
+				r := api.Resync{Dropped: dropped, Reason: "events came faster than this subscriber read them"}
+				if err := fn(r.WithSeq(last)); err != nil {
+					return err
+				}
+				return api.ErrResync
+			}
+			last = ev.EventSeq()
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Conversions from the domain's events to the API's.
+
+func presenceEvent(ev mesh.Event) api.Presence {
+	return api.Presence{
+		Type:       api.TypePresence,
+		Peer:       api.PeerRef{ID: ev.Peer.ID, Name: ev.Peer.Name},
 		State:      ev.Peer.State.String(),
 		StatusText: ev.Peer.Status,
 		Change:     string(ev.Change),
-		Addr:       ev.Peer.Addr.String(),
+		Addr:       addrString(ev.Peer),
 		Verified:   ev.Peer.Verified,
 	}
 }
+
+func chatEvent(ev chat.Event) api.Event {
+	switch v := ev.(type) {
+	case chat.MessageEvent:
+		return api.Message{
+			Type: api.TypeMessage, ID: v.ID, From: ref(v.From), To: ref(v.To),
+			Text: v.Text, Time: v.Time, Outgoing: v.Outgoing,
+		}
+	case chat.ReceiptEvent:
+		return api.Receipt{Type: api.TypeReceipt, ID: v.ID, State: v.State.String(), Peer: ref(v.Peer)}
+	}
+	return nil
+}
+
+func ref(r chat.PeerRef) api.PeerRef { return api.PeerRef{ID: r.ID, Name: r.Name} }

@@ -3,251 +3,111 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
-
-	"github.com/hashicorp/memberlist"
 
 	"lanchat/discovery"
-	"lanchat/internal/event"
 	"lanchat/mesh"
 	"lanchat/message"
+	"lanchat/message/chat"
+	"lanchat/message/store"
+	"lanchat/node/api"
 )
 
-// Config configures a node. DefaultConfig gives one that works on a LAN.
-type Config struct {
-	// DataDir holds the identity key, the lock and the control socket.
-	DataDir string
-	// Name is the display name; empty means the user and host name.
-	Name string
-	// Bind is the IP address to listen on; empty chooses the LAN address.
-	Bind string
-	// Iface is the network interface to use; empty chooses one.
-	Iface string
-	// Port is the TLS port for messages; GossipPort the memberlist port.
-	// Each falls back to a free port when taken.
-	Port       int
-	GossipPort int
-	// Join lists host:port gossip addresses of peers to join, for peers
-	// that multicast cannot reach.
-	Join []string
-	// NoMDNS turns multicast discovery off; peers come from Join only.
-	NoMDNS bool
-	// Logger receives diagnostics (not events).
-	Logger *slog.Logger
-	// Sync is how hard the history is pushed to disk: "normal" (the
-	// default) survives a killed or crashed lanchat, losing nothing it
-	// reported; "full" also survives a power cut, at the price of an fsync
-	// per commit (about 0.1-1 ms each, shared by concurrent messages).
-	Sync string
-	// PeerRate and PeerBurst bound how many messages a second one peer
-	// may deliver to this node (a token bucket; 0 means the default,
-	// negative means no limit).
-	PeerRate  float64
-	PeerBurst float64
-	// MeshTune adjusts memberlist timers (tests only).
-	MeshTune func(*memberlist.Config)
-}
+// ErrClosed is returned by a node's methods after Shutdown or Close; it
+// is api.ErrClosed, so front ends match one value in process and over
+// the socket.
+var ErrClosed = api.ErrClosed
 
-// DefaultConfig returns the configuration `lanchat run` uses with no flags.
-func DefaultConfig() Config {
-	return Config{
-		DataDir:    DefaultDataDir(),
-		Name:       DefaultName(),
-		Port:       mesh.DefaultTLSPort,
-		GossipPort: mesh.DefaultGossipPort,
-		Logger:     slog.Default(),
-	}
-}
-
-// DefaultDataDir is $XDG_DATA_HOME/lanchat, or ~/.local/share/lanchat.
-func DefaultDataDir() string {
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "lanchat")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "share", "lanchat")
-	}
-	return filepath.Join(os.TempDir(), "lanchat-"+strconv.Itoa(os.Getuid()))
-}
-
-// DefaultName is "user@host", cut to fit the name limit.
-func DefaultName() string {
-	name := "someone"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		name += "@" + strings.SplitN(h, ".", 2)[0]
-	}
-	if mesh.ValidName(name) != nil {
-		return "someone"
-	}
-	for len(name) > mesh.MaxNameLen {
-		_, n := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-n]
-	}
-	return name
-}
-
-// ControlSocket is the path of the control socket in a data directory.
-func ControlSocket(dataDir string) string { return filepath.Join(dataDir, "control.sock") }
-
-// Errors callers act on.
-var (
-	ErrPeerOffline = errors.New("peer is offline")
-	ErrInvalidText = errors.New("invalid message text")
-)
-
-// Node is a running lanchat peer: discovery, mesh and messages, composed.
+// Node is one lanchat peer: discovery, mesh, messages and the chat
+// service, composed, and the local API that reaches them.
+//
+// The lifecycle is net/http's: New builds and wires everything and
+// starts nothing; Run serves until its context ends, then says goodbye;
+// Shutdown says goodbye and waits; Close stops at once and waits. Both
+// are idempotent, and Run after either returns ErrClosed.
 type Node struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	id   *mesh.Identity
+	addr netip.Addr
+	ifi  *net.Interface
+	warn string // about the address chosen, published once the node is up
 
-	mu    sync.Mutex // guards the fields below
-	ready *ReadyEvent
+	lock  *os.File
+	st    *store.Store
 	mesh  *mesh.Mesh
 	msg   *message.Service
+	chat  *chat.Service
+	hub   *hub
+	clock *message.Clock
 
-	pubMu    sync.Mutex                // serialises publish: subscribers see one event at a time, in order
-	subs     event.Registry[any]       // event subscribers
-	chat     *chat                     // set in Run before anything can call it
-	out      *outbox                   // set in Run
-	contacts *contacts                 // set in Run
-	limiter  *limiter                  // received messages per peer
-	watchMu  sync.Mutex                // guards watchers
-	watchers map[string]*deliveryWatch // Sends waiting to hear of their message, by id
-
-	readyCh chan struct{} // closed when the node is up
-	once    sync.Once
-	closeCh chan struct{} // closed by Close
+	mu      sync.Mutex // guards the fields below
+	state   lifeState
+	ready   *api.Ready    // set once the node listens
+	readyCh chan struct{} // closed when ready is set
+	stopRun func()        // ends a running Run (its context)
+	runDone chan struct{} // closed when Run has returned
+	release sync.Once     // frees what New took, once
 }
 
-// New checks cfg. It starts nothing.
+type lifeState int
+
+const (
+	stateBuilt   lifeState = iota // New returned
+	stateRunning                  // Run is serving
+	stateStopped                  // Shutdown or Close was called, or Run returned
+)
+
+// New checks cfg, takes the data directory (its lock, identity, history,
+// contacts and saved presence) and wires the parts together. It starts
+// no goroutine and opens no socket; Close releases what it took.
 func New(cfg Config) (*Node, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = DefaultDataDir()
-	}
-	if cfg.Name == "" {
-		cfg.Name = DefaultName()
-	}
-	if err := mesh.ValidName(cfg.Name); err != nil {
-		return nil, fmt.Errorf("--name: %w", err)
-	}
-	if _, err := syncMode(cfg.Sync); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
-	rate, burst := cfg.PeerRate, cfg.PeerBurst
-	if rate == 0 {
-		rate = defaultPeerRate
+	n := &Node{cfg: cfg, log: cfg.Logger, hub: newHub(), runDone: make(chan struct{}), readyCh: make(chan struct{})}
+	if err := n.build(); err != nil {
+		n.free()
+		return nil, err
 	}
-	if burst <= 0 {
-		burst = max(defaultPeerBurst, rate)
-	}
-	return &Node{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		limiter:  newLimiter(rate, burst),
-		watchers: make(map[string]*deliveryWatch),
-		readyCh:  make(chan struct{}),
-		closeCh:  make(chan struct{}),
-	}, nil
+	return n, nil
 }
 
-// Subscribe calls fn with every event (ReadyEvent, MessageEvent,
-// PresenceEvent, WarningEvent), in order, from one goroutine at a time;
-// fn must not block. The returned func cancels.
-func (n *Node) Subscribe(fn func(ev any)) (cancel func()) { return n.subs.Subscribe(fn) }
-
-func (n *Node) publish(ev any) {
-	n.pubMu.Lock()
-	defer n.pubMu.Unlock()
-	n.subs.Publish(ev)
-}
-
-func (n *Node) warn(text string) {
-	n.log.Warn(text)
-	n.publish(WarningEvent{Type: "warning", Text: text})
-}
-
-// Ready is closed once the node listens and has published its ReadyEvent.
-func (n *Node) Ready() <-chan struct{} { return n.readyCh }
-
-// Info returns the ReadyEvent once the node is up.
-func (n *Node) Info() (ReadyEvent, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ready == nil {
-		return ReadyEvent{}, false
-	}
-	return *n.ready, true
-}
-
-// Run starts the node and blocks until ctx ends or Close is called; then
-// it says goodbye to the network and returns. Errors before the node is up
-// (data directory in use, ports, identity) are returned at once.
-func (n *Node) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-n.closeCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+func (n *Node) build() error {
 	cfg := n.cfg
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	lock, err := lockDir(cfg.DataDir)
-	if err != nil {
+	var err error
+	if n.lock, err = lockDir(cfg.DataDir); err != nil {
 		return err
 	}
-	defer lock.Close()
-	id, err := mesh.LoadOrCreateIdentity(cfg.DataDir)
-	if err != nil {
+	if n.id, err = mesh.LoadOrCreateIdentity(cfg.DataDir); err != nil {
 		return err
 	}
-	addr, ifi, warning, err := chooseAddr(cfg.Bind, cfg.Iface)
-	if err != nil {
+	if n.addr, n.ifi, n.warn, err = chooseAddr(cfg.Bind, cfg.Iface); err != nil {
 		return err
 	}
-	st, err := openStore(cfg.DataDir, cfg.Sync, n.log)
-	if err != nil {
+	if n.st, err = openStore(cfg.DataDir, cfg.Sync, n.log); err != nil {
 		return err
 	}
-	defer st.Close()
-	cts, err := loadContacts(cfg.DataDir)
-	if err != nil {
-		n.log.Warn("ignoring unreadable contacts", "err", err)
-	}
-	n.contacts = cts
-	defer cts.save()
-	clock := message.NewClock(time.Now)
 	pres, err := loadPresence(cfg.DataDir)
 	if err != nil {
 		n.log.Warn("ignoring saved presence", "err", err)
 	}
 
 	mcfg := mesh.DefaultConfig()
-	mcfg.Identity = id
+	mcfg.Identity = n.id
 	mcfg.Name = cfg.Name
 	mcfg.State, mcfg.Status = pres.state, pres.text
-	mcfg.AdvertiseAddr = addr
+	mcfg.AdvertiseAddr = n.addr
 	if cfg.Bind != "" {
 		mcfg.BindAddr = netip.MustParseAddr(cfg.Bind)
 	}
@@ -255,125 +115,186 @@ func (n *Node) Run(ctx context.Context) error {
 	mcfg.Join = cfg.Join
 	mcfg.Tune = cfg.MeshTune
 	mcfg.Logger = n.log.With("part", "mesh")
-	m, err := mesh.New(mcfg)
-	if err != nil {
+	if n.mesh, err = mesh.New(mcfg); err != nil {
 		return err
 	}
+	m := n.mesh
+	n.clock = message.NewClock(time.Now)
+	selfName := func() string { return m.Self().Name }
 
 	scfg := message.DefaultConfig()
-	scfg.Self = id.ID
-	scfg.Name = func() string { return m.Self().Name }
-	scfg.Key = id.Key
+	scfg.Self = n.id.ID
+	scfg.Name = selfName
+	scfg.Key = n.id.Key
 	scfg.Dial = func(ctx context.Context, peerID, proto string) (message.Stream, error) {
 		return m.Dial(ctx, peerID, proto)
 	}
-	scfg.DeliverBatch = n.deliverBatch
-	scfg.Clock = clock
+	// The chat service stores what arrives; it is built just below and
+	// nothing arrives before Run.
+	scfg.DeliverBatch = func(ctx context.Context, envs []*message.Envelope) []error {
+		return n.chat.DeliverBatch(ctx, envs)
+	}
+	scfg.Clock = n.clock
 	scfg.Logger = n.log.With("part", "message")
-	svc := message.New(scfg)
-	defer svc.Close()
-	m.Handle(message.ALPN, func(s *mesh.Stream) { svc.HandleStream(s) })
+	n.msg = message.New(scfg)
+	if n.chat, err = chat.New(chat.Config{
+		Store: n.st, Self: n.id.ID, Key: n.id.Key, Name: selfName, Clock: n.clock,
+		Presence: m, Transport: n.msg,
+		ContactsPath: filepath.Join(cfg.DataDir, ContactsFile),
+		PeerRate:     cfg.PeerRate, PeerBurst: cfg.PeerBurst,
+		Publish: func(ev chat.Event) {
+			if a := chatEvent(ev); a != nil {
+				n.hub.publish(a)
+			}
+		},
+		Logger: n.log.With("part", "chat"),
+	}); err != nil {
+		return err
+	}
+	m.Handle(message.ALPN, func(s *mesh.Stream) { n.msg.HandleStream(s) })
+	return nil
+}
 
+// free releases what New took, in the reverse order; it runs once.
+func (n *Node) free() {
+	n.release.Do(func() {
+		if n.mesh != nil {
+			n.mesh.Close()
+		}
+		if n.chat != nil {
+			n.chat.Close()
+		}
+		if n.msg != nil {
+			n.msg.Close()
+		}
+		if n.st != nil {
+			n.st.Close()
+		}
+		if n.lock != nil {
+			n.lock.Close()
+		}
+		n.hub.close()
+	})
+}
+
+// Run listens, joins the network and serves until ctx ends; then it says
+// goodbye to the network (others show this node as left), stops every
+// part and returns nil. After Shutdown or Close it returns ErrClosed. A
+// failure to start (ports, the control socket) is returned at once.
+func (n *Node) Run(ctx context.Context) error {
+	n.mu.Lock()
+	switch n.state {
+	case stateRunning:
+		n.mu.Unlock()
+		return errors.New("node: Run called twice")
+	case stateStopped:
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.state = stateRunning
+	ctx, cancel := context.WithCancel(ctx)
+	n.stopRun = cancel
+	n.mu.Unlock()
+	defer close(n.runDone)
+	defer cancel()
+	defer n.free()
+	err := n.serve(ctx)
+	n.mu.Lock()
+	closed := n.state == stateStopped
+	n.state = stateStopped
+	n.mu.Unlock()
+	if err == nil && closed {
+		err = ErrClosed
+	}
+	return err
+}
+
+// serve is Run's body: every background loop is started here, owned by
+// one WaitGroup, and stopped by ctx.
+func (n *Node) serve(ctx context.Context) error {
+	cfg, m := n.cfg, n.mesh
 	if err := m.Listen(); err != nil {
 		return err
 	}
 	gport, tport := m.Ports()
-
-	ctl, err := listenControl(cfg.DataDir)
+	ctl, err := listenControl(n)
 	if err != nil {
-		m.Close()
 		return err
 	}
-	n.chat = &chat{st: st, self: id.ID, name: func() string { return m.Self().Name }, key: id.Key, clock: clock}
-	n.out = newOutbox(ctx, n, m, svc)
-	n.mu.Lock()
-	n.mesh, n.msg = m, svc
-	n.mu.Unlock()
-
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		n.serveControl(ctx, ctl)
-	}()
-	defer ctl.Close()
+	loop := func(f func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
+	loop(ctl.serve)
 
 	cancelSub := m.Subscribe(func(ev mesh.Event) {
-		n.contacts.saw(ev.Peer.ID, ev.Peer.Name)
-		n.publish(presenceEvent(ev))
+		n.chat.Saw(ev.Peer.ID, ev.Peer.Name)
+		n.hub.publish(presenceEvent(ev))
 		if ev.Change == mesh.Joined || ev.Change == mesh.Returned {
-			n.out.kick(ev.Peer.ID)
+			n.chat.PeerOnline(ev.Peer.ID)
 		}
 	})
 	defer cancelSub()
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		n.out.run()
-	}()
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-n.contacts.urgent:
-			}
-			if err := n.contacts.save(); err != nil {
-				n.log.Warn("save contacts", "err", err)
-			}
+	loop(func(ctx context.Context) {
+		if err := n.chat.Run(ctx); err != nil {
+			n.log.Warn("chat service", "err", err)
 		}
-	}()
+	})
 
-	ready := &ReadyEvent{
-		Type: "ready", ID: id.ID, Name: cfg.Name, Addr: addr.String(),
+	ready := api.Ready{
+		Type: api.TypeReady, ID: n.id.ID, Name: cfg.Name, Addr: n.addr.String(),
 		GossipPort: gport, Port: tport, Control: ControlSocket(cfg.DataDir), MDNS: !cfg.NoMDNS,
 	}
 	n.mu.Lock()
-	n.ready = ready
+	n.ready = &ready
 	n.mu.Unlock()
-	n.publish(*ready)
+	n.hub.publish(ready)
 	close(n.readyCh)
-	if warning != "" {
-		n.warn(warning)
+	if n.warn != "" {
+		n.warning(n.warn)
 	}
-
 	if !cfg.NoMDNS {
-		dcfg := discovery.DefaultConfig()
-		dcfg.Self = &discovery.Candidate{
-			ID: id.ID, Addrs: []netip.Addr{addr}, GossipPort: uint16(gport), TLSPort: uint16(tport),
-			Proto: mesh.ProtocolVersion,
-		}
-		dcfg.Iface = ifi
-		dcfg.Logger = n.log.With("part", "discovery")
-		d, err := discovery.New(dcfg)
-		if err != nil {
-			n.warn("mDNS discovery is off: " + err.Error() + "; reach peers with --join")
-		} else {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := d.Run(ctx, func(c discovery.Candidate) {
-					if c.Proto != mesh.ProtocolVersion || c.Network != "" {
-						return
-					}
-					if a, ok := pickAddr(c.Addrs, addr); ok {
-						m.AddCandidate(c.ID, netip.AddrPortFrom(a, c.GossipPort).String())
-					}
-				})
-				if err != nil {
-					n.warn("mDNS discovery stopped: " + err.Error())
-				}
-			}()
-		}
+		n.startDiscovery(loop, gport, tport)
 	}
-	err = m.Run(ctx)
-	cancel() // stop the loops above before their deferred waits
-	return err
+	return m.Run(ctx) // says goodbye when ctx ends, unless Close came first
+}
+
+func (n *Node) startDiscovery(loop func(func(context.Context)), gport, tport int) {
+	dcfg := discovery.DefaultConfig()
+	dcfg.Self = &discovery.Candidate{
+		ID: n.id.ID, Addrs: []netip.Addr{n.addr}, GossipPort: uint16(gport), TLSPort: uint16(tport),
+		Proto: mesh.ProtocolVersion,
+	}
+	dcfg.Iface = n.ifi
+	dcfg.Logger = n.log.With("part", "discovery")
+	d, err := discovery.New(dcfg)
+	if err != nil {
+		n.warning("mDNS discovery is off: " + err.Error() + "; reach peers with --join")
+		return
+	}
+	loop(func(ctx context.Context) {
+		err := d.Run(ctx, func(c discovery.Candidate) {
+			if c.Proto != mesh.ProtocolVersion || c.Network != "" {
+				return
+			}
+			if a, ok := pickAddr(c.Addrs, n.addr); ok {
+				n.mesh.AddCandidate(c.ID, netip.AddrPortFrom(a, c.GossipPort).String())
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			n.warning("mDNS discovery stopped: " + err.Error())
+		}
+	})
+}
+
+func (n *Node) warning(text string) {
+	n.log.Warn(text)
+	n.hub.publish(api.Warning{Type: api.TypeWarning, Text: text})
 }
 
 // pickAddr chooses which of a candidate's addresses to dial: one in our
@@ -395,61 +316,67 @@ func pickAddr(addrs []netip.Addr, self netip.Addr) (netip.Addr, bool) {
 	return first, first.IsValid()
 }
 
-// Close stops a running node (with its goodbye, as cancelling Run's
-// context does). It is idempotent.
+// Shutdown says goodbye to the network and waits for Run to return, or
+// for ctx to end. A node that never ran is closed. It is idempotent.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if !n.stop() {
+		n.free()
+		return nil
+	}
+	select {
+	case <-n.runDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the node without a goodbye (others will see it lost) and
+// waits for every goroutine it started. It is idempotent.
 func (n *Node) Close() error {
-	n.once.Do(func() { close(n.closeCh) })
+	if n.mesh != nil {
+		n.mesh.Close() // first: Run's goodbye is skipped once the mesh is closed
+	}
+	if n.stop() {
+		<-n.runDone
+	} else {
+		n.free()
+	}
 	return nil
 }
 
-func (n *Node) parts() (*mesh.Mesh, *message.Service, error) {
+// stop marks the node stopped and ends Run's context; it reports whether
+// Run is (or was) serving, so there is a Run to wait for.
+func (n *Node) stop() (ran bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.mesh == nil {
-		return nil, nil, errors.New("node is not running")
+	prev := n.state
+	n.state = stateStopped
+	if n.stopRun != nil {
+		n.stopRun()
 	}
-	return n.mesh, n.msg, nil
+	return prev == stateRunning || n.stopRun != nil
 }
 
-// Peers lists every peer seen since the node started.
-func (n *Node) Peers() ([]mesh.Peer, error) {
-	m, _, err := n.parts()
-	if err != nil {
-		return nil, err
+// Ready is closed once the node listens and has published its Ready
+// event.
+func (n *Node) Ready() <-chan struct{} { return n.readyCh }
+
+// info is the node's Ready event, once it listens.
+func (n *Node) info() (api.Ready, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ready == nil {
+		return api.Ready{}, false
 	}
-	return m.Peers(), nil
+	return *n.ready, true
 }
 
-// SetStatus changes this node's presence, live and for later starts.
-func (n *Node) SetStatus(state mesh.State, text string) error {
-	if err := mesh.ValidStatus(text); err != nil {
-		return err
-	}
-	m, _, err := n.parts()
-	if err != nil {
-		return err
-	}
-	if err := savePresence(n.cfg.DataDir, presence{state: state, text: text}); err != nil {
-		return err
-	}
-	return m.SetPresence(state, text)
+func (n *Node) closed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state == stateStopped
 }
 
-// CheckText refuses what cannot be sent: empty text, invalid UTF-8, or
-// more than message.MaxText bytes.
-func CheckText(text string) error {
-	switch {
-	case strings.TrimSpace(text) == "":
-		return fmt.Errorf("%w: empty message", ErrInvalidText)
-	case !utf8.ValidString(text):
-		return fmt.Errorf("%w: not UTF-8", ErrInvalidText)
-	case len(text) > message.MaxText:
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidText, len(text), message.MaxText)
-	}
-	return nil
-}
-
-// dialUnix is used by the control client; a var-free helper for tests.
-func dialUnix(path string) (net.Conn, error) {
-	return net.DialTimeout("unix", path, 2*time.Second)
-}
+// ID is this node's peer id.
+func (n *Node) ID() string { return n.id.ID }

@@ -7,20 +7,26 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"lanchat/discovery"
 	"lanchat/mesh"
 	"lanchat/message"
-	"lanchat/message/store"
+	"lanchat/message/chat"
+	"lanchat/node/api"
 )
 
-// OneShot is what a command uses when no node runs on its data directory:
-// it finds peers by mDNS and --join, asks them over TLS who is on the
-// network (the directory stream), and talks to one directly. It never
-// joins the gossip, so others do not see it come and go.
+// OneShot is the local API when no node runs on the data directory: it
+// finds peers by mDNS and the Join addresses, asks them over TLS who is
+// on the network (the directory stream), and talks to one directly. It
+// never joins the gossip, so others do not see it come and go. What it
+// sends goes through the same chat service as a running node's, with the
+// directory for presence; reads use that service with nobody online.
 type OneShot struct {
 	cfg    Config
 	id     *mesh.Identity
@@ -31,13 +37,13 @@ type OneShot struct {
 	Wait time.Duration
 }
 
+var _ api.API = (*OneShot)(nil)
+
 // NewOneShot loads (or creates) the data directory's identity.
 func NewOneShot(cfg Config) (*OneShot, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if err := mesh.ValidName(cfg.Name); err != nil {
-		return nil, fmt.Errorf("--name: %w", err)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -119,7 +125,7 @@ func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) (
 	for _, j := range o.cfg.Join {
 		host, port, err := net.SplitHostPort(j)
 		if err != nil {
-			return nil, fmt.Errorf("--join %q: %w", j, err)
+			return nil, &ConfigError{Field: "Join", Err: fmt.Errorf("%q: %w", j, err)}
 		}
 		// --join names a gossip port; a one-shot speaks TLS only, so it
 		// tries that port and the default TLS port of the same host.
@@ -200,135 +206,240 @@ func sortPeers(list []mesh.Peer) []mesh.Peer {
 	for _, p := range list {
 		m[p.ID] = p
 	}
-	// reuse mesh's ordering: by name, then id
 	out := make([]mesh.Peer, 0, len(m))
 	for _, p := range m {
 		out = append(out, p)
 	}
-	sortByName(out)
+	slices.SortFunc(out, func(a, b mesh.Peer) int {
+		if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out
 }
 
-// Send finds to on the network (or among the contacts of earlier runs),
-// stores the message in the data directory's outbox, and delivers the
-// recipient's whole outbox, oldest first, if the recipient is online. If
-// not, the message stays queued for the next node run on this data
-// directory; with wait, Send keeps looking for the recipient until ctx
-// ends.
-func (o *OneShot) Send(ctx context.Context, to, text string, wait bool) (SendResult, error) {
-	if err := CheckText(text); err != nil {
-		return SendResult{}, err
-	}
-	off, err := OpenOffline(o.cfg.DataDir, o.cfg.Name, o.cfg.Sync, o.log)
+// Self is this data directory's identity and saved presence; no node
+// runs, so it is not Running.
+func (o *OneShot) Self(ctx context.Context) (api.Self, error) {
+	pres, err := loadPresence(o.cfg.DataDir)
 	if err != nil {
-		return SendResult{}, err
+		o.log.Warn("ignoring saved presence", "err", err)
 	}
-	defer off.Close()
-	found := func(ps []mesh.Peer) bool {
-		_, err := Resolve(to, ps)
-		var re *RecipientError
-		return !errors.As(err, &re) || errors.Is(err, ErrAmbiguousRecipient)
-	}
-	peers, derr := o.Discover(ctx, found)
-	for _, p := range peers {
-		off.contacts.saw(p.ID, p.Name)
-	}
-	known := append([]mesh.Peer(nil), peers...)
-	seen := map[string]bool{}
-	for _, p := range peers {
-		seen[p.ID] = true
-	}
-	for _, c := range off.contacts.list() {
-		if !seen[c.ID] {
-			known = append(known, mesh.Peer{ID: c.ID, Name: c.Name, State: mesh.Offline, LastSeen: c.LastSeen})
-		}
-	}
-	p, err := Resolve(to, known)
-	if err != nil {
-		if derr != nil {
-			return SendResult{}, fmt.Errorf("%w (and discovery: %v)", err, derr)
-		}
-		return SendResult{}, err
-	}
-	if p.ID == o.id.ID {
-		return SendResult{}, fmt.Errorf("%w: that is you", ErrInvalidText)
-	}
-	ref := PeerRef{ID: p.ID, Name: p.Name}
-	env, err := off.chat.queue(ctx, p.ID, message.KindText, text)
-	if err != nil {
-		return SendResult{To: ref}, err
-	}
-	res := SendResult{ID: env.ID, To: ref, State: store.Queued.String()}
-	for {
-		if p.Online() {
-			if err := o.flushTo(ctx, off, p); err != nil {
-				o.log.Info("delivery failed; the message stays queued", "peer", mesh.ShortID(p.ID), "err", err)
-			}
-			if rec, err := off.chat.st.Get(context.Background(), o.id.ID, env.ID); err == nil {
-				res.State = rec.State.String()
-			}
-		}
-		if res.State == store.Delivered.String() || !wait || ctx.Err() != nil {
-			return res, nil
-		}
-		select {
-		case <-ctx.Done():
-			return res, nil
-		case <-time.After(time.Second):
-		}
-		ps, _ := o.Discover(ctx, func(ps []mesh.Peer) bool {
-			for _, q := range ps {
-				if q.ID == p.ID {
-					return q.Online()
-				}
-			}
-			return false
-		})
-		for _, q := range ps {
-			if q.ID == p.ID {
-				p = q
-			}
-		}
-	}
+	return api.Self{ID: o.id.ID, Name: o.cfg.Name, State: pres.state.String(), StatusText: pres.text, MDNS: !o.cfg.NoMDNS}, nil
 }
 
-// flushTo sends every message waiting for p, oldest first, on one stream.
-func (o *OneShot) flushTo(ctx context.Context, off *Offline, p mesh.Peer) error {
-	addr := netip.AddrPortFrom(p.Addr, p.TLSPort).String()
+// Peers asks the network: the first directory to answer (and any others
+// within a short grace) tell who is there.
+func (o *OneShot) Peers(ctx context.Context) ([]api.Peer, error) {
+	list, err := o.Discover(ctx, func([]mesh.Peer) bool { return true })
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return apiPeers(list), nil
+}
+
+// SetStatus keeps the presence for the next node started on the data
+// directory.
+func (o *OneShot) SetStatus(ctx context.Context, req api.StatusRequest) (api.StatusReply, error) {
+	st, err := parseStatus(req)
+	if err != nil {
+		return api.StatusReply{}, err
+	}
+	if err := savePresence(o.cfg.DataDir, presence{state: st, text: req.Text}); err != nil {
+		return api.StatusReply{}, apiError(err)
+	}
+	return api.StatusReply{State: st.String(), Text: req.Text}, nil
+}
+
+// Events needs a running node.
+func (o *OneShot) Events(ctx context.Context, fn func(api.Event) error) error {
+	return api.ErrNotRunning
+}
+
+// History reads the data directory's history; with MarkRead the
+// receipts wait in the outbox for the next node.
+func (o *OneShot) History(ctx context.Context, q api.HistoryQuery) ([]api.HistoryEntry, error) {
+	var out []api.HistoryEntry
+	err := o.offline(func(svc *chat.Service) (err error) {
+		out, err = history(ctx, svc, q)
+		return err
+	})
+	return out, err
+}
+
+// Outbox summarises what waits for whom.
+func (o *OneShot) Outbox(ctx context.Context) ([]api.OutboxEntry, error) {
+	var out []api.OutboxEntry
+	err := o.offline(func(svc *chat.Service) error {
+		es, err := svc.Outbox(ctx)
+		out = apiOutbox(es)
+		return apiError(err)
+	})
+	return out, err
+}
+
+// MarkRead records what a person saw; the receipts go out with the next
+// node.
+func (o *OneShot) MarkRead(ctx context.Context, req api.ReadRequest) error {
+	return o.offline(func(svc *chat.Service) error { return markRead(ctx, svc, req) })
+}
+
+// offline runs f on a chat service over the data directory's history
+// with nobody online and nothing to send with.
+func (o *OneShot) offline(f func(*chat.Service) error) error {
+	svc, closeAll, err := o.chatService(nil, nil)
+	if err != nil {
+		return apiError(err)
+	}
+	defer closeAll()
+	return f(svc)
+}
+
+// chatService opens the history and builds a chat service on it.
+func (o *OneShot) chatService(pres chat.Presence, tr chat.Transport) (*chat.Service, func(), error) {
+	st, err := openStore(o.cfg.DataDir, o.cfg.Sync, o.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := chat.New(chat.Config{
+		Store: st, Self: o.id.ID, Key: o.id.Key, Name: func() string { return o.cfg.Name },
+		Presence: pres, Transport: tr,
+		ContactsPath: filepath.Join(o.cfg.DataDir, ContactsFile),
+		Logger:       o.log.With("part", "chat"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return svc, func() { svc.Close(); st.Close() }, nil
+}
+
+// Send finds the recipient on the network (or among the contacts of
+// earlier runs), stores the message in the data directory's outbox and,
+// if the recipient is online, delivers their whole outbox, oldest
+// first, directly. If not, the message stays queued for the next node
+// run on this data directory; with Wait, Send keeps looking for the
+// recipient until the timeout.
+func (o *OneShot) Send(ctx context.Context, req api.SendRequest) (api.SendReply, error) {
+	if err := chat.CheckText(req.Text); err != nil {
+		return api.SendReply{}, apiError(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout())
+	defer cancel()
+	dir := &directory{peers: map[string]mesh.Peer{}}
+	msvc := o.messageService(dir)
+	defer msvc.Close()
+	svc, closeAll, err := o.chatService(dir, msvc)
+	if err != nil {
+		return api.SendReply{}, apiError(err)
+	}
+	defer closeAll()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	running := make(chan struct{})
+	go func() {
+		defer close(running)
+		svc.Run(runCtx)
+	}()
+	defer func() { stopRun(); <-running }()
+
+	// Discover until the recipient is among what the network lists.
+	found := func(ps []mesh.Peer) bool {
+		_, err := chat.Resolve(req.To, ps)
+		var re *chat.RecipientError
+		return !errors.As(err, &re) || errors.Is(err, chat.ErrAmbiguousRecipient)
+	}
+	peers, derr := o.Discover(ctx, found)
+	dir.set(peers)
+	for _, p := range peers {
+		svc.Saw(p.ID, p.Name)
+	}
+	p, err := svc.Resolve(req.To)
+	if err != nil {
+		if derr != nil {
+			err = fmt.Errorf("%w (and discovery: %v)", err, derr)
+		}
+		return api.SendReply{}, apiError(err)
+	}
+	if req.Wait && !p.Online() {
+		// Keep looking while Send waits; the chat service delivers as
+		// soon as the directory shows the recipient online.
+		go func() {
+			for ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				ps, _ := o.Discover(ctx, func(ps []mesh.Peer) bool {
+					for _, q := range ps {
+						if q.ID == p.ID {
+							return q.Online()
+						}
+					}
+					return false
+				})
+				for _, q := range ps {
+					if q.ID == p.ID && q.Online() {
+						dir.set([]mesh.Peer{q})
+						svc.PeerOnline(q.ID)
+						return
+					}
+				}
+			}
+		}()
+	}
+	return send(ctx, svc, api.SendRequest{To: p.ID, Text: req.Text, Wait: req.Wait})
+}
+
+// messageService sends to the peers the directory lists, at the
+// addresses it gives; a one-shot receives nothing.
+func (o *OneShot) messageService(dir *directory) *message.Service {
 	scfg := message.DefaultConfig()
 	scfg.Self = o.id.ID
 	scfg.Name = func() string { return o.cfg.Name }
 	scfg.Key = o.id.Key
 	scfg.Dial = func(ctx context.Context, peerID, proto string) (message.Stream, error) {
-		if peerID != p.ID {
-			return nil, fmt.Errorf("%w: %s", mesh.ErrUnknownPeer, mesh.ShortID(peerID))
+		p, ok := dir.Peer(peerID)
+		if !ok || !p.Online() {
+			return nil, fmt.Errorf("%w: %s", mesh.ErrPeerOffline, mesh.ShortID(peerID))
 		}
-		return o.dialer.DialAddr(ctx, addr, peerID, proto)
+		return o.dialer.DialAddr(ctx, netip.AddrPortFrom(p.Addr, p.TLSPort).String(), peerID, proto)
 	}
 	scfg.Deliver = func(context.Context, *message.Envelope) error {
 		return errors.New("a one-shot command does not receive messages")
 	}
 	scfg.Logger = o.log.With("part", "message")
-	svc := message.New(scfg)
-	defer svc.Close()
-	for {
-		recs, err := off.chat.st.Outbox(ctx, p.ID, chunkSize)
-		if err != nil || len(recs) == 0 {
-			return err
-		}
-		q := make([]message.Queued, len(recs))
-		for i, r := range recs {
-			q[i] = message.Queued{ID: r.ID, Sealed: r.Sealed}
-		}
-		// One chunk at a time, oldest first; a one-shot sends little.
-		errs := svc.SendBatch(ctx, p.ID, q, func(bool) {})
-		for i, r := range recs {
-			if errs[i] == nil {
-				_, errs[i] = off.chat.st.SetState(ctx, r.ID, store.Delivered)
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
+	return message.New(scfg)
+}
+
+// directory is a one-shot's presence: the peers the network listed.
+type directory struct {
+	mu    sync.Mutex // guards peers
+	peers map[string]mesh.Peer
+}
+
+func (d *directory) set(ps []mesh.Peer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range ps {
+		d.peers[p.ID] = p
 	}
+}
+
+func (d *directory) Peers() []mesh.Peer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]mesh.Peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (d *directory) Peer(id string) (mesh.Peer, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.peers[id]
+	return p, ok
 }

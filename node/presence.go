@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"lanchat/internal/fsutil"
 	"lanchat/mesh"
 )
 
@@ -62,23 +63,5 @@ func savePresence(dir string, p presence) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, presenceName), b)
-}
-
-// writeFileAtomic replaces path with data so that a reader, or a crash,
-// sees the old file or the new one, never a part of either.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, presenceName), b)
 }

@@ -24,7 +24,7 @@ func syncMode(s string) (string, error) {
 	case "full":
 		return "FULL", nil
 	}
-	return "", fmt.Errorf("--sync %q: want normal or full", s)
+	return "", &ConfigError{Field: "Sync", Err: fmt.Errorf("%q: want normal or full", s)}
 }
 
 func openStore(dataDir, sync string, log *slog.Logger) (*store.Store, error) {

@@ -13,7 +13,9 @@ import (
 //
 // Every error an implementation returns is an *Error (or wraps one), so
 // callers match it with errors.Is against the sentinels below whichever
-// implementation answered.
+// implementation answered — but for ErrNoNode, ErrClosed, ErrResync and
+// ErrNotRunning, which say something about the connection, not the
+// request.
 type API interface {
 	// Self is who this data directory is, and where its node listens if
 	// one runs.

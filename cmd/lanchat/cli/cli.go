@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +12,12 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"lanchat/node"
+	"lanchat/node/api"
 )
 
 // Exit codes.
@@ -219,18 +222,41 @@ func (e *env) nodeConfig() node.Config {
 	}
 }
 
-// client returns a control-socket client when a node runs on the data
-// directory, or nil when none does.
-func (e *env) client() *node.Client {
-	c, err := node.Connect(e.g.dataDir)
-	if err != nil {
-		return nil
+// open returns the local API for the data directory: the running node's,
+// through its control socket, or else a one-shot that finds peers and
+// talks to them itself (wait bounds its search for peers). Every command
+// then takes one code path.
+func (e *env) open(wait time.Duration) (api.API, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if c, err := api.Connect(ctx, node.ControlSocket(e.g.dataDir)); err == nil {
+		return c, nil
 	}
-	return c
+	o, err := node.NewOneShot(e.nodeConfig())
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		o.Wait = wait
+	}
+	return o, nil
+}
+
+// flagNames maps the node's configuration fields to the flags that set them.
+var flagNames = map[string]string{
+	"Name": "--name", "DataDir": "--data-dir", "Bind": "--bind", "Iface": "--iface",
+	"Join": "--join", "Sync": "--sync", "Port": "--port", "GossipPort": "--gossip-port",
 }
 
 func (e *env) fail(err error) int {
-	fmt.Fprintf(e.stderr, "lanchat: %s\n", cleanLines(err.Error()))
+	msg := err.Error()
+	var ce *node.ConfigError
+	if errors.As(err, &ce) {
+		if f, ok := flagNames[ce.Field]; ok {
+			msg = f + ": " + ce.Err.Error()
+		}
+	}
+	fmt.Fprintf(e.stderr, "lanchat: %s\n", cleanLines(msg))
 	return exitFail
 }
 

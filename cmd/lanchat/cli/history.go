@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"lanchat/node"
+	"lanchat/node/api"
 )
 
 var historyCmd = command{
@@ -17,7 +17,7 @@ var historyCmd = command{
 	example: "lanchat history bob --limit 20\nlanchat history --search \"build\" --json\nlanchat history --since 2026-11-22T09:00:00Z",
 	level:   "warn",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
-		limit := fs.Int("limit", node.DefaultHistoryLimit, "show the newest N messages")
+		limit := fs.Int("limit", api.DefaultHistoryLimit, "show the newest N messages")
 		since := fs.String("since", "", "only messages after this time (RFC 3339, or a duration such as 2h)")
 		search := fs.String("search", "", "full-text search across all conversations")
 		return func(e *env, args []string) int { return e.history(args, *limit, *since, *search) }
@@ -43,37 +43,30 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 	if len(args) > 1 {
 		return e.usageErr("history", "at most one conversation (a name or id)")
 	}
-	if limit <= 0 {
-		return e.usageErr("history", "--limit must be positive")
+	if limit <= 0 || limit > api.MaxHistoryLimit {
+		return e.usageErr("history", "--limit must be 1 to %d", api.MaxHistoryLimit)
 	}
 	since, err := parseSince(sinceArg)
 	if err != nil {
 		return e.usageErr("history", "%v", err)
 	}
-	q := node.HistoryQuery{Limit: limit, Since: since, Search: search}
+	// Messages shown to a person are read; a script reading JSON is not a
+	// person reading them.
+	q := api.HistoryQuery{Limit: limit, Since: since, Search: search, MarkRead: !e.g.json}
 	if len(args) == 1 {
 		q.Peer = args[0]
 	}
-	// Messages shown to a person are read; a script reading JSON is not a
-	// person reading them.
-	markRead := !e.g.json
-	ctx := context.Background()
-	var list []node.HistoryEntry
-	if c := e.client(); c != nil {
-		list, err = c.History(ctx, q, markRead)
-	} else {
-		var off *node.Offline
-		if off, err = node.OpenOffline(e.g.dataDir, e.g.name, e.g.sync, e.log); err == nil {
-			defer off.Close()
-			list, err = off.History(ctx, q, markRead)
-		}
+	a, err := e.open(0)
+	if err != nil {
+		return e.fail(err)
 	}
+	list, err := a.History(context.Background(), q)
 	if err != nil {
 		return e.fail(err)
 	}
 	if e.g.json {
 		if list == nil {
-			list = []node.HistoryEntry{}
+			list = []api.HistoryEntry{}
 		}
 		writeJSON(e.stdout, list)
 		return exitOK

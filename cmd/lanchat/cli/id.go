@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
-
-	"lanchat/mesh"
 )
 
 var idCmd = command{
@@ -29,23 +27,15 @@ func (e *env) id(args []string) int {
 	if len(args) > 0 {
 		return e.usageErr("id", "unexpected argument %q", args[0])
 	}
-	var out idOutput
-	if c := e.client(); c != nil {
-		id, name, err := c.ID(context.Background())
-		if err != nil {
-			return e.fail(err)
-		}
-		out = idOutput{ID: id, Name: name}
-	} else {
-		if err := mesh.ValidName(e.g.name); err != nil {
-			return e.fail(fmt.Errorf("--name: %w", err))
-		}
-		ident, err := mesh.LoadOrCreateIdentity(e.g.dataDir)
-		if err != nil {
-			return e.fail(err)
-		}
-		out = idOutput{ID: ident.ID, Name: e.g.name}
+	a, err := e.open(0)
+	if err != nil {
+		return e.fail(err)
 	}
+	self, err := a.Self(context.Background())
+	if err != nil {
+		return e.fail(err)
+	}
+	out := idOutput{ID: self.ID, Name: self.Name}
 	if e.g.json {
 		writeJSON(e.stdout, out)
 		return exitOK

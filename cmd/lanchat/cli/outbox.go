@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"lanchat/node"
+	"lanchat/node/api"
 )
 
 var outboxCmd = command{
@@ -24,24 +24,17 @@ func (e *env) outbox(args []string) int {
 	if len(args) > 0 {
 		return e.usageErr("outbox", "unexpected argument %q", args[0])
 	}
-	ctx := context.Background()
-	var list []node.OutboxEntry
-	var err error
-	if c := e.client(); c != nil {
-		list, err = c.Outbox(ctx)
-	} else {
-		var off *node.Offline
-		if off, err = node.OpenOffline(e.g.dataDir, e.g.name, e.g.sync, e.log); err == nil {
-			defer off.Close()
-			list, err = off.Outbox(ctx)
-		}
+	a, err := e.open(0)
+	if err != nil {
+		return e.fail(err)
 	}
+	list, err := a.Outbox(context.Background())
 	if err != nil {
 		return e.fail(err)
 	}
 	if e.g.json {
 		if list == nil {
-			list = []node.OutboxEntry{}
+			list = []api.OutboxEntry{}
 		}
 		writeJSON(e.stdout, list)
 		return exitOK

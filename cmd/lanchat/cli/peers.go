@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-
-	"lanchat/mesh"
-	"lanchat/node"
 )
 
 var peersCmd = command{
@@ -38,29 +35,19 @@ func (e *env) peers(args []string, wait time.Duration) int {
 	if len(args) > 0 {
 		return e.usageErr("peers", "unexpected argument %q", args[0])
 	}
-	var list []mesh.Peer
-	if c := e.client(); c != nil {
-		var err error
-		if list, err = c.Peers(context.Background()); err != nil {
-			return e.fail(err)
-		}
-	} else {
-		o, err := node.NewOneShot(e.nodeConfig())
-		if err != nil {
-			return e.fail(err)
-		}
-		o.Wait = wait
-		// One directory holds the whole membership as that peer sees it.
-		list, err = o.Discover(context.Background(), func([]mesh.Peer) bool { return true })
-		if err != nil {
-			return e.fail(err)
-		}
+	a, err := e.open(wait)
+	if err != nil {
+		return e.fail(err)
+	}
+	list, err := a.Peers(context.Background())
+	if err != nil {
+		return e.fail(err)
 	}
 	out := make([]peerOutput, 0, len(list))
 	for _, p := range list {
 		out = append(out, peerOutput{
-			ID: p.ID, Name: p.Name, State: p.State.String(), StatusText: p.Status,
-			Addr: p.Addr.String(), Verified: p.Verified, LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
+			ID: p.ID, Name: p.Name, State: p.State, StatusText: p.StatusText,
+			Addr: p.Addr, Verified: p.Verified, LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
 		})
 	}
 	if e.g.json {

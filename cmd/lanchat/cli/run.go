@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"lanchat/message/store"
 	"lanchat/node"
+	"lanchat/node/api"
 )
 
 var runCmd = command{
@@ -25,6 +26,12 @@ var runCmd = command{
 	},
 }
 
+// run starts a node and prints its events, read as any client reads
+// them: through the API's event stream. The first snapshot is taken
+// before the node is up and says nothing the ready event does not, so it
+// is not printed; a resync (this printer fell behind, e.g. stdout not
+// read) is printed, and so is the snapshot that follows it, so a script
+// always knows when it missed something.
 func (e *env) run(args []string) int {
 	if len(args) > 0 {
 		return e.usageErr("run", "unexpected argument %q", args[0])
@@ -33,16 +40,7 @@ func (e *env) run(args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	events := make(chan any, 4096)
-	cancelSub := n.Subscribe(func(ev any) {
-		select {
-		case events <- ev:
-		default:
-			// The printer is stuck (stdout not read); dropping an event
-			// line is better than stalling the node.
-		}
-	})
-	defer cancelSub()
+	defer n.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -57,33 +55,51 @@ func (e *env) run(args []string) int {
 		os.Exit(exitFail)
 	}()
 
-	printed := make(chan struct{})
-	go func() {
-		defer close(printed)
-		for ev := range events {
+	var runErr error
+	var once sync.Once
+	ran := make(chan struct{})
+	startRun := func() {
+		once.Do(func() {
+			go func() {
+				defer close(ran)
+				runErr = n.Run(ctx)
+			}()
+		})
+	}
+	first := true
+	for {
+		err := n.Events(context.Background(), func(ev api.Event) error {
+			if _, ok := ev.(api.Snapshot); ok && first {
+				first = false
+				startRun() // subscribed: nothing the node says from now on is missed
+				return nil
+			}
 			e.printEvent(ev)
 			// A message printed for a person to see has been read; one
 			// printed as JSON for a script has not.
-			if m, ok := ev.(node.MessageEvent); ok && !m.Outgoing && !e.g.json {
-				if err := n.MarkRead(context.Background(), []string{m.ID}); err != nil && !errors.Is(err, store.ErrClosed) {
+			if m, ok := ev.(api.Message); ok && !m.Outgoing && !e.g.json {
+				if err := n.MarkRead(context.Background(), api.ReadRequest{IDs: []string{m.ID}}); err != nil && !errors.Is(err, node.ErrClosed) {
 					e.log.Warn("mark read", "err", err)
 				}
 			}
+			return nil
+		})
+		if errors.Is(err, api.ErrResync) {
+			continue // printed; a new subscription starts with a snapshot
 		}
-	}()
-	err = n.Run(ctx)
-	cancelSub()
-	close(events)
-	<-printed
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return e.fail(err)
+		break
+	}
+	startRun() // the stream may have ended before the node started (it could not)
+	<-ran
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, node.ErrClosed) {
+		return e.fail(runErr)
 	}
 	return exitOK
 }
 
-func (e *env) printEvent(ev any) {
+func (e *env) printEvent(ev api.Event) {
 	if e.g.json {
-		if w, ok := ev.(node.WarningEvent); ok {
+		if w, ok := ev.(api.Warning); ok {
 			w.Text = cleanLine(w.Text)
 			ev = w
 		}
@@ -92,44 +108,52 @@ func (e *env) printEvent(ev any) {
 	}
 	now := time.Now().Format("15:04:05")
 	switch v := ev.(type) {
-	case node.ReadyEvent:
+	case api.Ready:
 		fmt.Fprintf(e.stdout, "lanchat: you are %s (%s) at %s; gossip port %d, message port %d\n",
 			cleanLine(v.Name), short(v.ID), v.Addr, v.GossipPort, v.Port)
 		if !v.MDNS {
 			fmt.Fprintln(e.stdout, "lanchat: mDNS is off; peers come from --join")
 		}
-	case node.MessageEvent:
+	case api.Message:
 		if v.Outgoing {
 			fmt.Fprintf(e.stdout, "%s → %s: %s\n", now, cleanLine(v.To.Name), cleanLines(v.Text))
 		} else {
 			fmt.Fprintf(e.stdout, "%s %s: %s\n", now, cleanLine(v.From.Name), cleanLines(v.Text))
 		}
-	case node.PresenceEvent:
-		fmt.Fprintf(e.stdout, "%s * %s\n", now, describePresence(v))
-	case node.ReceiptEvent:
-		if v.State == "read" {
-			fmt.Fprintf(e.stdout, "%s * %s read your message %s\n", now, cleanLine(v.Peer.Name), v.ID[:8])
+	case api.Presence:
+		if v.Change != api.ChangeVerified { // a person is told when a key fails, not each time one holds
+			fmt.Fprintf(e.stdout, "%s * %s\n", now, describePresence(v))
 		}
-	case node.WarningEvent:
+	case api.Receipt:
+		if v.State == "read" {
+			fmt.Fprintf(e.stdout, "%s * %s read your message %s\n", now, cleanLine(v.Peer.Name), short8(v.ID))
+		}
+	case api.Resync:
+		fmt.Fprintf(e.stdout, "%s * lanchat: %d events were not shown (output was not read fast enough)\n", now, v.Dropped)
+	case api.Snapshot:
+		fmt.Fprintf(e.stdout, "%s * lanchat: %d peers known\n", now, len(v.Peers))
+	case api.Warning:
 		// already logged to standard error
 	}
 }
 
-func describePresence(v node.PresenceEvent) string {
+func describePresence(v api.Presence) string {
 	who := fmt.Sprintf("%s (%s)", cleanLine(v.Peer.Name), short(v.Peer.ID))
 	status := ""
 	if v.StatusText != "" {
 		status = ": " + cleanLine(v.StatusText)
 	}
 	switch v.Change {
-	case "joined":
+	case api.ChangeJoined:
 		return fmt.Sprintf("%s is here, %s%s", who, v.State, status)
-	case "returned":
+	case api.ChangeReturned:
 		return fmt.Sprintf("%s is back, %s%s", who, v.State, status)
-	case "left":
+	case api.ChangeLeft:
 		return who + " left"
-	case "lost":
+	case api.ChangeLost:
 		return who + " went offline (no goodbye)"
+	case api.ChangeVerified:
+		return who + " is verified: its key was proven by a TLS handshake"
 	default:
 		return fmt.Sprintf("%s is now %s%s", who, v.State, status)
 	}
@@ -138,6 +162,13 @@ func describePresence(v node.PresenceEvent) string {
 func short(id string) string {
 	if len(id) > 7 {
 		return id[:7]
+	}
+	return id
+}
+
+func short8(id string) string {
+	if len(id) > 8 {
+		return id[:8]
 	}
 	return id
 }

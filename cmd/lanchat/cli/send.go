@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"lanchat/message"
-	"lanchat/node"
+	"lanchat/node/api"
 )
 
 var sendCmd = command{
@@ -28,9 +28,9 @@ var sendCmd = command{
 
 // sendOutput is what `lanchat send --json` prints on success.
 type sendOutput struct {
-	ID    string       `json:"id"`
-	To    node.PeerRef `json:"to"`
-	State string       `json:"state"`
+	ID    string      `json:"id"`
+	To    api.PeerRef `json:"to"`
+	State string      `json:"state"`
 }
 
 func (e *env) send(args []string, wait bool, timeout time.Duration) int {
@@ -46,38 +46,27 @@ func (e *env) send(args []string, wait bool, timeout time.Duration) int {
 		}
 		text = strings.TrimSuffix(string(b), "\n")
 	}
-	if err := node.CheckText(text); err != nil {
+	a, err := e.open(0)
+	if err != nil {
 		return e.fail(err)
 	}
 	// The node bounds its wait by timeout; the call gets a little more so
 	// that its answer ("queued") arrives rather than our own deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
-	var res node.SendResult
-	var err error
-	if c := e.client(); c != nil {
-		res, err = c.Send(ctx, to, text, wait, timeout)
-	} else {
-		var o *node.OneShot
-		if o, err = node.NewOneShot(e.nodeConfig()); err == nil {
-			octx, ocancel := context.WithTimeout(ctx, timeout)
-			res, err = o.Send(octx, to, text, wait)
-			ocancel()
-		}
-	}
+	res, err := a.Send(ctx, api.SendRequest{To: to, Text: text, Wait: wait, TimeoutMS: max(1, timeout.Milliseconds())})
 	if err != nil {
 		return e.fail(err)
 	}
-	delivered := res.State == "delivered" || res.State == "read"
 	if e.g.json {
 		writeJSON(e.stdout, sendOutput{ID: res.ID, To: res.To, State: res.State})
-	} else if delivered {
+	} else if res.Delivered() {
 		fmt.Fprintf(e.stdout, "delivered to %s (%s)\n", cleanLine(res.To.Name), short(res.To.ID))
 	} else {
 		fmt.Fprintf(e.stdout, "queued for %s (%s): not reachable now; it will be delivered when they are back\n",
 			cleanLine(res.To.Name), short(res.To.ID))
 	}
-	if wait && !delivered {
+	if wait && !res.Delivered() {
 		return exitQueued
 	}
 	return exitOK

@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"lanchat/mesh"
-	"lanchat/node"
+	"lanchat/node/api"
 )
 
 var statusCmd = command{
@@ -22,39 +22,39 @@ var statusCmd = command{
 	},
 }
 
+// settableStates are the states a person may announce; offline and left
+// are what others conclude.
+var settableStates = []string{"available", "away", "busy"}
+
 func (e *env) status(args []string) int {
 	if len(args) == 0 {
 		return e.usageErr("status", "which state? available, away or busy")
 	}
-	st, err := mesh.ParseState(args[0])
-	if err != nil {
-		return e.usageErr("status", "%v", err)
+	if !slices.Contains(settableStates, args[0]) {
+		return e.usageErr("status", "unknown state %q (want available, away or busy)", args[0])
 	}
-	text := strings.Join(args[1:], " ")
-	if err := mesh.ValidStatus(text); err != nil {
+	a, err := e.open(0)
+	if err != nil {
 		return e.fail(err)
 	}
-	if c := e.client(); c != nil {
-		if err := c.SetStatus(context.Background(), st.String(), text); err != nil {
-			return e.fail(err)
-		}
-		if !e.g.json {
-			fmt.Fprintf(e.stdout, "you are now %s\n", describeState(st, text))
-		}
+	res, err := a.SetStatus(context.Background(), api.StatusRequest{State: args[0], Text: strings.Join(args[1:], " ")})
+	if err != nil {
+		return e.fail(err)
+	}
+	if e.g.json {
 		return exitOK
 	}
-	if err := node.SavePresence(e.g.dataDir, st, text); err != nil {
-		return e.fail(err)
-	}
-	if !e.g.json {
-		fmt.Fprintf(e.stdout, "no node is running on %s; you will be %s when it starts\n", e.g.dataDir, describeState(st, text))
+	if res.Live {
+		fmt.Fprintf(e.stdout, "you are now %s\n", describeState(res.State, res.Text))
+	} else {
+		fmt.Fprintf(e.stdout, "no node is running on %s; you will be %s when it starts\n", e.g.dataDir, describeState(res.State, res.Text))
 	}
 	return exitOK
 }
 
-func describeState(st mesh.State, text string) string {
+func describeState(st, text string) string {
 	if text == "" {
-		return st.String()
+		return st
 	}
-	return st.String() + ": " + cleanLine(text)
+	return st + ": " + cleanLine(text)
 }

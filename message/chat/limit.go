@@ -1,17 +1,18 @@
-package node
+package chat
 
 import (
 	"sync"
 	"time"
 )
 
-// limiter is a token bucket per peer for received messages. A peer that
-// floods gets refusals (its messages stay in its own outbox and come
+// limiter is a token bucket per peer for received envelopes. A peer that
+// floods gets refusals (its envelopes stay in its own outbox and come
 // again later), while every other peer keeps its own full allowance; the
 // store and the CPU are not monopolised by one sender.
 type limiter struct {
 	rate  float64 // tokens per second
 	burst float64
+	now   func() time.Time
 
 	mu      sync.Mutex // guards buckets
 	buckets map[string]*bucket
@@ -22,27 +23,27 @@ type bucket struct {
 	last   time.Time
 }
 
-// Default allowance per peer: far above what people type or scripts
-// usually send, low enough that one peer cannot take all of a node.
-const (
-	defaultPeerRate  = 5000
-	defaultPeerBurst = 50000
-)
+// maxBuckets bounds the table a stranger could grow with fresh keys;
+// past it, buckets idle for a minute (full again by then) are forgotten.
+const maxBuckets = 10000
 
-func newLimiter(rate, burst float64) *limiter {
-	return &limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
+func newLimiter(rate, burst float64, now func() time.Time) *limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &limiter{rate: rate, burst: burst, now: now, buckets: map[string]*bucket{}}
 }
 
 func (l *limiter) allow(peer string) bool {
 	if l == nil || l.rate <= 0 {
 		return true
 	}
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[peer]
 	if !ok {
-		if len(l.buckets) > 10000 { // forget idle peers rather than grow
+		if len(l.buckets) >= maxBuckets {
 			for k, v := range l.buckets {
 				if now.Sub(v.last) > time.Minute {
 					delete(l.buckets, k)

@@ -1,14 +1,14 @@
-package node
+package chat
 
 import (
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"lanchat/internal/fsutil"
 	"lanchat/mesh"
 )
 
@@ -21,7 +21,6 @@ type contact struct {
 }
 
 const (
-	contactsName = "contacts.json"
 	maxContacts  = 10000
 	maxContactsB = 4 << 20
 )
@@ -42,8 +41,12 @@ type contacts struct {
 	urgent chan struct{}
 }
 
-func loadContacts(dir string) (*contacts, error) {
-	c := &contacts{path: filepath.Join(dir, contactsName), byID: map[string]contact{}, urgent: make(chan struct{}, 1)}
+// loadContacts reads the book at path; "" keeps it in memory only.
+func loadContacts(path string) (*contacts, error) {
+	c := &contacts{path: path, byID: map[string]contact{}, urgent: make(chan struct{}, 1)}
+	if path == "" {
+		return c, nil
+	}
 	f, err := os.Open(c.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -123,7 +126,7 @@ func (c *contacts) list() []contact {
 // save writes the file if anything changed.
 func (c *contacts) save() error {
 	c.mu.Lock()
-	if !c.dirty {
+	if !c.dirty || c.path == "" {
 		c.mu.Unlock()
 		return nil
 	}
@@ -137,5 +140,5 @@ func (c *contacts) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(c.path, b)
+	return fsutil.WriteFileAtomic(c.path, b)
 }

@@ -1,9 +1,8 @@
-package node
+package chat
 
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"lanchat/mesh"
@@ -23,13 +22,9 @@ type RecipientError struct {
 	Err     error       // ErrUnknownRecipient or ErrAmbiguousRecipient
 	Matches []mesh.Peer // for ambiguous: the peers sharing the name
 	Online  []mesh.Peer // for unknown: who is online
-	msg     string      // the text as a remote node put it, if it came from one
 }
 
 func (e *RecipientError) Error() string {
-	if e.msg != "" {
-		return e.msg
-	}
 	var b strings.Builder
 	if errors.Is(e.Err, ErrAmbiguousRecipient) {
 		fmt.Fprintf(&b, "%q names %d peers; use an id:", e.Query, len(e.Matches))
@@ -97,13 +92,4 @@ func Resolve(q string, peers []mesh.Peer) (mesh.Peer, error) {
 		}
 	}
 	return mesh.Peer{}, &RecipientError{Query: q, Err: ErrUnknownRecipient, Online: online}
-}
-
-func sortByName(ps []mesh.Peer) {
-	slices.SortFunc(ps, func(a, b mesh.Peer) int {
-		if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 }

@@ -1,4 +1,4 @@
-package node
+package chat
 
 import (
 	"context"
@@ -59,11 +59,8 @@ func itemOf(r store.Record) outItem {
 const flushWindow = 1024
 
 type outbox struct {
-	n   *Node
-	ctx context.Context
-	m   *mesh.Mesh
-	svc *message.Service
-	wg  sync.WaitGroup
+	s  *Service
+	wg sync.WaitGroup // counts sessions
 
 	mu     sync.Mutex // guards peers and closed
 	peers  map[string]*peerOut
@@ -85,8 +82,8 @@ type peerOut struct {
 	needSync bool      // the store may hold messages the running session has not seen
 }
 
-func newOutbox(ctx context.Context, n *Node, m *mesh.Mesh, svc *message.Service) *outbox {
-	return &outbox{n: n, ctx: ctx, m: m, svc: svc, peers: map[string]*peerOut{}, done: make(chan progress, 8192)}
+func newOutbox(s *Service) *outbox {
+	return &outbox{s: s, peers: map[string]*peerOut{}, done: make(chan progress, 8192)}
 }
 
 func (o *outbox) peer(id string) *peerOut {
@@ -100,9 +97,6 @@ func (o *outbox) peer(id string) *peerOut {
 
 // add takes a message just stored as queued.
 func (o *outbox) add(peer string, it outItem) {
-	if o == nil {
-		return
-	}
 	o.mu.Lock()
 	p := o.peer(peer)
 	p.queue = append(p.queue, it)
@@ -115,9 +109,6 @@ func (o *outbox) add(peer string, it outItem) {
 // was starting. The next session, or the running one before it ends,
 // reads the store.
 func (o *outbox) resync(peer string) {
-	if o == nil {
-		return
-	}
 	o.mu.Lock()
 	p := o.peer(peer)
 	p.clean = false
@@ -128,10 +119,10 @@ func (o *outbox) resync(peer string) {
 
 // kick starts a session for peer if it is online and none is running.
 func (o *outbox) kick(peer string) {
-	if o == nil || o.ctx.Err() != nil {
+	if o.s.ctx.Err() != nil {
 		return
 	}
-	if p, ok := o.m.Peer(peer); !ok || !p.Online() {
+	if _, ok := o.s.online(peer); !ok {
 		return
 	}
 	o.mu.Lock()
@@ -150,9 +141,10 @@ func (o *outbox) kick(peer string) {
 	}()
 }
 
-// run records deliveries and retries peers with something waiting, until
-// the node stops; then it waits for every session.
-func (o *outbox) run() {
+// run records deliveries and retries peers with something waiting
+// until ctx ends; then it waits for every session and records what they
+// achieved.
+func (o *outbox) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var recWG sync.WaitGroup
@@ -161,21 +153,22 @@ func (o *outbox) run() {
 		defer recWG.Done()
 		o.record()
 	}()
+	defer func() {
+		o.drain()
+		recWG.Wait()
+	}()
 	for {
 		select {
-		case <-o.ctx.Done():
-			o.mu.Lock()
-			o.closed = true
-			o.mu.Unlock()
-			o.wg.Wait()
-			close(o.done)
-			recWG.Wait()
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			peers, err := o.n.chat.st.PendingPeers(o.ctx)
+			if o.s.cfg.Transport == nil {
+				continue // nothing can be sent: what waits, waits for a node
+			}
+			peers, err := o.s.st.PendingPeers(ctx)
 			if err != nil {
-				if o.ctx.Err() == nil {
-					o.n.log.Warn("outbox", "err", err)
+				if ctx.Err() == nil {
+					o.s.log.Warn("outbox", "err", err)
 				}
 				continue
 			}
@@ -186,6 +179,20 @@ func (o *outbox) run() {
 			}
 		}
 	}
+}
+
+// drain stops new sessions, waits for those running and closes the
+// recorder's queue. It runs once, when the service stops.
+func (o *outbox) drain() {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	o.closed = true
+	o.mu.Unlock()
+	o.wg.Wait()
+	close(o.done)
 }
 
 // recordLinger is how long the recorder waits for more progress to
@@ -228,8 +235,8 @@ func (o *outbox) record() {
 				}
 				// Not o.ctx: progress made just before shutdown is still
 				// worth recording.
-				if _, err := o.n.chat.st.SetState(context.Background(), pr.it.id, pr.state); err != nil {
-					o.n.log.Warn("record message state", "msg", pr.it.id, "state", pr.state, "err", err)
+				if _, err := o.s.st.SetState(context.Background(), pr.it.id, pr.state); err != nil {
+					o.s.log.Warn("record message state", "msg", pr.it.id, "state", pr.state, "err", err)
 				}
 			}()
 		}
@@ -240,12 +247,12 @@ func (o *outbox) record() {
 // session delivers peer's waiting messages until there are none or a
 // send fails.
 func (o *outbox) session(peer string, synced bool) {
-	ref := o.n.peerRef(peer)
+	ref := o.s.PeerRef(peer)
 	seen := map[string]bool{} // sent in this session: a message may be both in the store and the queue
 	for {
 		var batch []outItem
 		if !synced {
-			recs, err := o.n.chat.st.Outbox(o.ctx, peer, flushWindow)
+			recs, err := o.s.st.Outbox(o.s.ctx, peer, flushWindow)
 			if err != nil {
 				o.end(peer, false)
 				return
@@ -305,7 +312,7 @@ func (o *outbox) end(peer string, failed bool) {
 	p.queue, p.running, p.clean, p.needSync = nil, false, false, false
 	o.mu.Unlock()
 	if failed {
-		o.n.notifyFailed(peer)
+		o.s.watch.failed(peer)
 	}
 }
 
@@ -319,6 +326,7 @@ const (
 // sendAll sends items in order and reports whether all were
 // acknowledged.
 func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
+	ctx := o.s.ctx
 	sem := make(chan struct{}, chunksInFlight)
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -328,7 +336,7 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 		case <-stop:
 			return true
 		default:
-			return o.ctx.Err() != nil
+			return ctx.Err() != nil
 		}
 	}
 	for start := 0; start < len(items) && !failed(); start += chunkSize {
@@ -337,7 +345,7 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 		case sem <- struct{}{}:
 		case <-stop:
 			continue
-		case <-o.ctx.Done():
+		case <-ctx.Done():
 			continue
 		}
 		written := make(chan struct{})
@@ -349,10 +357,10 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 			for i, it := range chunk {
 				q[i] = message.Queued{ID: it.id, Sealed: it.sealed}
 			}
-			ctx, cancel := context.WithTimeout(o.ctx, 30*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			var wasSent bool
-			errs := o.svc.SendBatch(ctx, peer, q, func(sent bool) {
+			errs := o.s.cfg.Transport.SendBatch(ctx, peer, q, func(sent bool) {
 				wasSent = sent
 				close(written)
 			})
@@ -367,9 +375,9 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 					continue
 				}
 				o.done <- progress{it, store.Delivered}
-				o.n.notifyDelivered(it.id)
+				o.s.watch.delivered(it.id)
 				if it.kind == message.KindText {
-					o.n.publish(ReceiptEvent{Type: "receipt", ID: it.id, State: store.Delivered.String(), Peer: ref})
+					o.s.cfg.Publish(ReceiptEvent{ID: it.id, State: store.Delivered, Peer: ref})
 				}
 			}
 		}()
@@ -381,10 +389,10 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 
 func (o *outbox) logFailure(peer string, it outItem, err error) {
 	switch {
-	case o.ctx.Err() != nil:
+	case o.s.ctx.Err() != nil:
 	case errors.Is(err, message.ErrRejected):
-		o.n.log.Warn("peer refused a message; it stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
+		o.s.log.Warn("peer refused a message; it stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
 	default:
-		o.n.log.Info("delivery failed; the message stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
+		o.s.log.Info("delivery failed; the message stays in the outbox", "peer", mesh.ShortID(peer), "msg", it.id, "err", err)
 	}
 }

@@ -1,0 +1,162 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"lanchat/mesh"
+	"lanchat/message"
+	"lanchat/message/store"
+)
+
+// KindReceipt is the envelope kind of a read receipt: the recipient of
+// messages tells their author that a person has seen them. Its body is a
+// receiptBody as JSON. Receipts travel, wait in the outbox and are
+// de-duplicated exactly like messages, so they survive the author being
+// offline; they are never shown as messages.
+const KindReceipt = "receipt"
+
+// receiptBody is the JSON body of a KindReceipt envelope.
+type receiptBody struct {
+	State string   `json:"state"` // "read"
+	IDs   []string `json:"ids"`   // ids of messages the receipt's author received from the recipient
+}
+
+// maxReceiptIDs keeps a receipt's body well inside message.MaxText.
+const maxReceiptIDs = 1000
+
+var errMalformedReceipt = errors.New("malformed receipt")
+
+// parseReceipt reads a receipt body. Anything but a read receipt naming
+// at most maxReceiptIDs well-formed ids is refused whole.
+func parseReceipt(body string) (receiptBody, error) {
+	var rb receiptBody
+	if err := json.Unmarshal([]byte(body), &rb); err != nil || rb.State != "read" || len(rb.IDs) > maxReceiptIDs {
+		return receiptBody{}, errMalformedReceipt
+	}
+	for _, id := range rb.IDs {
+		if !validMessageID(id) {
+			return receiptBody{}, errMalformedReceipt
+		}
+	}
+	return rb, nil
+}
+
+// DeliverBatch stores what a stream received in one go; it is
+// message.Config.DeliverBatch. Messages are stored before they are
+// acknowledged (errs[i] nil means stored); concurrent calls share the
+// store's group commit, so a batch costs one transaction. Every envelope
+// — message or receipt — counts against its author's allowance.
+func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []error {
+	errs := make([]error, len(envs))
+	inserted := make([]bool, len(envs))
+	var texts []*message.Envelope
+	var textIdx []int
+	receipts := map[string][]int{} // by author: indexes of their receipts, in order
+	var authors []string
+	for i, env := range envs {
+		switch env.Kind {
+		case message.KindText, KindReceipt:
+		default:
+			errs[i] = fmt.Errorf("unsupported message kind %q", env.Kind)
+			continue
+		}
+		if !s.limiter.allow(env.Author) {
+			errs[i] = errRateLimited
+			continue
+		}
+		if env.Kind == KindReceipt {
+			if _, ok := receipts[env.Author]; !ok {
+				authors = append(authors, env.Author)
+			}
+			receipts[env.Author] = append(receipts[env.Author], i)
+			continue
+		}
+		texts = append(texts, env)
+		textIdx = append(textIdx, i)
+	}
+	if len(texts) > 0 {
+		ins, err := s.st.AddReceivedBatch(ctx, texts)
+		for j, i := range textIdx {
+			if err != nil {
+				errs[i] = err
+			} else {
+				inserted[i] = ins[j]
+			}
+		}
+	}
+	for _, i := range textIdx {
+		if errs[i] != nil || !inserted[i] {
+			continue
+		}
+		env := envs[i]
+		from := PeerRef{ID: env.Author, Name: env.AuthorName}
+		if mesh.ValidName(from.Name) != nil {
+			from.Name = mesh.ShortID(env.Author)
+		}
+		s.contacts.saw(env.Author, from.Name)
+		s.cfg.Publish(MessageEvent{ID: env.ID, From: from, To: s.Self(), Text: env.Body, Time: env.Time.WallTime()})
+	}
+	// Receipts after the messages they may follow; one statement per
+	// author for the whole batch.
+	for _, author := range authors {
+		var ids []string
+		for _, i := range receipts[author] {
+			rb, err := parseReceipt(envs[i].Body)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			ids = append(ids, rb.IDs...)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		// Only the recipient of a message may say it was read: the store
+		// moves our messages to that author and ignores the rest.
+		changed, err := applyReceipts(ctx, s.st, author, ids, store.Read)
+		if err != nil {
+			for _, i := range receipts[author] {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			continue
+		}
+		ref := s.PeerRef(author)
+		for _, id := range changed {
+			s.cfg.Publish(ReceiptEvent{ID: id, State: store.Read, Peer: ref})
+		}
+	}
+	return errs
+}
+
+// validMessageID: a message id is 32 lowercase hex digits.
+func validMessageID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// TEMP until store.ApplyReceipts lands.
+func applyReceipts(ctx context.Context, st *store.Store, peer string, ids []string, state store.State) ([]string, error) {
+	var out []string
+	for _, id := range ids {
+		ch, err := st.ApplyReceipt(ctx, peer, id, state)
+		if err != nil {
+			return out, err
+		}
+		if ch {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}

@@ -62,7 +62,8 @@ type Config struct {
 	// Tune, if set, adjusts the memberlist configuration after the
 	// defaults are applied (tests shrink timers with it).
 	Tune func(*memberlist.Config)
-	// Logger receives the mesh's and memberlist's logs.
+	// Logger receives the mesh's and memberlist's logs; nil discards
+	// them, as in every lanchat library.
 	Logger *slog.Logger
 }
 
@@ -74,7 +75,6 @@ func DefaultConfig() Config {
 		PortFallback:   true,
 		RejoinInterval: 5 * time.Second,
 		LeaveTimeout:   2 * time.Second,
-		Logger:         slog.Default(),
 	}
 }
 
@@ -177,7 +177,7 @@ func New(cfg Config) (*Mesh, error) {
 		return nil, errors.New("mesh: no identity")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.RejoinInterval <= 0 {
 		cfg.RejoinInterval = DefaultConfig().RejoinInterval

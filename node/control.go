@@ -29,19 +29,21 @@ func listenControl(n *Node) (*control, error) {
 
 // serve answers requests until ctx ends; then requests under way get a
 // moment to finish and event streams are cut.
-func (c *control) serve(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := c.srv.Serve(c.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.n.log.Warn("control socket", "err", err)
-		}
-	}()
-	<-ctx.Done()
+func (c *control) serve(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- c.srv.Serve(c.ln) }()
+	select {
+	case err := <-done:
+		return err // the listener failed: the node is unreachable for its front ends
+	case <-ctx.Done():
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if c.srv.Shutdown(sctx) != nil {
 		c.srv.Close()
 	}
-	<-done
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

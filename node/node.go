@@ -223,14 +223,18 @@ func (n *Node) serve(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	loop := func(f func(ctx context.Context)) {
+	// loop starts a background loop that Run owns: it stops with ctx,
+	// and Run waits for it before anything it uses is closed.
+	loop := func(name string, f func(ctx context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(ctx)
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				n.warning(name + " stopped: " + err.Error())
+			}
 		}()
 	}
-	loop(ctl.serve)
+	loop("control socket", ctl.serve)
 
 	cancelSub := m.Subscribe(func(ev mesh.Event) {
 		n.chat.Saw(ev.Peer.ID, ev.Peer.Name)
@@ -240,11 +244,7 @@ func (n *Node) serve(ctx context.Context) error {
 		}
 	})
 	defer cancelSub()
-	loop(func(ctx context.Context) {
-		if err := n.chat.Run(ctx); err != nil {
-			n.log.Warn("chat service", "err", err)
-		}
-	})
+	loop("chat service", n.chat.Run)
 
 	ready := api.Ready{
 		Type: api.TypeReady, ID: n.id.ID, Name: cfg.Name, Addr: n.addr.String(),
@@ -264,7 +264,7 @@ func (n *Node) serve(ctx context.Context) error {
 	return m.Run(ctx) // says goodbye when ctx ends, unless Close came first
 }
 
-func (n *Node) startDiscovery(loop func(func(context.Context)), gport, tport int) {
+func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gport, tport int) {
 	dcfg := discovery.DefaultConfig()
 	dcfg.Self = &discovery.Candidate{
 		ID: n.id.ID, Addrs: []netip.Addr{n.addr}, GossipPort: uint16(gport), TLSPort: uint16(tport),
@@ -277,8 +277,8 @@ func (n *Node) startDiscovery(loop func(func(context.Context)), gport, tport int
 		n.warning("mDNS discovery is off: " + err.Error() + "; reach peers with --join")
 		return
 	}
-	loop(func(ctx context.Context) {
-		err := d.Run(ctx, func(c discovery.Candidate) {
+	loop("mDNS discovery", func(ctx context.Context) error {
+		return d.Run(ctx, func(c discovery.Candidate) {
 			if c.Proto != mesh.ProtocolVersion || c.Network != "" {
 				return
 			}
@@ -286,9 +286,6 @@ func (n *Node) startDiscovery(loop func(func(context.Context)), gport, tport int
 				n.mesh.AddCandidate(c.ID, netip.AddrPortFrom(a, c.GossipPort).String())
 			}
 		})
-		if err != nil && ctx.Err() == nil {
-			n.warning("mDNS discovery stopped: " + err.Error())
-		}
 	})
 }
 

@@ -23,6 +23,23 @@ func WaitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool
 	}
 }
 
+// WaitForErr fails the test, with cond's last error, unless cond
+// returns nil within timeout.
+func WaitForErr(tb testing.TB, timeout time.Duration, cond func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %v: %v", timeout, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // Logger writes records at level and above to tb's log until the test
 // ends, and drops them after: timers of libraries (memberlist's
 // suspicion timers) outlive the code that started them, and logging after

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"lanchat/internal/testutil"
 )
 
 // fake is an API that records what it is asked and answers with canned
@@ -333,42 +335,13 @@ func rawDo(t testing.TB, hc *http.Client, method, target, body string) (int, Err
 func jsonUnmarshalStrict(data []byte, v any) error { return decodeJSON(data, v) }
 
 // testLogger writes to the test's log until the test ends.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type logWriter struct {
-	t    testing.TB
-	mu   sync.Mutex // guards done, and orders lines
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t, slog.LevelDebug) }
 
 // waitFor polls cond until it returns nil, failing the test with its last
 // error after timeout.
 func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitForErr(t, timeout, cond)
 }
 
 // ctxFor is a context that ends after d or with the test.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"lanchat/node/api"
@@ -14,9 +15,10 @@ import (
 // socket in the data directory (0600, in a 0700 directory, and only for
 // processes of our own uid).
 type control struct {
-	n   *Node
-	ln  net.Listener
-	srv *http.Server
+	n        *Node
+	ln       net.Listener
+	srv      *http.Server
+	handlers sync.WaitGroup // requests being answered: serve waits for them, so none outlives the node's parts
 }
 
 func listenControl(n *Node) (*control, error) {
@@ -24,7 +26,14 @@ func listenControl(n *Node) (*control, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &control{n: n, ln: ln, srv: api.NewServer(n, n.log.With("part", "api"))}, nil
+	c := &control{n: n, ln: ln, srv: api.NewServer(n, n.log.With("part", "api"))}
+	h := c.srv.Handler
+	c.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.handlers.Add(1)
+		defer c.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+	return c, nil
 }
 
 // serve answers requests until ctx ends; then requests under way get a
@@ -40,9 +49,11 @@ func (c *control) serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if c.srv.Shutdown(sctx) != nil {
-		c.srv.Close()
+		c.srv.Close() // cancels the requests still running (event streams, waiting sends)
 	}
-	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+	err := <-done
+	c.handlers.Wait()
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

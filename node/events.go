@@ -25,17 +25,19 @@ type hub struct {
 }
 
 type subscriber struct {
-	ch      chan api.Event // closed when the subscriber is dropped or the hub closes
-	over    bool           // dropped for falling behind
-	dropped int            // events it missed since
-	last    uint64         // seq of the last event queued for it
+	ch   chan api.Event // closed when the subscriber is dropped or the hub closes
+	over bool           // dropped for falling behind
 }
 
 func newHub() *hub {
 	return &hub{peers: map[string]api.Peer{}, subs: map[*subscriber]struct{}{}}
 }
 
-func (h *hub) publish(ev api.Event) {
+func (h *hub) publish(ev api.Event) { h.publishPeer(ev, nil) }
+
+// publishPeer publishes ev and, with peer, records the peer's state it
+// describes for later snapshots, under the same lock.
+func (h *hub) publishPeer(ev api.Event, peer *api.Peer) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -43,42 +45,32 @@ func (h *hub) publish(ev api.Event) {
 	}
 	h.seq++
 	ev = ev.WithSeq(h.seq)
-	if p, ok := ev.(api.Presence); ok {
-		h.notePeer(p)
+	if peer != nil {
+		h.peers[peer.ID] = *peer
 	}
 	for s := range h.subs {
 		select {
 		case s.ch <- ev:
-			s.last = h.seq
 		default:
 			s.over = true
-			s.dropped++
 			close(s.ch)
 			delete(h.subs, s)
 		}
 	}
 }
 
-// notePeer keeps the snapshot's peer list in step with the events.
-func (h *hub) notePeer(p api.Presence) {
-	cur := h.peers[p.Peer.ID]
-	cur.ID, cur.Name = p.Peer.ID, p.Peer.Name
-	cur.State, cur.StatusText, cur.Addr, cur.Verified = p.State, p.StatusText, p.Addr, p.Verified
-	cur.LastSeen = time.Now()
-	h.peers[p.Peer.ID] = cur
-}
-
 // subscribe registers a subscriber and returns its snapshot, numbered
-// with the last event before it.
-func (h *hub) subscribe(self api.Self, size int) (*subscriber, api.Snapshot, bool) {
+// with the last event before it. self is read under the lock too, so a
+// ready event is either in the snapshot or after it.
+func (h *hub) subscribe(self func() api.Self, size int) (*subscriber, api.Snapshot, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, api.Snapshot{}, false
 	}
-	s := &subscriber{ch: make(chan api.Event, size), last: h.seq}
+	s := &subscriber{ch: make(chan api.Event, size)}
 	h.subs[s] = struct{}{}
-	snap := api.Snapshot{Type: api.TypeSnapshot, Seq: h.seq, Self: self, Peers: make([]api.Peer, 0, len(h.peers))}
+	snap := api.Snapshot{Type: api.TypeSnapshot, Seq: h.seq, Self: self(), Peers: make([]api.Peer, 0, len(h.peers))}
 	now := time.Now()
 	for _, p := range h.peers {
 		if p.Online() {
@@ -115,7 +107,7 @@ func (h *hub) close() {
 
 // serve runs one subscription: the snapshot, then the events, until ctx
 // ends, fn fails, the subscriber falls behind or the hub closes.
-func (h *hub) serve(ctx context.Context, self api.Self, size int, fn func(api.Event) error) error {
+func (h *hub) serve(ctx context.Context, self func() api.Self, size int, fn func(api.Event) error) error {
 	s, snap, ok := h.subscribe(self, size)
 	if !ok {
 		return api.ErrClosed
@@ -132,12 +124,12 @@ func (h *hub) serve(ctx context.Context, self api.Self, size int, fn func(api.Ev
 		case ev, ok := <-s.ch:
 			if !ok {
 				h.mu.Lock()
-				over, dropped := s.over, s.dropped
+				over, missed := s.over, int(h.seq-last) // every event since the last it was given
 				h.mu.Unlock()
 				if !over {
 					return api.ErrClosed
 				}
-				r := api.Resync{Dropped: dropped, Reason: "events came faster than this subscriber read them"}
+				r := api.Resync{Dropped: missed, Reason: "events came faster than this subscriber read them"}
 				if err := fn(r.WithSeq(last)); err != nil {
 					return err
 				}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -83,9 +84,16 @@ func (n *Node) Send(ctx context.Context, req api.SendRequest) (api.SendReply, er
 
 // send is Send for any chat service: the node's and a one-shot's.
 func send(ctx context.Context, svc *chat.Service, req api.SendRequest) (api.SendReply, error) {
+	if strings.TrimSpace(req.To) == "" {
+		return api.SendReply{}, api.Errorf(api.CodeInvalid, "no recipient")
+	}
 	res, err := svc.Send(ctx, req.To, req.Text, req.Wait)
 	if err != nil {
-		ae := api.AsError(apiError(err))
+		err = apiError(err)
+		if errors.Is(err, api.ErrClosed) {
+			return api.SendReply{}, err
+		}
+		ae := api.AsError(err)
 		if res.To.ID != "" {
 			to := ref(res.To)
 			ae.To = &to
@@ -145,5 +153,5 @@ func markRead(ctx context.Context, svc *chat.Service, req api.ReadRequest) error
 
 // Events streams the node's events; see api.API.
 func (n *Node) Events(ctx context.Context, fn func(api.Event) error) error {
-	return n.hub.serve(ctx, n.self(), n.cfg.EventBuffer, fn)
+	return n.hub.serve(ctx, n.self, n.cfg.EventBuffer, fn)
 }

@@ -212,6 +212,8 @@ func (n *Node) Run(ctx context.Context) error {
 // serve is Run's body: every background loop is started here, owned by
 // one WaitGroup, and stopped by ctx.
 func (n *Node) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	cfg, m := n.cfg, n.mesh
 	if err := m.Listen(); err != nil {
 		return err
@@ -223,6 +225,7 @@ func (n *Node) serve(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer cancel() // before the wait: if the mesh stops by itself, so does every loop
 	// loop starts a background loop that Run owns: it stops with ctx,
 	// and Run waits for it before anything it uses is closed.
 	loop := func(name string, f func(ctx context.Context) error) {
@@ -238,7 +241,8 @@ func (n *Node) serve(ctx context.Context) error {
 
 	cancelSub := m.Subscribe(func(ev mesh.Event) {
 		n.chat.Saw(ev.Peer.ID, ev.Peer.Name)
-		n.hub.publish(presenceEvent(ev))
+		p := apiPeer(ev.Peer)
+		n.hub.publishPeer(presenceEvent(ev), &p)
 		if ev.Change == mesh.Joined || ev.Change == mesh.Returned {
 			n.chat.PeerOnline(ev.Peer.ID)
 		}

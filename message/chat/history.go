@@ -53,8 +53,10 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 		return nil, err
 	}
 	if q.MarkRead {
+		// Failing to record that they were read (a full disk) must not
+		// hide the messages from the person asking for them.
 		if err := s.MarkRead(ctx, unreadIDs(recs)); err != nil {
-			return nil, err
+			s.log.Warn("could not mark messages read", "err", err)
 		}
 	}
 	out := make([]Entry, 0, len(recs))

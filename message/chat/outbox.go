@@ -46,8 +46,9 @@ type outItem struct {
 
 // storeWait is a store write under way.
 type storeWait struct {
-	done chan struct{} // closed when the write has finished
-	err  error         // its outcome, set before done is closed
+	done      chan struct{} // closed when the write has finished
+	err       error         // its outcome, set before done is closed
+	published chan struct{} // closed once Send has reported the message: its delivery is reported after
 }
 
 func itemOf(r store.Record) outItem {
@@ -254,7 +255,7 @@ func (o *outbox) session(peer string, synced bool) {
 		if !synced {
 			recs, err := o.s.st.Outbox(o.s.ctx, peer, flushWindow)
 			if err != nil {
-				o.end(peer, false)
+				o.end(peer)
 				return
 			}
 			for _, r := range recs {
@@ -295,7 +296,7 @@ func (o *outbox) session(peer string, synced bool) {
 			}
 		}
 		if !o.sendAll(peer, ref, fresh) {
-			o.end(peer, true)
+			o.end(peer)
 			return
 		}
 		if synced && len(seen) > 8*flushWindow {
@@ -305,15 +306,14 @@ func (o *outbox) session(peer string, synced bool) {
 }
 
 // end finishes a failed session: the memory queue is dropped (the store
-// has every message in it) and the next session reads the store.
-func (o *outbox) end(peer string, failed bool) {
+// has every message in it) and the next session reads the store. Those
+// waiting on a message to the peer learn that this attempt failed.
+func (o *outbox) end(peer string) {
 	o.mu.Lock()
 	p := o.peer(peer)
 	p.queue, p.running, p.clean, p.needSync = nil, false, false, false
 	o.mu.Unlock()
-	if failed {
-		o.s.watch.failed(peer)
-	}
+	o.s.watch.failed(peer)
 }
 
 // Messages go out in chunks: one chunk's frames in one write, and up to
@@ -376,9 +376,18 @@ func (o *outbox) sendAll(peer string, ref PeerRef, items []outItem) bool {
 				}
 				o.done <- progress{it, store.Delivered}
 				o.s.watch.delivered(it.id)
-				if it.kind == message.KindText {
-					o.s.cfg.Publish(ReceiptEvent{ID: it.id, State: store.Delivered, Peer: ref})
+				if it.kind != message.KindText {
+					continue
 				}
+				if w := it.stored; w != nil {
+					// Send reports the message (and "queued") once our
+					// store has it; "delivered" must not come first.
+					<-w.published
+					if w.err != nil {
+						continue
+					}
+				}
+				o.s.cfg.Publish(ReceiptEvent{ID: it.id, State: store.Delivered, Peer: ref})
 			}
 		}()
 		<-written // the next chunk goes out after this one: oldest first on the wire

@@ -116,7 +116,7 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 		}
 		// Only the recipient of a message may say it was read: the store
 		// moves our messages to that author and ignores the rest.
-		changed, err := applyReceipts(ctx, s.st, author, ids, store.Read)
+		changed, err := s.st.ApplyReceipts(ctx, author, ids, store.Read)
 		if err != nil {
 			for _, i := range receipts[author] {
 				if errs[i] == nil {
@@ -144,19 +144,4 @@ func validMessageID(id string) bool {
 		}
 	}
 	return true
-}
-
-// TEMP until store.ApplyReceipts lands.
-func applyReceipts(ctx context.Context, st *store.Store, peer string, ids []string, state store.State) ([]string, error) {
-	var out []string
-	for _, id := range ids {
-		ch, err := st.ApplyReceipt(ctx, peer, id, state)
-		if err != nil {
-			return out, err
-		}
-		if ch {
-			out = append(out, id)
-		}
-	}
-	return out, nil
 }

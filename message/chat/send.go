@@ -50,10 +50,15 @@ func (s *Service) Send(ctx context.Context, to, text string, wait bool) (SendRes
 	// node can be storing it meanwhile. That halves what a person waits.
 	// The one thing this changes: if our store fails (a full disk) the
 	// recipient may have the message already; Send then says exactly that.
-	sw := &storeWait{done: make(chan struct{})}
+	//
+	// The write does not end with ctx: once the message may be on the
+	// wire, our history must have it whatever the caller does.
+	sw := &storeWait{done: make(chan struct{}), published: make(chan struct{})}
+	published := sync.OnceFunc(func() { close(sw.published) })
+	defer published() // on failure
 	go func() {
 		defer close(sw.done)
-		sw.err = s.st.AddOutgoing(ctx, env)
+		sw.err = s.st.AddOutgoing(context.WithoutCancel(ctx), env)
 	}()
 	_, online := s.online(p.ID)
 	if online {
@@ -68,7 +73,6 @@ func (s *Service) Send(ctx context.Context, to, text string, wait bool) (SendRes
 				fmt.Errorf("delivered to %s, but not kept in your history: %w", p.Name, sw.err)
 		case <-w.failed:
 		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
 		}
 		return SendResult{To: ref}, fmt.Errorf("not sent: could not store the message: %w", sw.err)
 	}
@@ -77,6 +81,7 @@ func (s *Service) Send(ctx context.Context, to, text string, wait bool) (SendRes
 		ID: env.ID, From: s.Self(), To: ref, Text: env.Body, Time: env.Time.WallTime(), Outgoing: true,
 	})
 	s.cfg.Publish(ReceiptEvent{ID: env.ID, State: store.Queued, Peer: ref})
+	published()
 	if _, online = s.online(p.ID); !online {
 		s.out.resync(p.ID) // it is in the store now, for when the peer comes
 		if !wait {

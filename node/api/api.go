@@ -110,16 +110,24 @@ type SendRequest struct {
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
-// Timeout is TimeoutMS as a duration, defaulting to 30 s.
+// Timeout is TimeoutMS as a duration, defaulting to 30 s and at most
+// MaxSendTimeout.
 func (r SendRequest) Timeout() time.Duration {
 	if r.TimeoutMS <= 0 {
 		return DefaultSendTimeout
 	}
+	if r.TimeoutMS > MaxSendTimeout.Milliseconds() {
+		return MaxSendTimeout
+	}
 	return time.Duration(r.TimeoutMS) * time.Millisecond
 }
 
-// DefaultSendTimeout bounds a send's wait for delivery.
-const DefaultSendTimeout = 30 * time.Second
+// DefaultSendTimeout bounds a send's wait for delivery; MaxSendTimeout is
+// the longest a request may ask for.
+const (
+	DefaultSendTimeout = 30 * time.Second
+	MaxSendTimeout     = 24 * time.Hour
+)
 
 // SendReply says where a message went and how far it got: queued, sent,
 // delivered (the recipient's node stored it) or read.

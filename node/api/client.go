@@ -168,6 +168,9 @@ func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 			continue
 		}
 		ev, err := DecodeEvent(line)
+		if errors.Is(err, errUnknownType) {
+			continue // a newer node's event: skip it, as API.md tells clients to
+		}
 		if err != nil {
 			return Errorf(CodeFailed, "event stream: "+err.Error())
 		}

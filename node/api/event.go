@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -141,8 +142,12 @@ func (e Resync) WithSeq(s uint64) Event   { e.Seq, e.Type = s, TypeResync; retur
 // carries at most 64 KiB of text, escaped.
 const MaxEventLine = 1 << 20
 
+// errUnknownType: an event of a type this build does not know.
+var errUnknownType = errors.New("event: unknown type")
+
 // DecodeEvent reads one line of the event stream into its typed event.
-// An unknown type is an error, so a client notices a newer node.
+// An unknown type is an error (Client.Events skips such lines, so an
+// older client keeps working with a newer node).
 func DecodeEvent(line []byte) (Event, error) {
 	if len(line) > MaxEventLine {
 		return nil, fmt.Errorf("event of %d bytes, the limit is %d", len(line), MaxEventLine)
@@ -171,7 +176,7 @@ func DecodeEvent(line []byte) (Event, error) {
 	case TypeResync:
 		ev, err = decodeAs[Resync](line)
 	default:
-		return nil, fmt.Errorf("event: unknown type %q", head.Type)
+		return nil, fmt.Errorf("%w %q", errUnknownType, head.Type)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s event: %w", head.Type, err)

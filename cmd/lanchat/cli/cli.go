@@ -229,8 +229,14 @@ func (e *env) nodeConfig() node.Config {
 func (e *env) open(wait time.Duration) (api.API, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if c, err := api.Connect(ctx, node.ControlSocket(e.g.dataDir)); err == nil {
+	c, err := api.Connect(ctx, node.ControlSocket(e.g.dataDir))
+	if err == nil {
 		return c, nil
+	}
+	if !errors.Is(err, api.ErrNoNode) {
+		// A node runs but will not talk to us (another user's, or hung):
+		// acting beside it would write its data directory behind its back.
+		return nil, fmt.Errorf("the node on %s does not answer: %w", e.g.dataDir, err)
 	}
 	o, err := node.NewOneShot(e.nodeConfig())
 	if err != nil {

@@ -485,3 +485,46 @@ func FuzzParseReceipt(f *testing.F) {
 		}
 	})
 }
+
+// TestBacklogLargerThanAWindowGoesOutOnceInOrder: more waiting than one
+// read of the store holds is sent in windows, each message once, oldest
+// first.
+func TestBacklogLargerThanAWindowGoesOutOnceInOrder(t *testing.T) {
+	f := newFixture(t, Config{})
+	bob := newParty(t, "bob")
+	f.pres.set(bob.id, "bob", mesh.Offline)
+	const n = flushWindow*2 + 100
+	var wg sync.WaitGroup
+	for w := range 8 { // concurrent senders share the store's group commit
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := f.svc.queue(context.Background(), bob.id, message.KindText, fmt.Sprint(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	f.pres.set(bob.id, "bob", mesh.Available)
+	f.svc.PeerOnline(bob.id)
+	testutil.WaitFor(t, "the backlog delivered", 20*time.Second, func() bool {
+		ob, _ := f.svc.Outbox(context.Background())
+		return len(ob) == 0
+	})
+	got := f.tr.texts(message.KindText)
+	if len(got) != n {
+		t.Fatalf("transport got %d messages, want %d once each", len(got), n)
+	}
+	h, err := f.svc.History(context.Background(), Query{Peer: bob.id, Limit: n})
+	if err != nil || len(h) != n {
+		t.Fatalf("history: %d, %v", len(h), err)
+	}
+	for i, e := range h { // the conversation's order is the order on the wire
+		if got[i] != e.Text {
+			t.Fatalf("message %d on the wire is %q, the conversation has %q there", i, got[i], e.Text)
+		}
+	}
+}

@@ -252,6 +252,7 @@ func (o *outbox) session(peer string, synced bool) {
 	seen := map[string]bool{} // sent in this session: a message may be both in the store and the queue
 	for {
 		var batch []outItem
+		fromStore := !synced
 		if !synced {
 			recs, err := o.s.st.Outbox(o.s.ctx, peer, flushWindow)
 			if err != nil {
@@ -294,6 +295,18 @@ func (o *outbox) session(peer string, synced bool) {
 				seen[it.id] = true
 				fresh = append(fresh, it)
 			}
+		}
+		if fromStore && len(fresh) == 0 && !synced {
+			// A full window, every message already sent in this session:
+			// their deliveries are not recorded yet. Give the recorder a
+			// moment rather than read the same window again at once.
+			select {
+			case <-time.After(4 * recordLinger):
+			case <-o.s.ctx.Done():
+				o.end(peer)
+				return
+			}
+			continue
 		}
 		if !o.sendAll(peer, ref, fresh) {
 			o.end(peer)

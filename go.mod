@@ -3,6 +3,7 @@ module lanchat
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/hashicorp/mdns v1.0.7
 	github.com/hashicorp/memberlist v0.7.0
 	github.com/miekg/dns v1.1.73

@@ -69,7 +69,7 @@
 //	offset  size  field
 //	0       2     magic: 0x4c 0x45 ("LE")
 //	2       1     version: 0x01
-//	3       16    message id: 16 random bytes; shown as 32 lowercase hex digits
+//	3       16    message id: 16 bytes, unique; shown as 32 lowercase hex digits (see below)
 //	19      32    author's Ed25519 public key
 //	51      8     time, wall: unix nanoseconds, signed, must be >= 0
 //	59      4     time, logical counter
@@ -89,6 +89,12 @@
 // control characters pass: display code sanitises them); whose signature
 // does not verify with the public key it carries; or whose author is not
 // the peer id of that key. At least one of to and conversation is set.
+//
+// A message id is opaque to its readers: any 16 bytes the author never
+// used before. Ids made by this version (NewID) start with 6 bytes of the
+// author's Unix time in milliseconds, big-endian, followed by 10 random
+// bytes, so that a store's index of ids grows at one end; earlier ones
+// are 16 random bytes.
 //
 // Time is a hybrid logical clock reading (Kulkarni et al.): wall time
 // where clocks agree, a logical counter where they do not. Each peer's

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"lanchat/mesh"
 )
@@ -295,4 +296,28 @@ func FuzzOpen(f *testing.F) {
 			t.Fatal("opened bytes do not re-encode identically")
 		}
 	})
+}
+
+// Ids start with the time they were made, in milliseconds, and differ
+// after it.
+func TestNewIDTimePrefix(t *testing.T) {
+	before := time.Now().UnixMilli()
+	a, b := NewID(), NewID()
+	after := time.Now().UnixMilli()
+	for _, s := range []string{a, b} {
+		id, err := parseID(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ms int64
+		for _, c := range id[:6] {
+			ms = ms<<8 | int64(c)
+		}
+		if ms < before || ms > after {
+			t.Errorf("id %s carries time %d, not within [%d, %d]", s, ms, before, after)
+		}
+	}
+	if a == b {
+		t.Error("two ids alike")
+	}
 }

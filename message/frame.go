@@ -149,6 +149,18 @@ func AppendAck(dst []byte, a Ack) []byte {
 	return append(dst, r...)
 }
 
+// appendAckFrame appends a whole ACK frame for a to dst, as
+// AppendFrame(dst, FrameAck, AppendAck(nil, a)) does, without the
+// intermediate payload.
+func appendAckFrame(dst []byte, a Ack) []byte {
+	r := clipReason(a.Reason)
+	dst = append(dst, frameMagic0, frameMagic1, byte(FrameAck))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(ackFixedLen+len(r)))
+	dst = append(dst, a.ID[:]...)
+	dst = append(dst, byte(a.Status), byte(len(r)))
+	return append(dst, r...)
+}
+
 // ParseAck decodes an ACK frame payload strictly; errors wrap ErrMalformed.
 func ParseAck(p []byte) (Ack, error) {
 	var a Ack

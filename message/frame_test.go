@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -172,6 +173,49 @@ func FuzzReadFrame(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+func TestAppendAckFrame(t *testing.T) {
+	long := strings.Repeat("é", MaxReason)
+	for _, a := range []Ack{
+		{Status: AckOK},
+		{ID: [idLen]byte{1, 2, 3}, Status: AckDuplicate},
+		{ID: [idLen]byte{0xff}, Status: AckRejected, Reason: "full disk"},
+		{Status: AckRejected, Reason: long},
+	} {
+		want := AppendFrame([]byte("x"), FrameAck, AppendAck(nil, a))
+		if got := appendAckFrame([]byte("x"), a); !bytes.Equal(got, want) {
+			t.Errorf("appendAckFrame(%+v) = %x, want %x", a, got, want)
+		}
+	}
+}
+
+// FuzzParseAck: any ACK payload either parses, and then re-encodes to the
+// same bytes, or is refused with ErrMalformed; the same bytes as a CLOSE
+// frame's reason are taken only when they are a valid reason.
+func FuzzParseAck(f *testing.F) {
+	f.Add(AppendAck(nil, Ack{ID: [idLen]byte{1}, Status: AckOK}))
+	f.Add(AppendAck(nil, Ack{Status: AckRejected, Reason: "disk full"}))
+	f.Add(AppendAck(nil, Ack{Status: AckDuplicate})[:ackFixedLen-1])
+	f.Add([]byte("idle"))
+	f.Add([]byte{0xff, 0xfe})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		a, err := ParseAck(p)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("ParseAck: error outside ErrMalformed: %v", err)
+			}
+		} else if re := AppendAck(nil, a); !bytes.Equal(re, p) {
+			t.Fatalf("ack %+v re-encodes as %x, not %x", a, re, p)
+		}
+		r, err := parseReason(p)
+		switch {
+		case err != nil && !errors.Is(err, ErrMalformed):
+			t.Fatalf("parseReason: error outside ErrMalformed: %v", err)
+		case err == nil && (r != string(p) || len(r) > MaxReason || !utf8.ValidString(r)):
+			t.Fatalf("parseReason(%q) = %q", p, r)
 		}
 	})
 }

@@ -98,6 +98,9 @@ type Service struct {
 	self string
 	log  *slog.Logger
 	seen *dedup
+	// verify opens what the incoming streams receive, keeping the keys
+	// of busy peers prepared.
+	verify *Verifier
 
 	ctx    context.Context // ends when Close is called; parent of dials and Deliver calls
 	cancel context.CancelFunc
@@ -162,6 +165,7 @@ func New(cfg Config) *Service {
 		self:   self,
 		log:    cfg.Logger,
 		seen:   newDedup(cfg.DedupSize),
+		verify: NewVerifier(),
 		ctx:    ctx,
 		cancel: cancel,
 		out:    make(map[string]*outStream),

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
@@ -343,9 +342,9 @@ func (in *inStream) serve() error {
 		if len(batch) > 0 {
 			acks, bad := in.receive(batch)
 			if len(acks) > 0 {
-				var out []byte
+				out := make([]byte, 0, len(acks)*(FrameHeaderLen+ackFixedLen))
 				for _, a := range acks {
-					out = AppendFrame(out, FrameAck, AppendAck(nil, a))
+					out = appendAckFrame(out, a)
 				}
 				if err := in.write(out); err != nil {
 					return err
@@ -367,9 +366,7 @@ func (in *inStream) serve() error {
 // the messages before them and the error to end the stream with.
 func (in *inStream) receive(payloads [][]byte) ([]Ack, error) {
 	acks := make([]Ack, len(payloads))
-	envs := make([]*Envelope, len(payloads))
-	errs := make([]error, len(payloads))
-	openAll(payloads, envs, errs)
+	envs, errs := in.s.verify.OpenBatch(payloads)
 	var good []*Envelope
 	var goodIdx []int
 	for i, payload := range payloads {
@@ -414,29 +411,6 @@ func (in *inStream) receive(payloads [][]byte) ([]Ack, error) {
 		}
 	}
 	return acks, nil
-}
-
-// openAll opens (decodes and verifies) every payload, spreading the
-// signature checks over the CPUs when there are enough to be worth it.
-func openAll(payloads [][]byte, envs []*Envelope, errs []error) {
-	workers := min(runtime.GOMAXPROCS(0), len(payloads)/8)
-	if workers <= 1 {
-		for i, p := range payloads {
-			envs[i], errs[i] = Open(p)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(payloads); i += workers {
-				envs[i], errs[i] = Open(payloads[i])
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func (in *inStream) write(frame []byte) error {
@@ -484,6 +458,9 @@ func readNext(conn net.Conn, br *bufio.Reader, idle, frameTimeout time.Duration,
 }
 
 func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}

@@ -70,9 +70,7 @@ func Open(path string, opt Options) (*Store, error) {
 		s.ftsStmt, err = s.wdb.Prepare(ftsInsertSQL)
 	}
 	for st := Queued; st <= Read && err == nil; st++ {
-		if s.stateStmt[st], err = s.wdb.Prepare(setStateSQL(st, false)); err == nil {
-			s.stateFromStmt[st], err = s.wdb.Prepare(setStateSQL(st, true))
-		}
+		s.stateStmt[st], err = s.wdb.Prepare(setStateSQL(st))
 	}
 	if err != nil {
 		s.wdb.Close()
@@ -176,10 +174,16 @@ func checkHeader(path string) error {
 	defer f.Close()
 	var h [100]byte
 	n, err := io.ReadFull(f, h[:])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) { // short: judged below
 		return err
 	}
-	if n < len(h) || !bytes.Equal(h[:16], []byte(sqliteMagic)) {
+	return parseHeader(h[:n])
+}
+
+// parseHeader judges the first bytes of a file (up to 100, the SQLite
+// header): ErrNotLanchat, ErrCorrupt, ErrNewerSchema or nil.
+func parseHeader(h []byte) error {
+	if len(h) < 100 || !bytes.Equal(h[:16], []byte(sqliteMagic)) {
 		return fmt.Errorf("%w: not an sqlite database", ErrNotLanchat)
 	}
 	if id := binary.BigEndian.Uint32(h[68:]); id != ApplicationID {

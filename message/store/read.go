@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"container/heap"
 	"context"
 	"database/sql"
@@ -43,21 +42,26 @@ func scanRecords(rows *sql.Rows) ([]Record, error) {
 	return recs, rows.Err()
 }
 
-// compareRecords orders records as conversations show them, like
-// message.Compare: by time, then author, then id.
-func compareRecords(a, b *Record) int {
-	if c := a.Time.Compare(b.Time); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Author, b.Author); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
+// sortRecords sorts records as conversations show them
+// (message.OrderKey).
+func sortRecords(recs []Record) {
+	slices.SortFunc(recs, func(a, b Record) int { return a.OrderKey().Compare(b.OrderKey()) })
 }
 
-func sortRecords(recs []Record) {
-	slices.SortFunc(recs, func(a, b Record) int { return compareRecords(&a, &b) })
+// OrderKey returns the key that places the record in its conversation,
+// the envelope's (message.OrderKey): History returns records in its order.
+func (r *Record) OrderKey() message.OrderKey {
+	return message.OrderKey{Time: r.Time, Author: r.Author, ID: r.ID}
 }
+
+// orderBy and orderByDesc are message.OrderKey's order in SQL, over the
+// columns that hold its fields (BINARY collation compares text bytewise,
+// as Go compares strings). TestStoreOrderIsMessageOrder checks that they
+// agree with it.
+const (
+	orderBy     = "wall, logical, author, id"
+	orderByDesc = "wall DESC, logical DESC, author DESC, id DESC"
+)
 
 // Query selects messages for History.
 type Query struct {
@@ -121,7 +125,7 @@ func (s *Store) peerHistory(ctx context.Context, q Query) ([]Record, error) {
 	}
 	args = append(args, limit)
 	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+" FROM messages INDEXED BY messages_peer WHERE "+where+
-		" ORDER BY wall DESC, logical DESC, author DESC, id DESC LIMIT ?", args...)
+		" ORDER BY "+orderByDesc+" LIMIT ?", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,15 +189,15 @@ WHERE seq >= ?1 ORDER BY seq DESC`, lo)
 			logical            int64
 			kind, peer, conver string
 		)
-		if err := rows.Scan(&k.seq, &k.wall, &logical, &k.author, &k.id, &kind, &peer, &conver); err != nil {
+		if err := rows.Scan(&k.seq, &k.ord.Time.Wall, &logical, &k.ord.Author, &k.ord.ID, &kind, &peer, &conver); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		k.logical = uint32(logical)
-		if k.wall >= since && slices.Contains(q.Kinds, kind) && (q.Peer == "" || peer == q.Peer && conver == "") {
+		k.ord.Time.Logical = uint32(logical)
+		if k.ord.Time.Wall >= since && slices.Contains(q.Kinds, kind) && (q.Peer == "" || peer == q.Peer && conver == "") {
 			top.offer(k)
 		}
-		if top.full() && seqFloor(top.oldest().wall) >= k.seq {
+		if top.full() && seqFloor(top.oldest().ord.Time.Wall) >= k.seq {
 			break // nothing below k.seq can be newer than what we have
 		}
 	}
@@ -223,25 +227,11 @@ WHERE seq >= ?1 ORDER BY seq DESC`, lo)
 
 // key is what orders a message, and where it is.
 type key struct {
-	seq     int64
-	wall    int64
-	logical uint32
-	author  string
-	id      string
+	seq int64
+	ord message.OrderKey
 }
 
-func (a key) compare(b key) int {
-	if c := cmp.Compare(a.wall, b.wall); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.logical, b.logical); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.author, b.author); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.id, b.id)
-}
+func (a key) compare(b key) int { return a.ord.Compare(b.ord) }
 
 // topN keeps the n newest keys offered (all of them if n <= 0), with the
 // oldest of them on top of a heap.
@@ -313,7 +303,7 @@ func (s *Store) Outbox(ctx context.Context, peer string, limit int) ([]Record, e
 		limit = -1
 	}
 	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+` FROM messages INDEXED BY messages_outbox
-WHERE outgoing = 1 AND state < 2 AND peer = ? ORDER BY wall, logical, author, id, seq LIMIT ?`, peer, limit)
+WHERE outgoing = 1 AND state < 2 AND peer = ? ORDER BY `+orderBy+`, seq LIMIT ?`, peer, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", s.classify(err))
 	}

@@ -198,13 +198,12 @@ type Store struct {
 
 	insertStmt *sql.Stmt // insertSQL, prepared on wdb
 	ftsStmt    *sql.Stmt // ftsInsertSQL, prepared on wdb
-	// stateStmt and stateFromStmt are setStateSQL for each state, without
-	// and with the recipient check, prepared on wdb: delivery records are
-	// the most frequent write after inserts. The state is written into the
-	// SQL rather than bound, because a bound value in "state < ?" (which
-	// the outbox's partial index depends on) makes SQLite re-plan the
-	// statement at every execution, costing more than running it.
-	stateStmt, stateFromStmt [Read + 1]*sql.Stmt
+	// stateStmt is setStateSQL for each state, prepared on wdb. The state
+	// is written into the SQL rather than bound, because a bound value in
+	// "state < ?" (which the outbox's partial index depends on) makes
+	// SQLite re-plan the statement at every execution, costing more than
+	// running it.
+	stateStmt [Read + 1]*sql.Stmt
 
 	wake chan struct{} // signals the writer that the queue grew; buffered 1
 	quit chan struct{} // closed by Close: the writer drains the queue and ends
@@ -231,7 +230,7 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 		errs := []error{s.insertStmt.Close(), s.ftsStmt.Close()}
 		for st := range s.stateStmt {
-			errs = append(errs, s.stateStmt[st].Close(), s.stateFromStmt[st].Close())
+			errs = append(errs, s.stateStmt[st].Close())
 		}
 		s.closeErr = errors.Join(append(errs, s.rdb.Close(), s.wdb.Close())...)
 		if s.closeErr != nil {

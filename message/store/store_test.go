@@ -397,6 +397,83 @@ func TestApplyReceiptOnlyFromRecipient(t *testing.T) {
 	}
 }
 
+func TestApplyReceipts(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	m1, m2, m3 := alice.msg(t, bob, at(1), "m1"), alice.msg(t, bob, at(2), "m2"), alice.msg(t, bob, at(3), "m3")
+	c1 := alice.msg(t, carol, at(4), "c1")
+	r1 := bob.msg(t, alice, at(5), "r1")
+	for _, e := range []*message.Envelope{m1, m2, m3, c1} {
+		if err := s.AddOutgoing(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddReceived(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	state := func(e *message.Envelope) State {
+		t.Helper()
+		r, err := s.Get(ctx, e.Author, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State
+	}
+	for _, c := range []struct {
+		name string
+		ids  []string
+		st   State
+		want []string
+	}{
+		{"only bob's, once each", []string{m2.ID, c1.ID, r1.ID, "0123", m1.ID, m2.ID}, Delivered, []string{m2.ID, m1.ID}},
+		{"again: nothing changes", []string{m1.ID, m2.ID}, Delivered, nil},
+		{"never backwards", []string{m1.ID, m3.ID}, Sent, []string{m3.ID}},
+		{"read", []string{m1.ID, m3.ID}, Read, []string{m1.ID, m3.ID}},
+		{"none", nil, Read, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := s.ApplyReceipts(ctx, bob.id, c.ids, c.st)
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Fatalf("ApplyReceipts = %v, %v; want %v", got, err, c.want)
+			}
+		})
+	}
+	for e, want := range map[*message.Envelope]State{m1: Read, m2: Delivered, m3: Read, c1: Queued, r1: Delivered} {
+		if got := state(e); got != want {
+			t.Errorf("%s is %v, want %v", e.Body, got, want)
+		}
+	}
+	if _, err := s.ApplyReceipts(ctx, "", []string{m1.ID}, Read); err == nil {
+		t.Error("no peer: no error")
+	}
+	if _, err := s.ApplyReceipts(ctx, bob.id, []string{m1.ID}, State(7)); err == nil {
+		t.Error("invalid state: no error")
+	}
+}
+
+// More ids than one statement takes: every one is applied, in one call.
+func TestApplyReceiptsManyIDs(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const n = 2*maxReceiptChunk + 7
+	envs := make([]*message.Envelope, n)
+	ids := make([]string, n)
+	for i := range envs {
+		envs[i] = alice.msg(t, bob, at(float64(i)), fmt.Sprint("m", i))
+		ids[i] = envs[i].ID
+	}
+	if _, err := s.add(ctx, envs, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ApplyReceipts(ctx, bob.id, ids, Delivered)
+	if err != nil || !slices.Equal(got, ids) {
+		t.Fatalf("ApplyReceipts changed %d of %d (%v)", len(got), n, err)
+	}
+	if recs, err := s.Outbox(ctx, bob.id, 0); err != nil || len(recs) != 0 {
+		t.Fatalf("outbox after the receipts: %d messages, %v", len(recs), err)
+	}
+}
+
 func TestOutbox(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
@@ -779,5 +856,33 @@ func TestGroupCommit(t *testing.T) {
 				t.Errorf("Count = %d, %v; want 120", n, err)
 			}
 		})
+	}
+}
+
+// Bodies are indexed in one statement per transaction, as JSON; a body
+// that is not valid UTF-8 (an envelope changed after sealing) cannot go
+// through JSON unchanged and is indexed on its own, exactly as stored, so
+// that the index keeps matching its content.
+func TestIndexInvalidUTF8Body(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	odd := bob.msg(t, alice, at(1), "placeholder")
+	odd.Body = "caf\xe9 lunch"
+	batch := []*message.Envelope{bob.msg(t, alice, at(0), "lunch <b>&</b> \"soon\""), odd, bob.msg(t, alice, at(2), "lunch too")}
+	if _, err := s.AddReceivedBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.History(ctx, Query{Search: "lunch"})
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("search found %d of 3 (%v)", len(recs), err)
+	}
+	if recs[1].Body != odd.Body {
+		t.Errorf("body stored as %q", recs[1].Body)
+	}
+	if recs, err := s.History(ctx, Query{Search: "soon"}); err != nil || len(recs) != 1 {
+		t.Fatalf("search for a quoted word found %d (%v)", len(recs), err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

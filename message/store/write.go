@@ -61,8 +61,13 @@ func newRow(env *message.Envelope, outgoing bool) (row, error) {
 	return row{env: env, sealed: sealed, outgoing: outgoing, state: st}, nil
 }
 
-// ftsInsertSQL indexes the body of the message just stored.
-const ftsInsertSQL = "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)"
+// ftsInsertSQL indexes the bodies of messages just stored: ?1 is a JSON
+// array of [seq, body] pairs, indexed in its order. One statement for a
+// transaction's bodies costs less than one per body.
+const ftsInsertSQL = "INSERT INTO messages_fts (rowid, body) SELECT value ->> 0, value ->> 1 FROM json_each(?1)"
+
+// ftsRowSQL indexes one body.
+const ftsRowSQL = "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)"
 
 // insert stores r in tx, queues its body for the full-text index, and
 // reports whether it was new.
@@ -146,40 +151,146 @@ func (s *Store) add(ctx context.Context, envs []*message.Envelope, outgoing bool
 // reports whether it changed. Moving it to Delivered or Read takes it out
 // of the outbox. An unknown id changes nothing.
 func (s *Store) SetState(ctx context.Context, id string, st State) (bool, error) {
-	return s.setState(ctx, "", id, st)
+	return s.setState(ctx, id, st)
 }
 
 // ApplyReceipt applies a receipt from peer (Delivered or Read) to the
 // outgoing message id: as SetState, but only if peer is the message's
 // recipient, so that nobody else can mark our messages read.
 func (s *Store) ApplyReceipt(ctx context.Context, peer, id string, st State) (bool, error) {
-	if peer == "" {
-		return false, errors.New("apply receipt: no peer")
-	}
-	return s.setState(ctx, peer, id, st)
+	changed, err := s.ApplyReceipts(ctx, peer, []string{id}, st)
+	return len(changed) > 0, err
 }
 
-// setStateSQL moves one outgoing message (?1) forward to st, if from
-// then only when ?2 is its recipient.
-func setStateSQL(st State, from bool) string {
-	q := fmt.Sprintf("UPDATE messages SET state = %d WHERE id = ?1 AND outgoing = 1 AND state < %d", int(st), int(st))
-	if from {
-		q += " AND recipient = ?2"
+// maxReceiptChunk is how many ids one statement of ApplyReceipts takes.
+const maxReceiptChunk = 500
+
+// ApplyReceipts moves our outgoing messages to peer whose ids are in ids
+// forward to st (never back), and returns the ids whose state changed, in
+// the order of ids. Messages to another recipient, received messages and
+// unknown ids are left alone: only a message's recipient can say it was
+// delivered or read. It is one transaction, with one statement per 500
+// ids, so a sender records a whole batch of acknowledgements
+// (ApplyReceipts(peer, ids, Delivered)) for about the cost of one write.
+func (s *Store) ApplyReceipts(ctx context.Context, peer string, ids []string, st State) (changed []string, err error) {
+	if peer == "" {
+		return nil, errors.New("apply receipts: no peer")
+	}
+	if !st.Valid() {
+		return nil, fmt.Errorf("apply receipts: invalid state %d", int(st))
+	}
+	distinct := make([]string, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			distinct = append(distinct, id)
+		}
+	}
+	if len(distinct) == 0 {
+		return nil, nil
+	}
+	var got map[string]bool // nil: every id changed
+	err = s.write(ctx, func(tx *wtx) error {
+		got = nil // set, not accumulated: run may run twice
+		// Nearly always every id moves (a batch of acknowledgements), and
+		// the count of rows changed tells so; RETURNING, which names them,
+		// costs as much again. So: without it, and only if not every id
+		// moved, undo and again with it.
+		if _, err := tx.Exec("SAVEPOINT receipts"); err != nil {
+			return err
+		}
+		n, err := applyReceipts(tx, peer, distinct, st, nil)
+		if err == nil && n != len(distinct) {
+			got = make(map[string]bool)
+			if _, err = tx.Exec("ROLLBACK TO receipts"); err == nil {
+				_, err = applyReceipts(tx, peer, distinct, st, got)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec("RELEASE receipts")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply receipts: %w", err)
+	}
+	if got == nil {
+		return distinct, nil
+	}
+	for _, id := range distinct {
+		if got[id] {
+			changed = append(changed, id)
+		}
+	}
+	return changed, nil
+}
+
+// applyReceipts runs receiptSQL for ids, maxReceiptChunk at a time, and
+// returns how many rows changed; with got, it also records their ids.
+func applyReceipts(tx *wtx, peer string, ids []string, st State, got map[string]bool) (int, error) {
+	changed := 0
+	for chunk := range chunks(ids, maxReceiptChunk) {
+		q := receiptSQL(st, len(chunk), got != nil)
+		args := append([]any{peer}, anySlice(chunk)...)
+		if got == nil {
+			res, err := tx.Exec(q, args...)
+			if err != nil {
+				return 0, err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return 0, err
+			}
+			changed += int(n)
+			continue
+		}
+		rows, err := tx.Query(q, args...)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			got[id] = true
+			changed++
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return 0, err
+		}
+	}
+	return changed, nil
+}
+
+// receiptSQL moves the outgoing messages to the first parameter whose ids
+// are the n parameters after it forward to st, naming them if returning
+// (with RETURNING). The state is in the SQL, not bound: see
+// Store.stateStmt.
+func receiptSQL(st State, n int, returning bool) string {
+	q := fmt.Sprintf("UPDATE messages SET state = %d WHERE outgoing = 1 AND state < %d AND recipient = ? AND id IN (%s)",
+		int(st), int(st), placeholders(n))
+	if returning {
+		q += " RETURNING id"
 	}
 	return q
 }
 
-func (s *Store) setState(ctx context.Context, peer, id string, st State) (bool, error) {
+// setStateSQL moves one outgoing message (?1) forward to st.
+func setStateSQL(st State) string {
+	return fmt.Sprintf("UPDATE messages SET state = %d WHERE id = ?1 AND outgoing = 1 AND state < %d", int(st), int(st))
+}
+
+func (s *Store) setState(ctx context.Context, id string, st State) (bool, error) {
 	if !st.Valid() {
 		return false, fmt.Errorf("set state of %s: invalid state %d", id, int(st))
 	}
 	var changed bool
 	err := s.write(ctx, func(tx *wtx) error {
-		stmt, args := s.stateStmt[st], []any{id}
-		if peer != "" {
-			stmt, args = s.stateFromStmt[st], append(args, peer)
-		}
-		res, err := tx.Stmt(stmt).Exec(args...)
+		res, err := tx.Stmt(s.stateStmt[st]).Exec(id)
 		if err != nil {
 			return err
 		}

@@ -4,11 +4,14 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Group commit. Every write (a call of AddReceived, AddOutgoing,
@@ -18,8 +21,10 @@ import (
 // transaction and commits once: one fsync for the lot. Only after the
 // commit does each caller learn its result, so a call that returned nil is
 // durable. Requests that arrive while a commit is under way wait for the
-// next one, so the batch size follows the load by itself; BatchWindow adds
-// a short wait for more when the load is concurrent.
+// next one, so the batch size follows the load by itself; before it
+// starts a transaction the writer yields to the goroutines ready to run,
+// which may be about to submit (gather), and BatchWindow adds a short
+// wait for more when the load is concurrent.
 
 // Request states: a caller whose context ends may still withdraw its
 // request while it is queued, never once the writer has taken it.
@@ -97,7 +102,7 @@ func (s *Store) writeLoop() {
 	prev := 0 // size of the previous batch
 	var timer *time.Timer
 	for {
-		batch = s.take(batch[:0], s.opt.MaxBatch)
+		batch = s.gather(s.take(batch[:0], s.opt.MaxBatch))
 		if len(batch) == 0 {
 			select {
 			case <-s.wake:
@@ -195,13 +200,56 @@ func (tx *wtx) indexBodies() error {
 		return nil
 	}
 	slices.SortFunc(tx.index, func(a, b ftsRow) int { return cmp.Compare(a.seq, b.seq) })
-	stmt := tx.Stmt(tx.s.ftsStmt)
+	pairs := make([][2]any, 0, len(tx.index))
 	for _, r := range tx.index {
-		if _, err := stmt.Exec(r.seq, r.body); err != nil {
-			return fmt.Errorf("index message bodies: %w", err)
+		if !utf8.ValidString(r.body) {
+			// JSON would index U+FFFD instead of the bytes stored, and
+			// the index would no longer match its content: index it
+			// alone. (Envelopes that opened or were sealed are valid.)
+			if _, err := tx.Exec(ftsRowSQL, r.seq, r.body); err != nil {
+				return fmt.Errorf("index message bodies: %w", err)
+			}
+			continue
 		}
+		pairs = append(pairs, [2]any{r.seq, r.body})
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(pairs)
+	if err == nil {
+		_, err = tx.Stmt(tx.s.ftsStmt).Exec(list)
+	}
+	if err != nil {
+		return fmt.Errorf("index message bodies: %w", err)
 	}
 	return nil
+}
+
+// gatherYields bounds how often gather lets other goroutines run.
+const gatherYields = 4
+
+// gather lets the goroutines that are ready to run do so before a
+// transaction starts, and takes what they queued meanwhile, for as long
+// as that grows the batch (at most gatherYields times). When the CPUs
+// are busy, writers that are about to submit (a sender sealing its
+// next message) then join this transaction instead of each making the
+// next one: on 2 cores shared by two nodes that made a tenth as many
+// transactions and cut the CPU spent per message stored by about 5%
+// (BenchmarkPairCPU). With nothing else to run it costs nothing: the
+// yield returns at once and the batch does not grow.
+func (s *Store) gather(batch []*request) []*request {
+	for range gatherYields {
+		if len(batch) == 0 || len(batch) >= s.opt.MaxBatch {
+			return batch
+		}
+		n := len(batch)
+		runtime.Gosched()
+		if batch = s.take(batch, s.opt.MaxBatch); len(batch) == n {
+			return batch
+		}
+	}
+	return batch
 }
 
 // runTx runs the requests in one write transaction and commits it.

@@ -351,7 +351,10 @@ func TestReceiptsMarkOnlyTheRecipientsMessagesRead(t *testing.T) {
 	testutil.WaitFor(t, "both delivered", 5*time.Second, func() bool {
 		return f.state(t, toBob.ID) == store.Delivered && f.state(t, toMal.ID) == store.Delivered
 	})
-	body := func(ids ...string) string { b, _ := json.Marshal(receiptBody{State: "read", IDs: ids}); return string(b) }
+	body := func(ids ...string) string {
+		b, _ := json.Marshal(receiptBody{State: "read", IDs: ids})
+		return string(b)
+	}
 	// mallory claims bob read his message: ignored, not an error
 	errs := f.svc.DeliverBatch(context.Background(), []*message.Envelope{
 		sealFrom(t, mallory, f.me.id, KindReceipt, body(toBob.ID)),

@@ -223,25 +223,39 @@ func (o *outbox) record() {
 			}
 		}
 		linger.Stop()
-		var wg sync.WaitGroup
-		for _, pr := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if w := pr.it.stored; w != nil {
-					<-w.done
-					if w.err != nil {
-						return // nothing stored, nothing to record
-					}
-				}
-				// Not o.ctx: progress made just before shutdown is still
-				// worth recording.
-				if _, err := o.s.st.SetState(context.Background(), pr.it.id, pr.state); err != nil {
-					o.s.log.Warn("record message state", "msg", pr.it.id, "state", pr.state, "err", err)
-				}
-			}()
+		o.recordBatch(batch)
+	}
+}
+
+// recordBatch writes a batch of progress: one statement per recipient and
+// state. A state only moves forward, so a "sent" recorded after
+// "delivered" changes nothing.
+func (o *outbox) recordBatch(batch []progress) {
+	type group struct {
+		peer  string
+		state store.State
+	}
+	ids := map[group][]string{}
+	var order []group
+	for _, pr := range batch {
+		if w := pr.it.stored; w != nil {
+			<-w.done
+			if w.err != nil {
+				continue // nothing stored, nothing to record
+			}
 		}
-		wg.Wait()
+		g := group{pr.it.to, pr.state}
+		if _, ok := ids[g]; !ok {
+			order = append(order, g)
+		}
+		ids[g] = append(ids[g], pr.it.id)
+	}
+	for _, g := range order {
+		// Not the service's context: progress made just before shutdown
+		// is still worth recording.
+		if _, err := o.s.st.ApplyReceipts(context.Background(), g.peer, ids[g], g.state); err != nil {
+			o.s.log.Warn("record message states", "peer", mesh.ShortID(g.peer), "state", g.state, "count", len(ids[g]), "err", err)
+		}
 	}
 }
 

@@ -23,6 +23,9 @@ type dedup struct {
 	ring []dedupKey                 // delivery order of done; ring[next] is the oldest once full
 	next int                        // where the next delivered key goes in ring
 	busy map[dedupKey]chan struct{} // being delivered; the channel closes when finish is called
+	// waits counts begin calls that found a key busy: how tests see that
+	// a concurrent resend is waiting rather than delivering.
+	waits int
 }
 
 func newDedup(max int) *dedup {
@@ -43,6 +46,7 @@ func (d *dedup) begin(k dedupKey) (seenState, <-chan struct{}) {
 		return seenDone, nil
 	}
 	if ch, ok := d.busy[k]; ok {
+		d.waits++
 		return seenBusy, ch
 	}
 	d.busy[k] = make(chan struct{})
@@ -74,4 +78,11 @@ func (d *dedup) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.done)
+}
+
+// busyWaits returns how many lookups found their key being delivered.
+func (d *dedup) busyWaits() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waits
 }

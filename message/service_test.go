@@ -250,7 +250,12 @@ func TestConcurrentDuplicateDeliveredOnce(t *testing.T) {
 	c1.Write(frame)
 	waitFor(t, "the first delivery to start", func() bool { return calls.Load() == 1 })
 	c2.Write(frame)
-	time.Sleep(20 * time.Millisecond) // give a wrong second delivery the chance to happen
+	// The second stream has read the resend and is waiting on the first
+	// delivery, not delivering it again.
+	waitFor(t, "the resend to wait for the first delivery", func() bool { return b.svc.seen.busyWaits() == 1 })
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("the resend was delivered while the first delivery ran (%d calls)", c)
+	}
 	close(release)
 	for i, c := range []io.Reader{c1, c2} {
 		f, err := ReadFrame(c)

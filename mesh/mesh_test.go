@@ -159,7 +159,10 @@ func TestCrashIsLostAndRestartReturnsAsOneEntry(t *testing.T) {
 	waitFor(t, "b verified", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() && p.Verified })
 	// Close without Leave looks like a crash to the others.
 	b.m.Close()
-	waitFor(t, "b lost", 10*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.State == Offline })
+	// Generous: under a loaded -race run memberlist's awareness stretches
+	// its probe interval up to eightfold, and this asserts the outcome,
+	// not the speed (BENCHMARKS.md has that).
+	waitFor(t, "b lost", 30*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.State == Offline })
 	b2 := startNode(t, dir, "bob", a.gossipAddr())
 	waitFor(t, "b back", 5*time.Second, func() bool { p, _ := a.peer(b2.m.ID()); return p.State == Available })
 	if n := len(a.m.Peers()); n != 1 {

@@ -37,6 +37,18 @@ type API interface {
 	// MarkRead records that a person saw these received messages; their
 	// authors get read receipts.
 	MarkRead(ctx context.Context, req ReadRequest) error
+	// Rooms lists the rooms this node is in, and the others it knows of
+	// from its peers, ordered by name.
+	Rooms(ctx context.Context) ([]Room, error)
+	// JoinRoom joins a room, starting it if nobody is in it yet. Joining
+	// a room this node is in already is not an error.
+	JoinRoom(ctx context.Context, req RoomRequest) (Room, error)
+	// LeaveRoom leaves a room; its history stays on disk. Leaving a room
+	// this node is not in is ErrNotFound.
+	LeaveRoom(ctx context.Context, req RoomRequest) (Room, error)
+	// RoomMembers lists a room's members (those whose last word in the
+	// room's log is a join), ordered by name then id.
+	RoomMembers(ctx context.Context, room string) ([]RoomMember, error)
 	// Events calls fn with a Snapshot, then with every later event in
 	// order, each with a larger Seq, until ctx ends (nil), fn returns an
 	// error (that error), or the node stops (ErrClosed). A subscriber that
@@ -101,11 +113,14 @@ type StatusReply struct {
 
 // SendRequest is the body of POST /v1/messages.
 type SendRequest struct {
-	To   string `json:"to"`   // a name, a whole id, or an id prefix of at least 4 characters
+	// To is a name, a whole id, or an id prefix of at least 4 characters,
+	// or a room ("#general"), which the sender must be in.
+	To   string `json:"to"`
 	Text string `json:"text"` // 1 byte to 64 KiB of UTF-8
 	// Wait waits for delivery even when the recipient is offline, up to
 	// TimeoutMS (default 30 s); without it Send returns as soon as the
-	// message is delivered or safely queued.
+	// message is delivered or safely queued. For a room it waits until
+	// every member online when it was sent has it.
 	Wait      bool  `json:"wait,omitempty"`
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
@@ -133,8 +148,15 @@ const (
 // delivered (the recipient's node stored it) or read.
 type SendReply struct {
 	ID    string  `json:"id"`
-	To    PeerRef `json:"to"`
+	To    PeerRef `json:"to"` // for a room: ID and Name are the room
 	State string  `json:"state"`
+	// Room is set for a room message; Online is how many other members
+	// were online when it was sent and Reached how many of them have
+	// stored it. Members who were offline get it from whichever member
+	// they meet first.
+	Room    string `json:"room,omitempty"`
+	Online  int    `json:"online,omitempty"`
+	Reached int    `json:"reached,omitempty"`
 }
 
 // Delivered reports whether the recipient's node has the message.
@@ -142,7 +164,7 @@ func (r SendReply) Delivered() bool { return r.State == "delivered" || r.State =
 
 // HistoryQuery selects stored messages (GET /v1/history).
 type HistoryQuery struct {
-	Peer   string    // a name, id or id prefix; "" for every conversation
+	Peer   string    // a name, id or id prefix, or a room ("#general"); "" for every conversation
 	Limit  int       // newest N; 0 means DefaultHistoryLimit
 	Since  time.Time // only messages after this
 	Search string    // full-text search, words matched whole
@@ -167,6 +189,11 @@ type HistoryEntry struct {
 	Time     time.Time `json:"time"`
 	Outgoing bool      `json:"outgoing"`
 	State    string    `json:"state"` // queued, sent, delivered, read
+	// Room is set for a room's entries. Kind is "text" for a message,
+	// "join" or "leave" for a member's arrival or departure.
+	Room     string   `json:"room,omitempty"`
+	Kind     string   `json:"kind,omitempty"`
+	Mentions []string `json:"mentions,omitempty"` // peer ids named by @name in Text
 }
 
 // OutboxEntry is what waits for one recipient.
@@ -183,3 +210,24 @@ type ReadRequest struct {
 
 // MaxReadIDs bounds one ReadRequest.
 const MaxReadIDs = 10_000
+
+// Room is one group conversation as this node knows it.
+type Room struct {
+	Name          string `json:"name"`   // "#general"
+	Joined        bool   `json:"joined"` // this node is a member
+	MembersOnline int    `json:"members_online"`
+	MembersTotal  int    `json:"members_total"`
+	Unread        int    `json:"unread"`
+}
+
+// RoomRequest is the body of POST /v1/rooms/join and /v1/rooms/leave.
+type RoomRequest struct {
+	Room string `json:"room"` // "#" then 1-64 of a-z, 0-9, '-', '_', '.'
+}
+
+// RoomMember is one member of a room, with the presence the node knows.
+type RoomMember struct {
+	PeerRef
+	State  string `json:"state"` // available, away, busy, offline, left
+	Online bool   `json:"online"`
+}

@@ -145,6 +145,34 @@ func (c *Client) MarkRead(ctx context.Context, req ReadRequest) error {
 	return c.call(ctx, "POST", "/v1/read", nil, req, 0, nil)
 }
 
+// Rooms implements API.
+func (c *Client) Rooms(ctx context.Context) ([]Room, error) {
+	var v []Room
+	err := c.call(ctx, "GET", "/v1/rooms", nil, nil, maxListReply, &v)
+	return v, err
+}
+
+// JoinRoom implements API.
+func (c *Client) JoinRoom(ctx context.Context, req RoomRequest) (Room, error) {
+	var v Room
+	err := c.call(ctx, "POST", "/v1/rooms/join", nil, req, maxSmallReply, &v)
+	return v, err
+}
+
+// LeaveRoom implements API.
+func (c *Client) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
+	var v Room
+	err := c.call(ctx, "POST", "/v1/rooms/leave", nil, req, maxSmallReply, &v)
+	return v, err
+}
+
+// RoomMembers implements API.
+func (c *Client) RoomMembers(ctx context.Context, room string) ([]RoomMember, error) {
+	var v []RoomMember
+	err := c.call(ctx, "GET", "/v1/rooms/members", url.Values{"room": {room}}, nil, maxListReply, &v)
+	return v, err
+}
+
 // Events implements API: it reads the node's event stream.
 func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 	resp, err := c.do(ctx, "GET", "/v1/events", nil, nil)

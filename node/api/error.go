@@ -14,6 +14,7 @@ const (
 	CodeInvalid            = "invalid"             // 400: a malformed or refused request
 	CodeNotFound           = "not_found"           // 404: no such path or object
 	CodeForbidden          = "forbidden"           // 403: another user's process
+	CodeNotMember          = "not_member"          // 409: sending to, or asking of, a room this node is not in
 	CodeFailed             = "failed"              // 500: anything else (a full disk, a store error)
 )
 
@@ -47,6 +48,7 @@ var (
 	ErrInvalid            = &Error{Code: CodeInvalid}
 	ErrNotFound           = &Error{Code: CodeNotFound}
 	ErrForbidden          = &Error{Code: CodeForbidden}
+	ErrNotMember          = &Error{Code: CodeNotMember}
 	ErrFailed             = &Error{Code: CodeFailed}
 )
 
@@ -72,7 +74,7 @@ func HTTPStatus(code string) int {
 	switch code {
 	case CodeUnknownRecipient, CodeNotFound:
 		return http.StatusNotFound
-	case CodeAmbiguousRecipient:
+	case CodeAmbiguousRecipient, CodeNotMember:
 		return http.StatusConflict
 	case CodeOffline:
 		return http.StatusServiceUnavailable

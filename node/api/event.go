@@ -26,6 +26,7 @@ const (
 	TypeReceipt  = "receipt"
 	TypeWarning  = "warning"
 	TypeResync   = "resync"
+	TypeRoom     = "room"
 )
 
 // Snapshot is the first event of every subscription: the state that the
@@ -36,6 +37,7 @@ type Snapshot struct {
 	Seq   uint64 `json:"seq"`
 	Self  Self   `json:"self"`
 	Peers []Peer `json:"peers"`
+	Rooms []Room `json:"rooms"`
 }
 
 // Ready says the node is up: who and where it is.
@@ -61,6 +63,10 @@ type Message struct {
 	Text     string    `json:"text"`
 	Time     time.Time `json:"time"`
 	Outgoing bool      `json:"outgoing,omitempty"`
+	// Room is set for a room message (To is then the room); Mentions
+	// lists the peer ids its text names with @name or @id-prefix.
+	Room     string   `json:"room,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // Presence changes: joined (first seen), returned (back, or restarted),
@@ -97,6 +103,22 @@ type Receipt struct {
 	Peer  PeerRef `json:"peer"`
 }
 
+// Room changes.
+const (
+	RoomJoined = "joined" // a member joined (Peer is this node when it joined itself)
+	RoomLeft   = "left"   // a member left
+)
+
+// RoomChange is a member joining or leaving a room, as the room's log
+// says; the room's counts after the change come with it.
+type RoomChange struct {
+	Type   string  `json:"type"` // "room"
+	Seq    uint64  `json:"seq"`
+	Room   Room    `json:"room"`
+	Peer   PeerRef `json:"peer"`
+	Change string  `json:"change"` // joined, left
+}
+
 // Warning is something a person should know that is not fatal.
 type Warning struct {
 	Type string `json:"type"` // "warning"
@@ -114,29 +136,32 @@ type Resync struct {
 	Reason  string `json:"reason"`
 }
 
-func (e Snapshot) EventType() string { return TypeSnapshot }
-func (e Ready) EventType() string    { return TypeReady }
-func (e Message) EventType() string  { return TypeMessage }
-func (e Presence) EventType() string { return TypePresence }
-func (e Receipt) EventType() string  { return TypeReceipt }
-func (e Warning) EventType() string  { return TypeWarning }
-func (e Resync) EventType() string   { return TypeResync }
+func (e Snapshot) EventType() string   { return TypeSnapshot }
+func (e Ready) EventType() string      { return TypeReady }
+func (e Message) EventType() string    { return TypeMessage }
+func (e Presence) EventType() string   { return TypePresence }
+func (e Receipt) EventType() string    { return TypeReceipt }
+func (e Warning) EventType() string    { return TypeWarning }
+func (e Resync) EventType() string     { return TypeResync }
+func (e RoomChange) EventType() string { return TypeRoom }
 
-func (e Snapshot) EventSeq() uint64 { return e.Seq }
-func (e Ready) EventSeq() uint64    { return e.Seq }
-func (e Message) EventSeq() uint64  { return e.Seq }
-func (e Presence) EventSeq() uint64 { return e.Seq }
-func (e Receipt) EventSeq() uint64  { return e.Seq }
-func (e Warning) EventSeq() uint64  { return e.Seq }
-func (e Resync) EventSeq() uint64   { return e.Seq }
+func (e Snapshot) EventSeq() uint64   { return e.Seq }
+func (e Ready) EventSeq() uint64      { return e.Seq }
+func (e Message) EventSeq() uint64    { return e.Seq }
+func (e Presence) EventSeq() uint64   { return e.Seq }
+func (e Receipt) EventSeq() uint64    { return e.Seq }
+func (e Warning) EventSeq() uint64    { return e.Seq }
+func (e Resync) EventSeq() uint64     { return e.Seq }
+func (e RoomChange) EventSeq() uint64 { return e.Seq }
 
-func (e Snapshot) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypeSnapshot; return e }
-func (e Ready) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeReady; return e }
-func (e Message) WithSeq(s uint64) Event  { e.Seq, e.Type = s, TypeMessage; return e }
-func (e Presence) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypePresence; return e }
-func (e Receipt) WithSeq(s uint64) Event  { e.Seq, e.Type = s, TypeReceipt; return e }
-func (e Warning) WithSeq(s uint64) Event  { e.Seq, e.Type = s, TypeWarning; return e }
-func (e Resync) WithSeq(s uint64) Event   { e.Seq, e.Type = s, TypeResync; return e }
+func (e Snapshot) WithSeq(s uint64) Event   { e.Seq, e.Type = s, TypeSnapshot; return e }
+func (e Ready) WithSeq(s uint64) Event      { e.Seq, e.Type = s, TypeReady; return e }
+func (e Message) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeMessage; return e }
+func (e Presence) WithSeq(s uint64) Event   { e.Seq, e.Type = s, TypePresence; return e }
+func (e Receipt) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeReceipt; return e }
+func (e Warning) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeWarning; return e }
+func (e Resync) WithSeq(s uint64) Event     { e.Seq, e.Type = s, TypeResync; return e }
+func (e RoomChange) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypeRoom; return e }
 
 // MaxEventLine bounds one line of the event stream: a message event
 // carries at most 64 KiB of text, escaped.
@@ -175,6 +200,8 @@ func DecodeEvent(line []byte) (Event, error) {
 		ev, err = decodeAs[Warning](line)
 	case TypeResync:
 		ev, err = decodeAs[Resync](line)
+	case TypeRoom:
+		ev, err = decodeAs[RoomChange](line)
 	default:
 		return nil, fmt.Errorf("%w %q", errUnknownType, head.Type)
 	}

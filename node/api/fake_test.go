@@ -350,3 +350,31 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func (f *fake) Rooms(ctx context.Context) ([]Room, error) {
+	if err := f.called("Rooms"); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (f *fake) JoinRoom(ctx context.Context, req RoomRequest) (Room, error) {
+	if err := f.called("JoinRoom"); err != nil {
+		return Room{}, err
+	}
+	return Room{Name: req.Room, Joined: true}, nil
+}
+
+func (f *fake) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
+	if err := f.called("LeaveRoom"); err != nil {
+		return Room{}, err
+	}
+	return Room{Name: req.Room}, nil
+}
+
+func (f *fake) RoomMembers(ctx context.Context, room string) ([]RoomMember, error) {
+	if err := f.called("RoomMembers"); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}

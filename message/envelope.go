@@ -71,8 +71,12 @@ type Envelope struct {
 	AuthorName string
 	// To is the recipient's peer id for a direct message.
 	To string
-	// Conversation is reserved for rooms: empty for a direct message.
+	// Conversation is the room ("#general") of a room event, empty for a
+	// direct message.
 	Conversation string
+	// Seq numbers a room event among its author's events in that room:
+	// 1 for the first, each next one more. 0 for a direct message.
+	Seq uint64
 	// Time is the author's hybrid logical clock when writing.
 	Time Timestamp
 	// Kind says what Body holds: KindText for now. Lowercase ASCII

@@ -48,6 +48,11 @@ type Config struct {
 	// Transport sends; nil means nothing is sent now, and every message
 	// waits in the outbox for a node that can send it.
 	Transport Transport
+	// RoomSync fetches rooms' events from members (catch-up); nil
+	// means rooms are only what arrives on direct streams.
+	RoomSync RoomSync
+	// NoGeneral: do not join GeneralRoom at first start (tests).
+	NoGeneral bool
 	// ContactsPath is the contact book's file; "" keeps it in memory.
 	ContactsPath string
 	// PeerRate and PeerBurst bound how many messages (receipts included)
@@ -90,10 +95,12 @@ type Event interface{ chatEvent() }
 // MessageEvent is a message received, or with Outgoing one we sent.
 type MessageEvent struct {
 	ID       string
-	From, To PeerRef
+	From, To PeerRef // To is the room, for a room message
 	Text     string
 	Time     time.Time
 	Outgoing bool
+	Room     string   // set for a room message
+	Mentions []string // peer ids the text names with @
 }
 
 // ReceiptEvent is a step of a message we sent: queued, delivered (the
@@ -118,6 +125,7 @@ type Service struct {
 	contacts *contacts
 	watch    watchers
 	out      *outbox
+	rooms    *rooms
 
 	ctx    context.Context // ends when the service stops; parent of every delivery
 	cancel context.CancelFunc
@@ -171,6 +179,7 @@ func New(cfg Config) (*Service, error) {
 		stopped:  make(chan struct{}),
 	}
 	s.out = newOutbox(s)
+	s.rooms = newRooms(s)
 	return s, nil
 }
 
@@ -200,13 +209,23 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.saveContacts(s.ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		if !s.cfg.NoGeneral {
+			if err := s.rooms.joinGeneral(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("join "+GeneralRoom, "err", err)
+			}
+		}
+		s.rooms.antiEntropy(s.ctx)
+	}()
 	s.out.run(s.ctx) // returns once every session and record is done
 	wg.Wait()
+	s.rooms.wg.Wait()
 	if err := s.contacts.save(); err != nil {
 		s.log.Warn("save contacts", "err", err)
 	}
@@ -223,6 +242,7 @@ func (s *Service) Close() error {
 		<-s.stopped
 	} else {
 		s.once.Do(func() {
+			s.rooms.wg.Wait()
 			s.out.drain()
 			if err := s.contacts.save(); err != nil {
 				s.log.Warn("save contacts", "err", err)

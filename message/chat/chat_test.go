@@ -172,6 +172,7 @@ func newFixtureWith(t *testing.T, cfg Config, withTransport bool) *fixture {
 	}
 	f := &fixture{st: st, me: newParty(t, "alice"), pres: &presence{}, tr: &transport{}, ev: &events{}, dir: dir}
 	cfg.Store, cfg.Self, cfg.Key, cfg.Name = st, f.me.id, f.me.key, func() string { return "alice" }
+	cfg.NoGeneral = true // these are the direct messages' tests; rooms_test.go has the rooms
 	cfg.Presence, cfg.Publish = f.pres, f.ev.publish
 	if withTransport {
 		cfg.Transport = f.tr

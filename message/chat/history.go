@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"lanchat/mesh"
@@ -12,7 +13,7 @@ import (
 
 // Query selects stored messages.
 type Query struct {
-	Peer   string // a name, id or id prefix; "" for every conversation
+	Peer   string // a name, id or id prefix, or a room ("#general"); "" for every conversation
 	Limit  int    // newest N; 0 means DefaultHistoryLimit
 	Since  time.Time
 	Search string
@@ -32,12 +33,22 @@ type Entry struct {
 	Time     time.Time
 	Outgoing bool
 	State    store.State
+	Room     string   // set for a room's entries
+	Kind     string   // message.KindText, KindJoin or KindLeave
+	Mentions []string // peer ids the text names with @
 }
 
 // History returns stored messages, newest last.
 func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
-	peer := ""
-	if q.Peer != "" {
+	peer, room := "", ""
+	var kinds []string
+	if strings.HasPrefix(q.Peer, "#") {
+		if err := CheckRoom(q.Peer); err != nil {
+			return nil, err
+		}
+		room = q.Peer
+		kinds = []string{message.KindText, message.KindJoin, message.KindLeave}
+	} else if q.Peer != "" {
 		p, err := s.Resolve(q.Peer)
 		if err != nil {
 			return nil, err
@@ -48,7 +59,7 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
-	recs, err := s.st.History(ctx, store.Query{Peer: peer, Limit: limit, Since: q.Since, Search: q.Search})
+	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: q.Since, Search: q.Search, Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}
@@ -65,10 +76,15 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 		if mesh.ValidName(from.Name) != nil {
 			from = s.PeerRef(r.Author)
 		}
-		out = append(out, Entry{
+		e := Entry{
 			ID: r.ID, From: from, To: s.PeerRef(r.To), Text: r.Body, Time: r.Time.WallTime(),
-			Outgoing: r.Outgoing, State: r.State,
-		})
+			Outgoing: r.Outgoing, State: r.State, Kind: r.Kind,
+		}
+		if r.Conversation != "" {
+			e.Room, e.To = r.Conversation, PeerRef{ID: r.Conversation, Name: r.Conversation}
+			e.Mentions = s.Mentions(r.Conversation, r.Body)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
@@ -116,8 +132,8 @@ func (s *Service) MarkRead(ctx context.Context, ids []string) error {
 	byAuthor := map[string][]string{}
 	var order []string
 	for _, r := range changed {
-		if r.Outgoing || r.Kind != message.KindText {
-			continue
+		if r.Outgoing || r.Kind != message.KindText || r.Conversation != "" {
+			continue // a room's messages have no read receipts
 		}
 		if _, ok := byAuthor[r.Author]; !ok {
 			order = append(order, r.Author)

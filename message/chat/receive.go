@@ -56,7 +56,18 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 	var textIdx []int
 	receipts := map[string][]int{} // by author: indexes of their receipts, in order
 	var authors []string
+	var roomEnvs []*message.Envelope
+	var roomIdx []int
 	for i, env := range envs {
+		if env.Conversation != "" {
+			if !s.limiter.allow(env.Author) {
+				errs[i] = errRateLimited
+				continue
+			}
+			roomEnvs = append(roomEnvs, env)
+			roomIdx = append(roomIdx, i)
+			continue
+		}
 		switch env.Kind {
 		case message.KindText, KindReceipt:
 		default:
@@ -76,6 +87,13 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 		}
 		texts = append(texts, env)
 		textIdx = append(textIdx, i)
+	}
+	if len(roomEnvs) > 0 {
+		// On a direct stream each is its author's own (message.Service
+		// checks), so the author is who handed it over.
+		for j, err := range s.rooms.accept(ctx, roomEnvs[0].Author, roomEnvs) {
+			errs[roomIdx[j]] = err
+		}
 	}
 	if len(texts) > 0 {
 		ins, err := s.st.AddReceivedBatch(ctx, texts)

@@ -68,6 +68,9 @@ type Query struct {
 	// Peer limits the result to the direct conversation with this peer;
 	// "" means every conversation.
 	Peer string
+	// Room limits the result to one room's history ("#general"); it
+	// takes precedence over Peer.
+	Room string
 	// Limit is how many messages to return: the newest Limit, returned
 	// oldest first ("newest last"). Zero or negative means all.
 	Limit int
@@ -99,9 +102,12 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 		recs []Record
 		err  error
 	)
-	if q.Search == "" && q.Peer != "" {
+	switch {
+	case q.Search == "" && q.Room != "":
+		recs, err = s.roomHistory(ctx, q)
+	case q.Search == "" && q.Peer != "":
 		recs, err = s.peerHistory(ctx, q)
-	} else {
+	default:
 		recs, err = s.scanHistory(ctx, q)
 	}
 	if err != nil {
@@ -125,6 +131,30 @@ func (s *Store) peerHistory(ctx context.Context, q Query) ([]Record, error) {
 	}
 	args = append(args, limit)
 	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+" FROM messages INDEXED BY messages_peer WHERE "+where+
+		" ORDER BY "+orderByDesc+" LIMIT ?", args...)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := scanRecords(rows)
+	slices.Reverse(recs)
+	return recs, err
+}
+
+// roomHistory reads one room through its index.
+func (s *Store) roomHistory(ctx context.Context, q Query) ([]Record, error) {
+	args := []any{q.Room}
+	where := "conversation = ? AND conversation != '' AND kind IN (" + placeholders(len(q.Kinds)) + ")"
+	args = append(args, anySlice(q.Kinds)...)
+	if !q.Since.IsZero() {
+		where += " AND wall >= ?"
+		args = append(args, sinceNanos(q.Since))
+	}
+	limit := -1
+	if q.Limit > 0 {
+		limit = q.Limit
+	}
+	args = append(args, limit)
+	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+" FROM messages INDEXED BY messages_room WHERE "+where+
 		" ORDER BY "+orderByDesc+" LIMIT ?", args...)
 	if err != nil {
 		return nil, err
@@ -194,7 +224,7 @@ WHERE seq >= ?1 ORDER BY seq DESC`, lo)
 			return nil, err
 		}
 		k.ord.Time.Logical = uint32(logical)
-		if k.ord.Time.Wall >= since && slices.Contains(q.Kinds, kind) && (q.Peer == "" || peer == q.Peer && conver == "") {
+		if k.ord.Time.Wall >= since && slices.Contains(q.Kinds, kind) && matches(q, peer, conver) {
 			top.offer(k)
 		}
 		if top.full() && seqFloor(top.oldest().ord.Time.Wall) >= k.seq {
@@ -223,6 +253,18 @@ WHERE seq >= ?1 ORDER BY seq DESC`, lo)
 	}
 	sortRecords(recs)
 	return recs, nil
+}
+
+// matches tells whether a message of conversation conver with peer is
+// in q's conversation.
+func matches(q Query, peer, conver string) bool {
+	switch {
+	case q.Room != "":
+		return conver == q.Room
+	case q.Peer != "":
+		return peer == q.Peer && conver == ""
+	}
+	return true
 }
 
 // key is what orders a message, and where it is.
@@ -328,7 +370,7 @@ func (s *Store) OutboxSummary(ctx context.Context) ([]OutboxEntry, error) {
 		return nil, ErrClosed
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT peer, count(*), min(wall) FROM messages INDEXED BY messages_outbox
-WHERE outgoing = 1 AND state < 2 GROUP BY peer ORDER BY min(wall), peer`)
+WHERE outgoing = 1 AND state < 2 AND conversation = '' GROUP BY peer ORDER BY min(wall), peer`)
 	if err != nil {
 		return nil, fmt.Errorf("outbox summary: %w", s.classify(err))
 	}

@@ -90,6 +90,66 @@ END;
 			"SELECT peer FROM messages INDEXED BY messages_outbox WHERE outgoing = 1 AND state < 2 ORDER BY peer DESC LIMIT 1",
 			"SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'lanchat' LIMIT 1",
 		},
+	}, {
+		version: 2,
+		sql: `
+-- Rooms. A room event is a row of messages whose conversation is the
+-- room's name and whose rseq numbers it among its author's events in
+-- that room (1, 2, …; 0 for direct messages). This node holds, for each
+-- room and author, the events 1..n and no others: room_heads says n.
+ALTER TABLE messages ADD COLUMN rseq INTEGER NOT NULL DEFAULT 0;
+
+-- One author's events in a room, by sequence: catch-up pages and the
+-- check that a sequence number is not used twice.
+CREATE UNIQUE INDEX messages_room_seq ON messages (conversation, author, rseq) WHERE conversation != '';
+
+-- A room's history, newest first.
+CREATE INDEX messages_room ON messages (conversation, wall, logical) WHERE conversation != '';
+
+-- Unread counts: received messages not yet read.
+CREATE INDEX messages_unread ON messages (conversation) WHERE outgoing = 0 AND state < 3;
+
+-- For each room and author: how many of their events this node holds
+-- (all of 1..n), and whether their last membership event is a join.
+CREATE TABLE room_heads (
+	room   TEXT NOT NULL,
+	author TEXT NOT NULL,
+	n      INTEGER NOT NULL,
+	member INTEGER NOT NULL,
+	PRIMARY KEY (room, author)
+) STRICT, WITHOUT ROWID;
+
+-- Who is in which room, for every room this node has heard of, joined
+-- or not: each author's latest membership event (the signed envelope).
+CREATE TABLE room_directory (
+	room   TEXT NOT NULL,
+	author TEXT NOT NULL,
+	rseq   INTEGER NOT NULL,
+	joined INTEGER NOT NULL,
+	sealed BLOB NOT NULL,
+	PRIMARY KEY (room, author)
+) STRICT, WITHOUT ROWID;
+
+-- Evidence: a second event an author signed under a sequence number
+-- already taken, kept and never shown.
+CREATE TABLE room_conflicts (
+	room        TEXT NOT NULL,
+	author      TEXT NOT NULL,
+	rseq        INTEGER NOT NULL,
+	id          TEXT NOT NULL,
+	from_peer   TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	sealed      BLOB NOT NULL,
+	PRIMARY KEY (room, author, rseq, id)
+) STRICT, WITHOUT ROWID;
+`,
+		objects: []string{"messages_room_seq", "messages_room", "messages_unread", "room_heads", "room_directory", "room_conflicts"},
+		probes: []string{
+			"SELECT rseq FROM messages INDEXED BY messages_room_seq WHERE conversation != '' ORDER BY conversation DESC LIMIT 1",
+			"SELECT n FROM room_heads ORDER BY room DESC LIMIT 1",
+			"SELECT rseq FROM room_directory ORDER BY room DESC LIMIT 1",
+			"SELECT rseq FROM room_conflicts ORDER BY room DESC LIMIT 1",
+		},
 	}}
 }
 

@@ -19,7 +19,7 @@ import (
 // messages with one timestamp from costing quadratic time.
 const insertSQL = `
 INSERT INTO messages (seq, wall, logical, author, id, conversation, kind, outgoing, state,
-	stored_at, recipient, author_name, body, sealed)
+	stored_at, recipient, author_name, body, sealed, rseq)
 VALUES (
 	CASE WHEN NOT EXISTS (SELECT 1 FROM messages WHERE seq = ?1) THEN ?1
 	ELSE coalesce(
@@ -28,7 +28,7 @@ VALUES (
 			ORDER BY a.seq LIMIT 1),
 		(SELECT max(seq) + 1 FROM messages))
 	END,
-	?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+	?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
 ON CONFLICT (id, author) DO NOTHING`
 
 // seqFloor is the seq a message of wall time wall (ns) asks for: the
@@ -74,7 +74,7 @@ const ftsRowSQL = "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)"
 func insert(tx *wtx, r row, now time.Time) (bool, error) {
 	e := r.env
 	res, err := tx.insertStmt().Exec(seqFloor(e.Time.Wall), e.Time.Wall, int64(e.Time.Logical), e.Author, e.ID,
-		e.Conversation, e.Kind, r.outgoing, int(r.state), now.UnixNano(), e.To, e.AuthorName, e.Body, r.sealed)
+		e.Conversation, e.Kind, r.outgoing, int(r.state), now.UnixNano(), e.To, e.AuthorName, e.Body, r.sealed, int64(e.Seq))
 	if err != nil {
 		return false, fmt.Errorf("store message %s: %w", e.ID, err)
 	}

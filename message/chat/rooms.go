@@ -1,0 +1,891 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"lanchat/mesh"
+	"lanchat/message"
+	"lanchat/message/store"
+)
+
+// Rooms. A room is the peers that joined it, and its history is a log
+// every member holds a copy of: the events (messages, joins, leaves)
+// each author signed, numbered 1, 2, … per author and room (Envelope.Seq).
+// A node holds, for every author, a prefix of that author's events and
+// never a later one without the earlier (an event that would leave a gap
+// is refused and the gap fetched), so what it holds is summed up by a
+// vector of counts, and catching up means asking a member for everything
+// past one's vector: the cost grows with what is missing, not with the
+// room. Every member shows a room in one order (message.OrderKey), so
+// members holding the same events show the same history.
+//
+// Membership is part of the log: an author's events in a room start with
+// a join, and an event of an author whose last membership event is a
+// leave is refused. Rooms are open: anyone on the LAN may join one, and
+// then gets its history; a node that is not in a room refuses its
+// messages, keeps only who joined and left it (the directory), and is
+// not asked to pass them on.
+
+// GeneralRoom is the room every node is in unless it leaves it.
+const GeneralRoom = "#general"
+
+// RoomSync fetches room events from one peer: the catch-up protocol
+// (message/roomsync), adapted by the node.
+type RoomSync interface {
+	// Pull asks peer for every event of room past have and hands them
+	// to accept, a page at a time, checked: signed by their authors, of
+	// room, each the next of its author.
+	Pull(ctx context.Context, peer, room string, have map[string]uint64, accept func(ctx context.Context, from, room string, envs []*message.Envelope) error) error
+	// Index asks peer for its own latest membership event in every room
+	// it has been in.
+	Index(ctx context.Context, peer string) ([]*message.Envelope, error)
+}
+
+// Room errors callers act on.
+var (
+	ErrNotMember   = errors.New("not a member of that room")
+	ErrInvalidRoom = errors.New("invalid room name")
+	errGap         = errors.New("gap in the author's sequence")
+	errConflict    = errors.New("sequence number already used by another event")
+)
+
+// Room limits: how many rooms a node keeps track of, and how many pulls
+// run at once.
+const (
+	maxRooms         = 1024
+	maxPulls         = 4
+	antiEntropyEvery = 30 * time.Second
+	gapRetry         = 300 * time.Millisecond
+	fanoutTimeout    = 5 * time.Second
+)
+
+// RoomEvent is a member joining or leaving a room.
+type RoomEvent struct {
+	Room   string
+	Peer   PeerRef
+	Joined bool // false: left
+}
+
+func (RoomEvent) chatEvent() {}
+
+// RoomInfo is a room as this node knows it.
+type RoomInfo struct {
+	Name          string
+	Joined        bool
+	MembersOnline int // this node included, when joined
+	MembersTotal  int
+	Unread        int
+}
+
+// RoomMember is one member of a room.
+type RoomMember struct {
+	PeerRef
+	State  mesh.State
+	Online bool
+}
+
+// RoomSendResult says how far a room message got.
+type RoomSendResult struct {
+	ID      string
+	Room    string
+	Online  int // other members online when it was sent
+	Reached int // of those, how many stored it
+	State   store.State
+}
+
+// rooms is the room half of the Service.
+type rooms struct {
+	s *Service
+
+	mu    sync.Mutex                           // guards heads; held while an event is checked and written, so a room's log changes one write at a time
+	heads map[string]map[string]store.RoomHead // by room, then author; loaded from the store on first use
+
+	pmu     sync.Mutex         // guards pulling
+	pulling map[[2]string]bool // (peer, room) pulls in flight
+	sem     chan struct{}      // bounds pulls at once
+	wg      sync.WaitGroup     // pulls and fan-outs in the background
+}
+
+func newRooms(s *Service) *rooms {
+	return &rooms{
+		s:       s,
+		heads:   map[string]map[string]store.RoomHead{},
+		pulling: map[[2]string]bool{},
+		sem:     make(chan struct{}, maxPulls),
+	}
+}
+
+// load returns room's heads, reading them on first use. Called with mu held.
+func (r *rooms) load(ctx context.Context, room string) (map[string]store.RoomHead, error) {
+	if h, ok := r.heads[room]; ok {
+		return h, nil
+	}
+	h, err := r.s.st.RoomHeads(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.heads) >= maxRooms {
+		// Forget a room we are not in; they are read again when needed.
+		for name, hs := range r.heads {
+			if !hs[r.s.cfg.Self].Member {
+				delete(r.heads, name)
+				break
+			}
+		}
+	}
+	r.heads[room] = h
+	return h, nil
+}
+
+// CheckRoom refuses what is not a room name.
+func CheckRoom(name string) error {
+	if !message.ValidRoom(name) {
+		return fmt.Errorf("%w %q: a room is '#' then 1 to %d of a-z, 0-9, '-', '_' and '.'", ErrInvalidRoom, name, message.MaxRoomName)
+	}
+	return nil
+}
+
+// accept checks room events and stores those that are next in their
+// author's sequence, in one transaction. from is the peer that handed
+// them over (their author on a direct stream, any member in catch-up).
+// errs[i] is nil for an event stored now or held already.
+func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelope) []error {
+	errs := make([]error, len(envs))
+	var (
+		w       store.RoomWrite
+		added   []*message.Envelope
+		gaps    = map[string]bool{}
+		touched = map[string]map[string]store.RoomHead{} // room → author → new head
+	)
+	r.mu.Lock()
+	cur := func(room, author string, heads map[string]store.RoomHead) store.RoomHead {
+		if t, ok := touched[room][author]; ok {
+			return t
+		}
+		return heads[author]
+	}
+	for i, env := range envs {
+		room := env.Conversation
+		membership := env.Kind == message.KindJoin || env.Kind == message.KindLeave
+		if !message.ValidRoom(room) || env.Seq == 0 || !membership && env.Kind != message.KindText {
+			errs[i] = fmt.Errorf("unsupported room event (kind %q, seq %d)", env.Kind, env.Seq)
+			continue
+		}
+		heads, err := r.load(ctx, room)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if len(heads) == 0 && len(r.heads) >= maxRooms {
+			errs[i] = fmt.Errorf("too many rooms known (%d)", maxRooms)
+			continue
+		}
+		if !cur(room, r.s.cfg.Self, heads).Member {
+			if membership {
+				w.Directory = append(w.Directory, env)
+			} else {
+				errs[i] = fmt.Errorf("%w %s", ErrNotMember, room)
+			}
+			continue
+		}
+		h := cur(room, env.Author, heads)
+		switch {
+		case env.Seq <= h.N:
+			id, err := r.heldAt(ctx, room, env.Author, env.Seq, added)
+			switch {
+			case err != nil:
+				errs[i] = err
+			case id != env.ID:
+				r.s.log.Warn("refusing a room event that reuses its author's sequence number; kept as evidence",
+					"room", room, "author", mesh.ShortID(env.Author), "seq", env.Seq, "from", mesh.ShortID(from))
+				w.Conflicts = append(w.Conflicts, store.RoomConflict{Env: env, From: from})
+				errs[i] = errConflict
+			}
+			continue
+		case env.Seq > h.N+1:
+			errs[i] = fmt.Errorf("%w: have %d of the author's events in %s, this is %d", errGap, h.N, room, env.Seq)
+			gaps[room] = true
+			if membership {
+				w.Directory = append(w.Directory, env) // the latest word on who is in, while the rest is fetched
+			}
+			continue
+		}
+		switch env.Kind {
+		case message.KindJoin:
+			h.Member = true
+		case message.KindLeave:
+			if !h.Member {
+				errs[i] = fmt.Errorf("%w: the author left %s already", ErrNotMember, room)
+				continue
+			}
+			h.Member = false
+		default:
+			if !h.Member {
+				r.s.log.Info("refusing a room message from a non-member", "room", room, "author", mesh.ShortID(env.Author), "from", mesh.ShortID(from))
+				errs[i] = fmt.Errorf("%w: the author is not in %s", ErrNotMember, room)
+				continue
+			}
+		}
+		h.N++
+		if touched[room] == nil {
+			touched[room] = map[string]store.RoomHead{}
+		}
+		touched[room][env.Author] = h
+		w.Events = append(w.Events, store.RoomEvent{Env: env, Outgoing: env.Author == r.s.cfg.Self})
+		if membership {
+			w.Directory = append(w.Directory, env)
+		}
+		added = append(added, env)
+	}
+	for room, authors := range touched {
+		for author, h := range authors {
+			w.Heads = append(w.Heads, store.RoomHeadUpdate{Room: room, Author: author, Head: h})
+		}
+	}
+	if len(w.Events)+len(w.Directory)+len(w.Conflicts) > 0 {
+		if err := r.s.st.WriteRooms(ctx, w); err != nil {
+			r.mu.Unlock()
+			for i := range errs {
+				if errs[i] == nil || errors.Is(errs[i], errConflict) {
+					errs[i] = err
+				}
+			}
+			return errs
+		}
+	}
+	for room, authors := range touched {
+		for author, h := range authors {
+			r.heads[room][author] = h
+		}
+	}
+	r.mu.Unlock()
+
+	for _, env := range added {
+		r.publish(env, false)
+	}
+	for room := range gaps {
+		r.pullLater(from, room)
+	}
+	return errs
+}
+
+// heldAt is the id of the event author numbered seq in room, among
+// those held or added in this batch.
+func (r *rooms) heldAt(ctx context.Context, room, author string, seq uint64, added []*message.Envelope) (string, error) {
+	for _, e := range added {
+		if e.Conversation == room && e.Author == author && e.Seq == seq {
+			return e.ID, nil
+		}
+	}
+	return r.s.st.RoomEventAt(ctx, room, author, seq)
+}
+
+// publish reports an event added to a room's log.
+func (r *rooms) publish(env *message.Envelope, outgoing bool) {
+	from := PeerRef{ID: env.Author, Name: env.AuthorName}
+	if mesh.ValidName(from.Name) != nil {
+		from.Name = mesh.ShortID(env.Author)
+	}
+	if env.Author == r.s.cfg.Self {
+		from = r.s.Self()
+	} else {
+		r.s.contacts.saw(env.Author, from.Name)
+	}
+	switch env.Kind {
+	case message.KindJoin, message.KindLeave:
+		r.s.cfg.Publish(RoomEvent{Room: env.Conversation, Peer: from, Joined: env.Kind == message.KindJoin})
+	default:
+		r.s.cfg.Publish(MessageEvent{
+			ID: env.ID, From: from, To: PeerRef{ID: env.Conversation, Name: env.Conversation},
+			Text: env.Body, Time: env.Time.WallTime(), Outgoing: outgoing,
+			Room: env.Conversation, Mentions: r.s.Mentions(env.Conversation, env.Body),
+		})
+	}
+}
+
+// author writes an event of ours into room: kind with body, as the next
+// of our sequence there. It refuses a message or a leave while we are
+// not a member, and does nothing (nil event) for a join while we are.
+func (r *rooms) author(ctx context.Context, room, kind, body string) (*message.Envelope, error) {
+	if err := CheckRoom(room); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	heads, err := r.load(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	me := heads[r.s.cfg.Self]
+	switch {
+	case kind == message.KindJoin && me.Member:
+		return nil, nil
+	case kind != message.KindJoin && !me.Member:
+		return nil, fmt.Errorf("%w %s", ErrNotMember, room)
+	}
+	env := &message.Envelope{
+		Author: r.s.cfg.Self, AuthorName: r.s.cfg.Name(), Conversation: room, Seq: me.N + 1,
+		Time: r.s.clock.Now(), Kind: kind, Body: body,
+	}
+	if _, err := message.Seal(env, r.s.cfg.Key); err != nil {
+		return nil, err
+	}
+	next := store.RoomHead{N: me.N + 1, Member: kind != message.KindLeave}
+	w := store.RoomWrite{
+		Events: []store.RoomEvent{{Env: env, Outgoing: true}},
+		Heads:  []store.RoomHeadUpdate{{Room: room, Author: r.s.cfg.Self, Head: next}},
+	}
+	if kind != message.KindText {
+		w.Directory = []*message.Envelope{env}
+	}
+	// Once sealed under this number the event must be kept, whatever the
+	// caller does: a second event under it would be a conflict.
+	if err := r.s.st.WriteRooms(context.WithoutCancel(ctx), w); err != nil {
+		return nil, err
+	}
+	heads[r.s.cfg.Self] = next
+	return env, nil
+}
+
+// members lists the ids of room's members: from its log when we are in
+// it, else from the directory.
+func (r *rooms) members(ctx context.Context, room string) ([]string, bool, error) {
+	r.mu.Lock()
+	heads, err := r.load(ctx, room)
+	var ids []string
+	joined := heads[r.s.cfg.Self].Member
+	if err == nil && joined {
+		for id, h := range heads {
+			if h.Member {
+				ids = append(ids, id)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	if joined {
+		slices.Sort(ids)
+		return ids, true, nil
+	}
+	ids, err = r.directoryMembers(ctx, room)
+	return ids, false, err
+}
+
+// directoryMembers are those whose latest membership event of room that
+// we heard of is a join.
+func (r *rooms) directoryMembers(ctx context.Context, room string) ([]string, error) {
+	dir, err := r.s.st.Directory(ctx, room, "")
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range dir {
+		if e.Joined {
+			ids = append(ids, e.Author)
+		}
+	}
+	return ids, nil
+}
+
+// reachable are the peers to hand room's events to and fetch them from:
+// its members by our log, and those the directory says joined, whose
+// join may not have reached our log yet (a node that just joined knows
+// of the others only from there).
+func (r *rooms) reachable(ctx context.Context, room string) ([]string, error) {
+	ids, _, err := r.members(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := r.directoryMembers(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range dir {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// vector is what we hold of room, as counts per author.
+func (r *rooms) vector(ctx context.Context, room string) (map[string]uint64, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	heads, err := r.load(ctx, room)
+	if err != nil {
+		return nil, false, err
+	}
+	v := make(map[string]uint64, len(heads))
+	for a, h := range heads {
+		if h.N > 0 {
+			v[a] = h.N
+		}
+	}
+	return v, heads[r.s.cfg.Self].Member, nil
+}
+
+// joined lists the rooms we are in.
+func (r *rooms) joined(ctx context.Context) ([]string, error) {
+	mine, err := r.s.st.Directory(ctx, "", r.s.cfg.Self)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range mine {
+		if e.Joined {
+			out = append(out, e.Room)
+		}
+	}
+	return out, nil
+}
+
+// onlineMembers are room's members other than us that are online now.
+func (r *rooms) onlineMembers(ctx context.Context, room string) ([]string, error) {
+	ids, err := r.reachable(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range ids {
+		if id == r.s.cfg.Self {
+			continue
+		}
+		if _, ok := r.s.online(id); ok {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// fanout hands env to each of peers and returns how many stored it. A
+// peer that refuses it for a gap in our sequence is fetching the gap
+// from us; it is offered again until ctx ends.
+func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []string) int {
+	if r.s.cfg.Transport == nil || len(peers) == 0 {
+		return 0
+	}
+	var (
+		mu      sync.Mutex
+		reached int
+		wg      sync.WaitGroup
+	)
+	item := []message.Queued{{ID: env.ID, Sealed: env.Sealed()}}
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				errs := r.s.cfg.Transport.SendBatch(ctx, p, item, func(bool) {})
+				if errs[0] == nil {
+					mu.Lock()
+					reached++
+					mu.Unlock()
+					return
+				}
+				if !strings.Contains(errs[0].Error(), errGap.Error()) {
+					r.s.log.Debug("room event not delivered", "peer", mesh.ShortID(p), "room", env.Conversation, "err", errs[0])
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(gapRetry):
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return reached
+}
+
+// SendRoom writes a message to room and hands it to every member online
+// now. Members who are not get it from whichever member they meet
+// first. With wait, SendRoom waits until ctx ends for those online now
+// to have it; without, at most a few seconds.
+func (s *Service) SendRoom(ctx context.Context, room, text string, wait bool) (RoomSendResult, error) {
+	if err := CheckText(text); err != nil {
+		return RoomSendResult{}, err
+	}
+	if s.ctx.Err() != nil {
+		return RoomSendResult{}, ErrClosed
+	}
+	env, err := s.rooms.author(ctx, room, message.KindText, text)
+	if err != nil {
+		return RoomSendResult{Room: room}, err
+	}
+	s.rooms.publish(env, true)
+	peers, err := s.rooms.onlineMembers(ctx, room)
+	if err != nil {
+		s.log.Warn("room members", "room", room, "err", err)
+	}
+	fctx := ctx
+	if !wait {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, fanoutTimeout)
+		defer cancel()
+	}
+	res := RoomSendResult{ID: env.ID, Room: room, Online: len(peers), State: store.Sent}
+	res.Reached = s.rooms.fanout(fctx, env, peers)
+	if res.Reached == res.Online {
+		res.State = store.Delivered
+		if _, err := s.st.SetState(context.WithoutCancel(ctx), env.ID, store.Delivered); err != nil {
+			s.log.Warn("record room delivery", "err", err)
+		}
+	}
+	return res, nil
+}
+
+// JoinRoom joins room (nothing happens if we are in it), tells everyone
+// online, and catches up on its history from its members.
+func (s *Service) JoinRoom(ctx context.Context, room string) (RoomInfo, error) {
+	if s.ctx.Err() != nil {
+		return RoomInfo{}, ErrClosed
+	}
+	env, err := s.rooms.author(ctx, room, message.KindJoin, "")
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	if env != nil {
+		s.rooms.publish(env, true)
+		s.rooms.announce(env)
+	}
+	s.rooms.catchUp(room, maxPulls)
+	return s.RoomInfo(ctx, room)
+}
+
+// LeaveRoom leaves room and tells everyone online. The room's history
+// stays.
+func (s *Service) LeaveRoom(ctx context.Context, room string) (RoomInfo, error) {
+	if s.ctx.Err() != nil {
+		return RoomInfo{}, ErrClosed
+	}
+	env, err := s.rooms.author(ctx, room, message.KindLeave, "")
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	s.rooms.publish(env, true)
+	s.rooms.announce(env)
+	return s.RoomInfo(ctx, room)
+}
+
+// announce hands a membership event of ours to every peer online, in
+// the background: members add it to the room's log, the others to
+// their directory.
+func (r *rooms) announce(env *message.Envelope) {
+	var peers []string
+	for _, p := range r.s.cfg.Presence.Peers() {
+		if p.ID != r.s.cfg.Self && p.Online() {
+			peers = append(peers, p.ID)
+		}
+	}
+	r.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+		defer cancel()
+		r.fanout(ctx, env, peers)
+	})
+}
+
+// background runs f on the service's context, counted for Close.
+func (r *rooms) background(f func(ctx context.Context)) {
+	if r.s.ctx.Err() != nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f(r.s.ctx)
+	}()
+}
+
+// catchUp pulls room from up to n of its online members, picked at random.
+func (r *rooms) catchUp(room string, n int) {
+	peers, err := r.onlineMembers(r.s.ctx, room)
+	if err != nil {
+		return
+	}
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	for _, p := range peers[:min(n, len(peers))] {
+		r.pullLater(p, room)
+	}
+}
+
+// pullLater pulls room from peer in the background, unless a pull of it
+// from peer is under way.
+func (r *rooms) pullLater(peer, room string) {
+	if r.s.cfg.RoomSync == nil || peer == r.s.cfg.Self {
+		return
+	}
+	k := [2]string{peer, room}
+	r.pmu.Lock()
+	if r.pulling[k] {
+		r.pmu.Unlock()
+		return
+	}
+	r.pulling[k] = true
+	r.pmu.Unlock()
+	r.background(func(ctx context.Context) {
+		defer func() {
+			r.pmu.Lock()
+			delete(r.pulling, k)
+			r.pmu.Unlock()
+		}()
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-r.sem }()
+		if err := r.pull(ctx, peer, room); err != nil && ctx.Err() == nil {
+			r.s.log.Info("room catch-up failed", "room", room, "peer", mesh.ShortID(peer), "err", err)
+		}
+	})
+}
+
+// pull fetches what peer holds of room past what we hold.
+func (r *rooms) pull(ctx context.Context, peer, room string) error {
+	have, joined, err := r.vector(ctx, room)
+	if err != nil || !joined {
+		return err
+	}
+	return r.s.cfg.RoomSync.Pull(ctx, peer, room, have, func(ctx context.Context, from, room string, envs []*message.Envelope) error {
+		for i, err := range r.accept(ctx, from, envs) {
+			if err != nil && !errors.Is(err, errConflict) {
+				return fmt.Errorf("event %d of the page: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+// PeerVerified tells the service that a peer's key was proven: ask it
+// which rooms it is in, then catch up on the rooms we share.
+func (s *Service) PeerVerified(id string) {
+	r := s.rooms
+	if s.cfg.RoomSync == nil || id == s.cfg.Self {
+		return
+	}
+	r.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		envs, err := s.cfg.RoomSync.Index(ctx, id)
+		cancel()
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Debug("room index", "peer", mesh.ShortID(id), "err", err)
+			}
+		} else if len(envs) > 0 {
+			r.accept(s.ctx, id, envs) // their membership: the directory, and the logs of rooms we share
+		}
+		rooms, err := r.joined(s.ctx)
+		if err != nil {
+			return
+		}
+		for _, room := range rooms {
+			ids, err := r.reachable(s.ctx, room)
+			if err == nil && slices.Contains(ids, id) {
+				r.pullLater(id, room)
+			}
+		}
+	})
+}
+
+// Ahead tells the service that peer holds more of room than we do (the
+// catch-up server noticed): fetch it.
+func (s *Service) Ahead(peer, room string) { s.rooms.pullLater(peer, room) }
+
+// antiEntropy pulls each room we are in from one member at random, now
+// and then, for whatever a missed event or a healed split left behind.
+func (r *rooms) antiEntropy(ctx context.Context) {
+	t := time.NewTicker(antiEntropyEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rooms, err := r.joined(ctx)
+		if err != nil {
+			continue
+		}
+		for _, room := range rooms {
+			r.catchUp(room, 1)
+		}
+	}
+}
+
+// joinGeneral joins GeneralRoom on a node's first start: a node that has
+// ever been in it (and may have left it) is left as it is.
+func (r *rooms) joinGeneral(ctx context.Context) error {
+	mine, err := r.s.st.Directory(ctx, GeneralRoom, r.s.cfg.Self)
+	if err != nil || len(mine) > 0 {
+		return err
+	}
+	env, err := r.author(ctx, GeneralRoom, message.KindJoin, "")
+	if err == nil && env != nil {
+		r.publish(env, true)
+		r.announce(env)
+		r.catchUp(GeneralRoom, maxPulls)
+	}
+	return err
+}
+
+// Rooms lists the rooms we are in and those we heard of, by name.
+func (s *Service) Rooms(ctx context.Context) ([]RoomInfo, error) {
+	dir, err := s.st.Directory(ctx, "", "")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range dir {
+		if len(names) == 0 || names[len(names)-1] != e.Room {
+			names = append(names, e.Room)
+		}
+	}
+	unread, err := s.st.RoomUnread(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RoomInfo, 0, len(names))
+	for _, n := range names {
+		info, err := s.roomInfo(ctx, n, unread)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// RoomInfo describes one room.
+func (s *Service) RoomInfo(ctx context.Context, room string) (RoomInfo, error) {
+	if err := CheckRoom(room); err != nil {
+		return RoomInfo{}, err
+	}
+	unread, err := s.st.RoomUnread(ctx)
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	return s.roomInfo(ctx, room, unread)
+}
+
+func (s *Service) roomInfo(ctx context.Context, room string, unread map[string]int) (RoomInfo, error) {
+	ids, joined, err := s.rooms.members(ctx, room)
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	info := RoomInfo{Name: room, Joined: joined, MembersTotal: len(ids), Unread: unread[room]}
+	for _, id := range ids {
+		if id == s.cfg.Self {
+			info.MembersOnline++
+		} else if _, ok := s.online(id); ok {
+			info.MembersOnline++
+		}
+	}
+	return info, nil
+}
+
+// RoomMembers lists room's members with their presence, by name then id.
+func (s *Service) RoomMembers(ctx context.Context, room string) ([]RoomMember, error) {
+	if err := CheckRoom(room); err != nil {
+		return nil, err
+	}
+	ids, _, err := s.rooms.members(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RoomMember, 0, len(ids))
+	for _, id := range ids {
+		m := RoomMember{PeerRef: s.PeerRef(id), State: mesh.Offline}
+		if id == s.cfg.Self {
+			m.State, m.Online = mesh.Available, true
+		} else if p, ok := s.cfg.Presence.Peer(id); ok {
+			m.State, m.Online = p.State, p.Online()
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b RoomMember) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// Mentions lists the members of room that text names with @name or
+// @id-prefix (at least 4 characters of the id).
+func (s *Service) Mentions(room, text string) []string {
+	if !strings.Contains(text, "@") {
+		return nil
+	}
+	ids, _, err := s.rooms.members(s.ctx, room)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, word := range strings.Fields(text) {
+		if len(word) < 2 || word[0] != '@' {
+			continue
+		}
+		w := strings.TrimRight(word[1:], ".,:;!?)")
+		for _, id := range ids {
+			name := s.PeerRef(id).Name
+			if strings.EqualFold(w, name) || len(w) >= 4 && strings.HasPrefix(id, strings.ToUpper(w)) {
+				if !slices.Contains(out, id) {
+					out = append(out, id)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Source for the catch-up server: what we serve to members.
+
+// Authorize serves room to anyone while we are in it: rooms are open, so
+// any peer may join and read them; one we are not in we do not hold.
+func (s *Service) Authorize(peer, room string) error {
+	_, joined, err := s.rooms.vector(s.ctx, room)
+	if err != nil {
+		return err
+	}
+	if !joined {
+		return fmt.Errorf("%w %s", ErrNotMember, room)
+	}
+	return nil
+}
+
+// Heads is what we hold of room.
+func (s *Service) Heads(ctx context.Context, room string) (map[string]uint64, error) {
+	v, _, err := s.rooms.vector(ctx, room)
+	return v, err
+}
+
+// Page returns author's events in room past after.
+func (s *Service) Page(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error) {
+	return s.st.RoomPage(ctx, room, author, after, limit)
+}
+
+// Memberships is our own latest membership event of every room we have
+// been in.
+func (s *Service) Memberships(ctx context.Context) ([][]byte, error) {
+	mine, err := s.st.Directory(ctx, "", s.cfg.Self)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(mine))
+	for i, e := range mine {
+		out[i] = e.Sealed
+	}
+	return out, nil
+}

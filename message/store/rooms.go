@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"lanchat/message"
+)
+
+// RoomHead is what this node holds of one author's events in a room:
+// all of 1..N, and whether the last membership event among them is a
+// join.
+type RoomHead struct {
+	N      uint64
+	Member bool
+}
+
+// RoomWrite is one transaction of room changes, which the chat service
+// builds after checking each event against the room's heads: the events
+// to add, the heads they move to, membership events for the directory
+// and conflicting events kept as evidence. Either all of it is stored or
+// none.
+type RoomWrite struct {
+	Events    []RoomEvent
+	Heads     []RoomHeadUpdate
+	Directory []*message.Envelope // membership events (room.join, room.leave); only a later rseq replaces what is held
+	Conflicts []RoomConflict
+}
+
+// RoomEvent is an event to add to a room's log. Outgoing ones (ours) are
+// stored as Sent, received ones as Delivered; a received event of kind
+// join or leave is stored Read (there is nothing to read).
+type RoomEvent struct {
+	Env      *message.Envelope
+	Outgoing bool
+}
+
+// RoomHeadUpdate sets one author's head in a room.
+type RoomHeadUpdate struct {
+	Room, Author string
+	Head         RoomHead
+}
+
+// RoomConflict is an event that reuses a sequence number its author had
+// already used for another event, and the peer that passed it on.
+type RoomConflict struct {
+	Env  *message.Envelope
+	From string
+}
+
+// errRoomEvent: an event that is not a room event.
+var errRoomEvent = errors.New("not a room event")
+
+// WriteRooms stores w in one transaction. An event whose (id, author) is
+// stored already is skipped; one that takes a sequence number already
+// held by another event fails the whole write (the chat service checks
+// heads first, so this means a bug or a race it lost).
+func (s *Store) WriteRooms(ctx context.Context, w RoomWrite) error {
+	rows := make([]row, len(w.Events))
+	for i, ev := range w.Events {
+		if ev.Env == nil || !message.ValidRoom(ev.Env.Conversation) || ev.Env.Seq == 0 || ev.Env.Seq > maxRseq {
+			return fmt.Errorf("store room event: %w", errRoomEvent)
+		}
+		r, err := newRow(ev.Env, ev.Outgoing)
+		if err != nil {
+			return fmt.Errorf("store room event: %w", err)
+		}
+		switch {
+		case ev.Outgoing:
+			r.state = Sent
+		case ev.Env.Kind != message.KindText:
+			r.state = Read
+		}
+		rows[i] = r
+	}
+	for _, env := range w.Directory {
+		if env == nil || len(env.Sealed()) == 0 || !message.ValidRoom(env.Conversation) || env.Seq == 0 || env.Seq > maxRseq ||
+			(env.Kind != message.KindJoin && env.Kind != message.KindLeave) {
+			return fmt.Errorf("store room directory: %w", errRoomEvent)
+		}
+	}
+	err := s.write(ctx, func(tx *wtx) error {
+		now := time.Now()
+		for _, r := range rows {
+			if _, err := insert(tx, r, now); err != nil {
+				return err
+			}
+		}
+		for _, h := range w.Heads {
+			if _, err := tx.Exec(`INSERT INTO room_heads (room, author, n, member) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (room, author) DO UPDATE SET n = excluded.n, member = excluded.member`,
+				h.Room, h.Author, int64(h.Head.N), h.Head.Member); err != nil {
+				return fmt.Errorf("room head: %w", err)
+			}
+		}
+		for _, env := range w.Directory {
+			if _, err := tx.Exec(`INSERT INTO room_directory (room, author, rseq, joined, sealed) VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (room, author) DO UPDATE SET rseq = excluded.rseq, joined = excluded.joined, sealed = excluded.sealed
+WHERE excluded.rseq > room_directory.rseq`,
+				env.Conversation, env.Author, int64(env.Seq), env.Kind == message.KindJoin, env.Sealed()); err != nil {
+				return fmt.Errorf("room directory: %w", err)
+			}
+		}
+		for _, c := range w.Conflicts {
+			e := c.Env
+			if _, err := tx.Exec(`INSERT INTO room_conflicts (room, author, rseq, id, from_peer, received_at, sealed)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
+				e.Conversation, e.Author, int64(e.Seq), e.ID, c.From, now.UnixNano(), e.Sealed()); err != nil {
+				return fmt.Errorf("room conflict: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store room events: %w", err)
+	}
+	return nil
+}
+
+// maxRseq is the largest sequence number SQLite's integers hold.
+const maxRseq = 1<<63 - 1
+
+// RoomHeads returns every author's head in room.
+func (s *Store) RoomHeads(ctx context.Context, room string) (map[string]RoomHead, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT author, n, member FROM room_heads WHERE room = ?", room)
+	if err != nil {
+		return nil, fmt.Errorf("room heads: %w", s.classify(err))
+	}
+	defer rows.Close()
+	heads := map[string]RoomHead{}
+	for rows.Next() {
+		var (
+			author string
+			n      int64
+			member bool
+		)
+		if err := rows.Scan(&author, &n, &member); err != nil {
+			return nil, err
+		}
+		heads[author] = RoomHead{N: uint64(n), Member: member}
+	}
+	return heads, rows.Err()
+}
+
+// RoomEventAt returns the id of author's event seq in room, or "" if it
+// is not held.
+func (s *Store) RoomEventAt(ctx context.Context, room, author string, seq uint64) (string, error) {
+	if seq > maxRseq {
+		return "", nil
+	}
+	var id string
+	err := s.rdb.QueryRowContext(ctx, `SELECT id FROM messages INDEXED BY messages_room_seq
+WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3`, room, author, int64(seq)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("room event: %w", s.classify(err))
+	}
+	return id, nil
+}
+
+// RoomPage returns up to limit of author's events in room after seq
+// after, as sealed envelopes in ascending sequence.
+func (s *Store) RoomPage(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error) {
+	if after >= maxRseq || limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT sealed FROM messages INDEXED BY messages_room_seq
+WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq > ?3 ORDER BY rseq LIMIT ?4`, room, author, int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("room page: %w", s.classify(err))
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// DirectoryEntry is one author's latest membership event in a room.
+type DirectoryEntry struct {
+	Room, Author string
+	Seq          uint64
+	Joined       bool
+	Sealed       []byte
+}
+
+// Directory returns the membership events held: of room, or of every
+// room when room is "", or only author's when author is set.
+func (s *Store) Directory(ctx context.Context, room, author string) ([]DirectoryEntry, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT room, author, rseq, joined, sealed FROM room_directory
+WHERE (?1 = '' OR room = ?1) AND (?2 = '' OR author = ?2) ORDER BY room, author`, room, author)
+	if err != nil {
+		return nil, fmt.Errorf("room directory: %w", s.classify(err))
+	}
+	defer rows.Close()
+	var out []DirectoryEntry
+	for rows.Next() {
+		var (
+			e   DirectoryEntry
+			seq int64
+		)
+		if err := rows.Scan(&e.Room, &e.Author, &seq, &e.Joined, &e.Sealed); err != nil {
+			return nil, err
+		}
+		e.Seq = uint64(seq)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// RoomUnread counts, per room, the received messages not yet read.
+func (s *Store) RoomUnread(ctx context.Context) (map[string]int, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT conversation, count(*) FROM messages INDEXED BY messages_unread
+WHERE outgoing = 0 AND state < 3 AND conversation != '' AND kind = 'text' GROUP BY conversation`)
+	if err != nil {
+		return nil, fmt.Errorf("room unread: %w", s.classify(err))
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			room string
+			n    int
+		)
+		if err := rows.Scan(&room, &n); err != nil {
+			return nil, err
+		}
+		out[room] = n
+	}
+	return out, rows.Err()
+}
+
+// RoomConflicts returns the evidence kept for room.
+func (s *Store) RoomConflicts(ctx context.Context, room string) ([]RoomConflict, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT from_peer, sealed FROM room_conflicts WHERE room = ? ORDER BY author, rseq, id", room)
+	if err != nil {
+		return nil, fmt.Errorf("room conflicts: %w", s.classify(err))
+	}
+	defer rows.Close()
+	var out []RoomConflict
+	for rows.Next() {
+		var (
+			from   string
+			sealed []byte
+		)
+		if err := rows.Scan(&from, &sealed); err != nil {
+			return nil, err
+		}
+		env, err := message.Open(sealed)
+		if err != nil {
+			return nil, fmt.Errorf("room conflict: %w", err)
+		}
+		out = append(out, RoomConflict{Env: env, From: from})
+	}
+	return out, rows.Err()
+}

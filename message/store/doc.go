@@ -17,7 +17,7 @@
 //	  wall         INTEGER               HLC wall time of the author, unix ns
 //	  logical      INTEGER               HLC logical counter
 //	  author, id   TEXT                  UNIQUE (id, author): storing twice stores once
-//	  conversation TEXT                  "" for direct messages (rooms later)
+//	  conversation TEXT                  "" for direct messages, the room ("#general") for a room's events
 //	  kind         TEXT                  "text", ...
 //	  outgoing     INTEGER               1 if we wrote it
 //	  state        INTEGER               0 queued, 1 sent, 2 delivered, 3 read
@@ -25,9 +25,26 @@
 //	  recipient, author_name, body TEXT
 //	  sealed       BLOB                  the signed envelope, byte for byte as it travels
 //	  peer         TEXT, generated       recipient if outgoing, else author
-//	messages_peer    INDEX (peer, wall, logical) WHERE conversation = ''   a conversation's history
-//	messages_outbox  INDEX (peer, wall, logical) WHERE outgoing = 1 AND state < 2
-//	messages_fts     FTS5 (body), external content = messages, rowid = seq
+//	  rseq         INTEGER               a room event's number among its author's in the room; 0 for direct
+//	messages_peer     INDEX (peer, wall, logical) WHERE conversation = ''   a conversation's history
+//	messages_outbox   INDEX (peer, wall, logical) WHERE outgoing = 1 AND state < 2
+//	messages_room     INDEX (conversation, wall, logical) WHERE conversation != ''   a room's history
+//	messages_room_seq UNIQUE INDEX (conversation, author, rseq) WHERE conversation != ''
+//	messages_unread   INDEX (conversation) WHERE outgoing = 0 AND state < 3
+//	messages_fts      FTS5 (body), external content = messages, rowid = seq
+//
+// Rooms (schema 2). A room event is a row of messages. For every room and
+// author, this node holds that author's events 1..n and no others, and
+// room_heads (room, author, n, member) says n and whether the author's
+// last membership event is a join: the vector catch-up starts from, kept
+// in the transaction that adds the events. room_directory (room, author,
+// rseq, joined, sealed) keeps each author's latest membership event of
+// every room heard of, joined or not: who is in which room.
+// room_conflicts keeps, as evidence, events whose author reused a number
+// for other content; they are never shown. WriteRooms writes all of it in
+// one transaction; the chat service decides what goes in (see
+// message/chat). A room's own messages never enter the outbox: members
+// who miss one fetch it from any other.
 //
 // The outbox is not a table of its own but the outgoing rows not yet
 // delivered, found through a partial index that holds only them: a

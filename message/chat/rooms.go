@@ -106,6 +106,7 @@ type rooms struct {
 
 	mu    sync.Mutex                           // guards heads; held while an event is checked and written, so a room's log changes one write at a time
 	heads map[string]map[string]store.RoomHead // by room, then author; loaded from the store on first use
+	since map[string]message.Timestamp          // by room: the time of our latest join; what is older is history, not news
 
 	pmu     sync.Mutex         // guards pulling
 	pulling map[[2]string]bool // (peer, room) pulls in flight
@@ -117,6 +118,7 @@ func newRooms(s *Service) *rooms {
 	return &rooms{
 		s:       s,
 		heads:   map[string]map[string]store.RoomHead{},
+		since:   map[string]message.Timestamp{},
 		pulling: map[[2]string]bool{},
 		sem:     make(chan struct{}, maxPulls),
 	}
@@ -141,6 +143,14 @@ func (r *rooms) load(ctx context.Context, room string) (map[string]store.RoomHea
 		}
 	}
 	r.heads[room] = h
+	if h[r.s.cfg.Self].Member {
+		mine, err := r.s.st.Directory(ctx, room, r.s.cfg.Self)
+		if err == nil && len(mine) == 1 {
+			if env, err := message.Open(mine[0].Sealed); err == nil {
+				r.since[room] = env.Time
+			}
+		}
+	}
 	return h, nil
 }
 
@@ -163,6 +173,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 		added   []*message.Envelope
 		gaps    = map[string]bool{}
 		touched = map[string]map[string]store.RoomHead{} // room → author → new head
+		history = map[*message.Envelope]bool{}           // added, but from before we joined: not announced
 	)
 	r.mu.Lock()
 	cur := func(room, author string, heads map[string]store.RoomHead) store.RoomHead {
@@ -238,11 +249,17 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			touched[room] = map[string]store.RoomHead{}
 		}
 		touched[room][env.Author] = h
-		w.Events = append(w.Events, store.RoomEvent{Env: env, Outgoing: env.Author == r.s.cfg.Self})
+		old := env.Author != r.s.cfg.Self && env.Time.Less(r.since[room])
+		w.Events = append(w.Events, store.RoomEvent{Env: env, Outgoing: env.Author == r.s.cfg.Self, Read: old})
 		if membership {
 			w.Directory = append(w.Directory, env)
 		}
 		added = append(added, env)
+		if old {
+			history[env] = true
+		}
+		// Causality: what we write after reading this comes after it.
+		r.s.clock.Observe(env.Time)
 	}
 	for room, authors := range touched {
 		for author, h := range authors {
@@ -268,7 +285,9 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 	r.mu.Unlock()
 
 	for _, env := range added {
-		r.publish(env, false)
+		if !history[env] {
+			r.publish(env, false)
+		}
 	}
 	for room := range gaps {
 		r.pullLater(from, room)
@@ -351,6 +370,9 @@ func (r *rooms) author(ctx context.Context, room, kind, body string) (*message.E
 		return nil, err
 	}
 	heads[r.s.cfg.Self] = next
+	if kind == message.KindJoin {
+		r.since[room] = env.Time
+	}
 	return env, nil
 }
 

@@ -36,6 +36,7 @@ type RoomWrite struct {
 type RoomEvent struct {
 	Env      *message.Envelope
 	Outgoing bool
+	Read     bool // stored as read: history from before we joined is not news
 }
 
 // RoomHeadUpdate sets one author's head in a room.
@@ -71,7 +72,7 @@ func (s *Store) WriteRooms(ctx context.Context, w RoomWrite) error {
 		switch {
 		case ev.Outgoing:
 			r.state = Sent
-		case ev.Env.Kind != message.KindText:
+		case ev.Env.Kind != message.KindText, ev.Read:
 			r.state = Read
 		}
 		rows[i] = r

@@ -118,7 +118,7 @@ func (s *Service) SendBatch(ctx context.Context, to string, items []Queued, writ
 		if werr == nil && !errors.Is(errs[i], errBroken) {
 			continue
 		}
-		errs[i] = s.send(ctx, it.Sealed, &Envelope{ID: it.ID, To: to}, nil)
+		errs[i] = s.send(ctx, to, it.Sealed, &Envelope{ID: it.ID, To: to}, nil)
 		if errs[i] != nil && !errors.Is(errs[i], ErrRejected) {
 			for j := i + 1; j < len(items); j++ {
 				if werr != nil || errors.Is(errs[j], errBroken) {

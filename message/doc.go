@@ -3,8 +3,9 @@
 // acknowledgements over a mesh stream, and a Service that sends with
 // acknowledgement and receives with de-duplication. The outbox, rooms and
 // the history store build on it: Config.Deliver is where a store makes a
-// received message durable before it is acknowledged, and
-// Service.SendEnvelope re-sends a message sealed earlier.
+// received message durable before it is acknowledged,
+// Service.SendEnvelope re-sends a message sealed earlier, and
+// Service.SendEnvelopeTo sends a room event to one member.
 //
 // This comment is the wire specification of the protocol; PROTOCOL.md
 // copies it. All integers are big-endian and unsigned unless noted.
@@ -32,7 +33,7 @@
 //	7       n     payload
 //
 // The length is checked against the type's limit before the payload is
-// read: MSG at most MaxEnvelope (66197) bytes, ACK at most 273, CLOSE at
+// read: MSG at most MaxEnvelope (66205) bytes, ACK at most 273, CLOSE at
 // most 255; no payload ever exceeds MaxFrame (131072). A wrong magic, an
 // unknown type or a length over the limit ends the stream.
 //
@@ -64,31 +65,44 @@
 // Ed25519 signature over exactly the encoded bytes (not over the frame).
 // The bytes travel and are stored unchanged, so a peer that passes a
 // message on cannot alter it, and anyone can check it with the envelope
-// alone. Layout:
+// alone. There are two versions: version 1 carries a direct message,
+// version 2 a room event; they differ only in version 2's seq field.
+// Layout:
 //
 //	offset  size  field
 //	0       2     magic: 0x4c 0x45 ("LE")
-//	2       1     version: 0x01
+//	2       1     version: 0x01 direct message, 0x02 room event
 //	3       16    message id: 16 bytes, unique; shown as 32 lowercase hex digits (see below)
 //	19      32    author's Ed25519 public key
 //	51      8     time, wall: unix nanoseconds, signed, must be >= 0
 //	59      4     time, logical counter
-//	63      2+a   author: a = 52, the author's peer id (ASCII base32, no padding)
+//	63      8     seq (version 2 only): the author's sequence number in the room, >= 1
+//	63/71   2+a   author: a = 52, the author's peer id (ASCII base32, no padding)
 //	        2+t   to: t = 0 or 52, the recipient's peer id
-//	        2+c   conversation: c <= 128, UTF-8; empty for direct messages (reserved for rooms)
+//	        2+c   conversation: c <= 128, UTF-8; the room name of a room event
 //	        2+k   kind: 1 <= k <= 32, from [a-z0-9._-]; "text" for a chat message
 //	        2+m   author name: m <= 256, UTF-8, the author's display name when writing
 //	        4+b   body: b <= 65536 (MaxText), UTF-8
 //	        64    Ed25519 signature over every byte before it
 //
 // Each variable field is its length (2 bytes, 4 for the body) followed by
-// that many bytes. Nothing follows the signature and nothing is padded, so
-// an envelope has exactly one encoding. A receiver refuses an envelope
-// that is longer than 66197 bytes, has another magic or version, or whose
+// that many bytes; in version 1 the author starts at offset 63, in
+// version 2 at 71. Nothing follows the signature and nothing is padded,
+// so an envelope has exactly one encoding. A receiver refuses an envelope
+// that is longer than 66205 bytes, has another magic or version, or whose
 // fields are out of bounds, not valid UTF-8, or contain NUL bytes (other
 // control characters pass: display code sanitises them); whose signature
 // does not verify with the public key it carries; or whose author is not
-// the peer id of that key. At least one of to and conversation is set.
+// the peer id of that key. Besides, each version has its rules:
+//
+//   - Version 1, a direct message: to is set (52 bytes) and conversation
+//     is empty.
+//   - Version 2, a room event: conversation is a room name, '#' and 1 to
+//     64 bytes of [a-z0-9._-] ("#general"); to is empty; seq is at least
+//     1. An author numbers its events in each room 1, 2, 3, … without a
+//     gap, so a holder of an author's events in a room holds 1..n of them.
+//   - Kinds "room.join" and "room.leave" (the author joins or leaves the
+//     room) exist only in version 2 and have an empty body.
 //
 // A message id is opaque to its readers: any 16 bytes the author never
 // used before. Ids made by this version (NewID) start with 6 bytes of the
@@ -107,7 +121,10 @@
 //
 // The receiver checks each MSG in this order: the envelope opens (layout
 // and signature, as above); its author is the stream's peer (a relayed
-// message is refused, for now); it is addressed to the receiver. A refusal
+// message is refused, for now); a direct message (version 1) is addressed
+// to the receiver. A room event (version 2) has no recipient: its author
+// sends it to each member of the room, and the receiver's chat service
+// decides, when storing it, whether it takes events of that room. A refusal
 // is acknowledged with status 2 when the payload starts with the envelope
 // magic and is long enough to carry an id, otherwise it ends the stream. Then de-duplication: the receiver
 // remembers the ids (with the author's key) of the last 100000 messages it
@@ -141,8 +158,10 @@
 // # Example exchange
 //
 // alice (whose key is the Ed25519 seed of 32 bytes 0x01) sends "hi" to bob
-// (seed of 32 bytes 0x02); bob acknowledges; later one of them closes the
-// idle stream. Every byte on the stream, after TLS:
+// (seed of 32 bytes 0x02); bob acknowledges; later alice joins room
+// #general, of which bob is a member, and sends him her join event; later
+// still one of them closes the idle stream. Every byte on the stream,
+// after TLS:
 //
 //	# alice → bob: MSG frame
 //	4c 4d                                            frame magic "LM"
@@ -184,6 +203,38 @@
 //	00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff  message id
 //	00                                               status 0 ok
 //	00                                               reason length 0
+//
+//	# alice → bob, later: her first event in room #general, a join (version 2)
+//	4c 4d                                            frame magic "LM"
+//	01                                               frame type 0x01 MSG
+//	00 00 00 df                                      payload length 223
+//	4c 45                                            envelope magic "LE"
+//	02                                               envelope version 2
+//	01 23 45 67 89 ab cd ef 01 23 45 67 89 ab cd ef  message id 0123456789abcdef0123456789abcdef
+//	8a 88 e3 dd 74 09 f1 95 fd 52 db 2d 3c ba 5d 72  author public key (Ed25519)
+//	ca 67 09 bf 1d 94 12 1b f3 74 88 01 b4 0f 6f 5c
+//	17 97 9d 0c 2e 71 58 00                          wall time 1700000060000000000 ns (2023-11-14T22:14:20Z)
+//	00 00 00 00                                      logical 0
+//	00 00 00 00 00 00 00 01                          seq 1
+//	00 34                                            author length 52
+//	47 52 32 51 37 47 46 35 4c 48 36 50 5a 46 44 4e  author "GR2Q7GF5LH6PZFDNURNKVPUTHPQVJJFVBFHBYSV7IKDGKBPTZF7A"
+//	55 52 4e 4b 56 50 55 54 48 50 51 56 4a 4a 46 56
+//	42 46 48 42 59 53 56 37 49 4b 44 47 4b 42 50 54
+//	5a 46 37 41
+//	00 00                                            to length 0
+//	00 08                                            conversation length 8
+//	23 67 65 6e 65 72 61 6c                          conversation "#general"
+//	00 09                                            kind length 9
+//	72 6f 6f 6d 2e 6a 6f 69 6e                       kind "room.join"
+//	00 05                                            author name length 5
+//	61 6c 69 63 65                                   author name "alice"
+//	00 00 00 00                                      body length 0
+//	e7 5c 18 4c 96 35 de b6 6c 5b a0 d6 4d c1 bc ea  Ed25519 signature over every envelope byte above
+//	f0 c9 83 d5 69 25 2e 61 91 cf a9 a2 26 05 b1 27
+//	58 54 41 ce 23 a6 4f 01 9b 2a 8f 93 8e 5f 1a 9f
+//	ea cb ed 7e 3b 01 7b aa 8f fc cd 79 db f7 37 04
+//
+//	# bob → alice: ACK frame for it, as above, with message id 0123456789abcdef0123456789abcdef
 //
 //	# either side, before closing a stream: CLOSE frame
 //	4c 4d                                            frame magic "LM"

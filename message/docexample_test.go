@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // docExample builds the example exchange shown in doc.go: alice (key seed
@@ -43,34 +44,42 @@ func docExample(t *testing.T) string {
 			sb.WriteString(strings.TrimRight(l, " ") + "\n")
 		}
 	}
-	frame := AppendFrame(nil, FrameMsg, sealed)
-	sb.WriteString("//\t# alice → bob: MSG frame\n")
-	line(frame[0:2], `frame magic "LM"`)
-	line(frame[2:3], "frame type 0x01 MSG")
-	line(frame[3:7], fmt.Sprintf("payload length %d", len(sealed)))
-	p := sealed
-	take := func(n int) []byte { b := p[:n]; p = p[n:]; return b }
-	line(take(2), `envelope magic "LE"`)
-	line(take(1), "envelope version 1")
-	line(take(16), "message id 00112233445566778899aabbccddeeff")
-	line(take(32), "author public key (Ed25519)")
-	line(take(8), "wall time 1700000000000000000 ns (2023-11-14T22:13:20Z)")
-	line(take(4), "logical 0")
-	for _, f := range []struct{ name, val string }{
-		{"author", env.Author}, {"to", env.To}, {"conversation", ""}, {"kind", "text"}, {"author name", "alice"},
-	} {
-		n := binary.BigEndian.Uint16(p)
-		line(take(2), fmt.Sprintf("%s length %d", f.name, n))
-		if n > 0 {
-			line(take(int(n)), fmt.Sprintf("%s %q", f.name, f.val))
+	msg := func(env *Envelope, sealed []byte) {
+		frame := AppendFrame(nil, FrameMsg, sealed)
+		line(frame[0:2], `frame magic "LM"`)
+		line(frame[2:3], "frame type 0x01 MSG")
+		line(frame[3:7], fmt.Sprintf("payload length %d", len(sealed)))
+		p := sealed
+		take := func(n int) []byte { b := p[:n]; p = p[n:]; return b }
+		line(take(2), `envelope magic "LE"`)
+		line(take(1), fmt.Sprintf("envelope version %d", sealed[2]))
+		line(take(16), "message id "+env.ID)
+		line(take(32), "author public key (Ed25519)")
+		line(take(8), fmt.Sprintf("wall time %d ns (%s)", env.Time.Wall, env.Time.WallTime().UTC().Format(time.RFC3339)))
+		line(take(4), fmt.Sprintf("logical %d", env.Time.Logical))
+		if sealed[2] == EnvelopeV2 {
+			line(take(8), fmt.Sprintf("seq %d", env.Seq))
+		}
+		for _, f := range []struct{ name, val string }{
+			{"author", env.Author}, {"to", env.To}, {"conversation", env.Conversation}, {"kind", env.Kind}, {"author name", env.AuthorName},
+		} {
+			n := binary.BigEndian.Uint16(p)
+			line(take(2), fmt.Sprintf("%s length %d", f.name, n))
+			if n > 0 {
+				line(take(int(n)), fmt.Sprintf("%s %q", f.name, f.val))
+			}
+		}
+		line(take(4), fmt.Sprintf("body length %d", len(env.Body)))
+		if len(env.Body) > 0 {
+			line(take(len(env.Body)), fmt.Sprintf("body %q", env.Body))
+		}
+		line(take(64), "Ed25519 signature over every envelope byte above")
+		if len(p) != 0 {
+			t.Fatalf("%d bytes left over", len(p))
 		}
 	}
-	line(take(4), "body length 2")
-	line(take(2), `body "hi"`)
-	line(take(64), "Ed25519 signature over every envelope byte above")
-	if len(p) != 0 {
-		t.Fatalf("%d bytes left over", len(p))
-	}
+	sb.WriteString("//\t# alice → bob: MSG frame\n")
+	msg(&env, sealed)
 	var id [16]byte
 	copy(id[:], sealed[offID:])
 	ack := AppendFrame(nil, FrameAck, AppendAck(nil, Ack{ID: id, Status: AckOK}))
@@ -81,6 +90,21 @@ func docExample(t *testing.T) string {
 	line(ack[7:23], "message id")
 	line(ack[23:24], "status 0 ok")
 	line(ack[24:25], "reason length 0")
+	room := Envelope{
+		ID:           "0123456789abcdef0123456789abcdef",
+		AuthorName:   "alice",
+		Conversation: "#general",
+		Seq:          1,
+		Time:         Timestamp{Wall: 1_700_000_060_000_000_000, Logical: 0},
+		Kind:         KindJoin,
+	}
+	roomSealed, err := Seal(&room, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.WriteString("//\n//\t# alice → bob, later: her first event in room #general, a join (version 2)\n")
+	msg(&room, roomSealed)
+	sb.WriteString("//\n//\t# bob → alice: ACK frame for it, as above, with message id 0123456789abcdef0123456789abcdef\n")
 	cl := AppendFrame(nil, FrameClose, []byte("idle"))
 	sb.WriteString("//\n//\t# either side, before closing a stream: CLOSE frame\n")
 	line(cl[0:2], `frame magic "LM"`)

@@ -25,12 +25,14 @@ const (
 	MaxName = 256
 	// MaxKind is the longest kind.
 	MaxKind = 32
-	// MaxConversation is the longest conversation id (reserved for rooms).
+	// MaxConversation is the longest conversation field. Room names
+	// (ValidRoom) are shorter; the field's limit is kept for the layout.
 	MaxConversation = 128
 
-	// MaxEnvelope is the largest sealed envelope: the fixed part, every
-	// variable field at its limit with its length prefix, and the signature.
-	MaxEnvelope = envFixedLen +
+	// MaxEnvelope is the largest sealed envelope of either version: the
+	// larger (version 2) fixed part, every variable field at its limit
+	// with its length prefix, and the signature.
+	MaxEnvelope = envFixedLenV2 +
 		2 + mesh.IDLen + // author
 		2 + mesh.IDLen + // to
 		2 + MaxConversation +
@@ -46,14 +48,21 @@ const KindText = "text"
 // Envelope layout constants.
 const (
 	envMagic0, envMagic1 = 'L', 'E'
-	envVersion           = 1
-	idLen                = 16 // raw bytes of a message id
+	// EnvelopeV1 is the version byte of a direct message (To set,
+	// Conversation empty).
+	EnvelopeV1 = 1
+	// EnvelopeV2 is the version byte of a room event (Conversation a room,
+	// To empty): version 1's layout with Seq after the logical counter.
+	EnvelopeV2 = 2
+	idLen      = 16 // raw bytes of a message id
 
-	offID       = 3
-	offKey      = offID + idLen
-	offWall     = offKey + ed25519.PublicKeySize
-	offLogical  = offWall + 8
-	envFixedLen = offLogical + 4
+	offID         = 3
+	offKey        = offID + idLen
+	offWall       = offKey + ed25519.PublicKeySize
+	offLogical    = offWall + 8
+	envFixedLen   = offLogical + 4 // version 1's fixed part
+	offSeq        = envFixedLen    // version 2 only
+	envFixedLenV2 = offSeq + 8
 )
 
 // Envelope is one message as its author wrote it. Seal turns it into the
@@ -69,10 +78,12 @@ type Envelope struct {
 	// AuthorName is the writer's display name when writing. Receivers learn
 	// the name of a peer that is not in their member list from it.
 	AuthorName string
-	// To is the recipient's peer id for a direct message.
+	// To is the recipient's peer id for a direct message, empty for a
+	// room event.
 	To string
-	// Conversation is the room ("#general") of a room event, empty for a
-	// direct message.
+	// Conversation is the room ("#general", see ValidRoom) of a room
+	// event, empty for a direct message. Seal writes a room event as
+	// envelope version 2, a direct message as version 1.
 	Conversation string
 	// Seq numbers a room event among its author's events in that room:
 	// 1 for the first, each next one more. 0 for a direct message.
@@ -100,6 +111,16 @@ func (e *Envelope) Signature() []byte {
 		return nil
 	}
 	return e.sealed[len(e.sealed)-ed25519.SignatureSize:]
+}
+
+// Version returns the envelope version byte of the sealed bytes
+// (EnvelopeV1 or EnvelopeV2), or 0 for an envelope neither sealed nor
+// opened.
+func (e *Envelope) Version() byte {
+	if len(e.sealed) < envFixedLen {
+		return 0
+	}
+	return e.sealed[2]
 }
 
 // PublicKey returns the author's public key carried in the envelope, or nil.
@@ -157,9 +178,11 @@ func NewID() string {
 
 // Seal encodes env and signs it with key, returning the sealed bytes (also
 // kept in env, see Sealed). It fills in env.ID when empty and env.Author
-// when empty; an Author that is not the id of key is refused. Fields
-// outside their limits are refused with ErrMalformed, or ErrTooLarge for
-// a body over MaxText.
+// when empty; an Author that is not the id of key is refused. An envelope
+// with a Conversation is a room event and sealed as version 2, any other
+// as version 1 (see doc.go). Fields outside their limits, and envelopes
+// breaking their version's rules, are refused with ErrMalformed, or
+// ErrTooLarge for a body over MaxText.
 func Seal(env *Envelope, key ed25519.PrivateKey) ([]byte, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("seal: invalid private key length %d", len(key))
@@ -193,17 +216,34 @@ func Seal(env *Envelope, key ed25519.PrivateKey) ([]byte, error) {
 	return b, nil
 }
 
+// versionOf is the envelope version env is written in: 2 for a room
+// event, 1 for a direct message.
+func versionOf(env *Envelope) byte {
+	if env.Conversation != "" {
+		return EnvelopeV2
+	}
+	return EnvelopeV1
+}
+
 // encode appends the unsigned encoding of env to a new slice sized for the
-// signature too. It does not validate.
+// signature too, in the version versionOf picks. It does not validate.
 func encode(env *Envelope, id [idLen]byte, pub ed25519.PublicKey) []byte {
-	n := envFixedLen + 2 + len(env.Author) + 2 + len(env.To) + 2 + len(env.Conversation) +
+	v := versionOf(env)
+	fixed := envFixedLen
+	if v == EnvelopeV2 {
+		fixed = envFixedLenV2
+	}
+	n := fixed + 2 + len(env.Author) + 2 + len(env.To) + 2 + len(env.Conversation) +
 		2 + len(env.Kind) + 2 + len(env.AuthorName) + 4 + len(env.Body)
 	b := make([]byte, 0, n+ed25519.SignatureSize)
-	b = append(b, envMagic0, envMagic1, envVersion)
+	b = append(b, envMagic0, envMagic1, v)
 	b = append(b, id[:]...)
 	b = append(b, pub...)
 	b = binary.BigEndian.AppendUint64(b, uint64(env.Time.Wall))
 	b = binary.BigEndian.AppendUint32(b, env.Time.Logical)
+	if v == EnvelopeV2 {
+		b = binary.BigEndian.AppendUint64(b, env.Seq)
+	}
 	for _, s := range []string{env.Author, env.To, env.Conversation, env.Kind, env.AuthorName} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
 		b = append(b, s...)
@@ -257,8 +297,17 @@ func decode(b []byte) (*Envelope, error) {
 	if b[0] != envMagic0 || b[1] != envMagic1 {
 		return nil, fmt.Errorf("open: %w: bad magic %#x", ErrMalformed, b[:2])
 	}
-	if b[2] != envVersion {
-		return nil, fmt.Errorf("open: %w: unknown envelope version %d", ErrMalformed, b[2])
+	version := b[2]
+	fixed := envFixedLen
+	switch version {
+	case EnvelopeV1:
+	case EnvelopeV2:
+		fixed = envFixedLenV2
+		if len(b) < fixed+ed25519.SignatureSize {
+			return nil, fmt.Errorf("open: %w: envelope of %d bytes is too short", ErrMalformed, len(b))
+		}
+	default:
+		return nil, fmt.Errorf("open: %w: unknown envelope version %d", ErrMalformed, version)
 	}
 	signed := b[:len(b)-ed25519.SignatureSize]
 	env := &Envelope{
@@ -268,7 +317,10 @@ func decode(b []byte) (*Envelope, error) {
 			Logical: binary.BigEndian.Uint32(b[offLogical:]),
 		},
 	}
-	d := decoder{b: signed, off: envFixedLen}
+	if version == EnvelopeV2 {
+		env.Seq = binary.BigEndian.Uint64(b[offSeq:])
+	}
+	d := decoder{b: signed, off: fixed}
 	env.Author = d.str16(mesh.IDLen, "author")
 	env.To = d.str16(mesh.IDLen, "to")
 	env.Conversation = d.str16(MaxConversation, "conversation")
@@ -283,6 +335,12 @@ func decode(b []byte) (*Envelope, error) {
 	}
 	if err := validate(env); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
+	}
+	if v := versionOf(env); v != version {
+		// A version 1 envelope with a conversation, or a version 2 one
+		// without: each kind of envelope has one version, and so one
+		// encoding.
+		return nil, fmt.Errorf("open: %w: version %d envelope with the fields of version %d", ErrMalformed, version, v)
 	}
 	return env, nil
 }
@@ -348,11 +406,31 @@ func validate(env *Envelope) error {
 	if !mesh.ValidID(env.Author) {
 		return fmt.Errorf("%w: invalid author id %q", ErrMalformed, env.Author)
 	}
-	if env.To != "" && !mesh.ValidID(env.To) {
-		return fmt.Errorf("%w: invalid recipient id %q", ErrMalformed, env.To)
-	}
-	if env.To == "" && env.Conversation == "" {
-		return fmt.Errorf("%w: neither recipient nor conversation", ErrMalformed)
+	if env.Conversation == "" {
+		// Version 1, a direct message.
+		if !mesh.ValidID(env.To) {
+			return fmt.Errorf("%w: invalid recipient id %q", ErrMalformed, env.To)
+		}
+		if env.Seq != 0 {
+			return fmt.Errorf("%w: seq %d in a direct message", ErrMalformed, env.Seq)
+		}
+		if env.Kind == KindJoin || env.Kind == KindLeave {
+			return fmt.Errorf("%w: %s outside a room", ErrMalformed, env.Kind)
+		}
+	} else {
+		// Version 2, a room event.
+		if !ValidRoom(env.Conversation) {
+			return fmt.Errorf("%w: invalid room name %q", ErrMalformed, env.Conversation)
+		}
+		if env.To != "" {
+			return fmt.Errorf("%w: room event with a recipient", ErrMalformed)
+		}
+		if env.Seq == 0 {
+			return fmt.Errorf("%w: room event with seq 0", ErrMalformed)
+		}
+		if (env.Kind == KindJoin || env.Kind == KindLeave) && env.Body != "" {
+			return fmt.Errorf("%w: %s with a body", ErrMalformed, env.Kind)
+		}
 	}
 	if env.Time.Wall < 0 {
 		return fmt.Errorf("%w: negative time %d", ErrMalformed, env.Time.Wall)

@@ -23,12 +23,13 @@ func TestLimitsAsDocumented(t *testing.T) {
 		name      string
 		got, want int
 	}{
-		{"MaxEnvelope", MaxEnvelope, 66197},
+		{"MaxEnvelope", MaxEnvelope, 66205},
 		{"ACK payload", FrameAck.maxPayload(), 273},
 		{"CLOSE payload", FrameClose.maxPayload(), 255},
 		{"MaxFrame", MaxFrame, 131072},
 		{"MaxText", MaxText, 65536},
 		{"envelope fixed part", envFixedLen, 63},
+		{"envelope fixed part, version 2", envFixedLenV2, 71},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %d, doc.go says %d", c.name, c.got, c.want)

@@ -206,7 +206,7 @@ func (s *Service) Send(ctx context.Context, to, kind, body string) (*Envelope, e
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	if err := s.send(ctx, sealed, env, nil); err != nil {
+	if err := s.send(ctx, to, sealed, env, nil); err != nil {
 		return env, err
 	}
 	return env, nil
@@ -232,40 +232,66 @@ func (s *Service) SendInOrder(ctx context.Context, sealed []byte, env *Envelope,
 	var once sync.Once
 	w := func(sent bool) { once.Do(func() { written(sent) }) }
 	defer w(false)
+	env, err := sendable(sealed, env)
+	if err != nil {
+		return err
+	}
+	return s.send(ctx, env.To, sealed, env, w)
+}
+
+// sendable checks that sealed can be sent, and returns its envelope: env,
+// or sealed opened when env is nil.
+func sendable(sealed []byte, env *Envelope) (*Envelope, error) {
 	if len(sealed) > MaxEnvelope {
-		return fmt.Errorf("send: %w: envelope of %d bytes, limit %d", ErrTooLarge, len(sealed), MaxEnvelope)
+		return nil, fmt.Errorf("send: %w: envelope of %d bytes, limit %d", ErrTooLarge, len(sealed), MaxEnvelope)
 	}
 	if env == nil {
 		var err error
 		if env, err = Open(sealed); err != nil {
-			return fmt.Errorf("send: %w", err)
+			return nil, fmt.Errorf("send: %w", err)
 		}
 	}
 	if _, ok := peekID(sealed); !ok {
-		return fmt.Errorf("send: %w: not a sealed envelope", ErrMalformed)
+		return nil, fmt.Errorf("send: %w: not a sealed envelope", ErrMalformed)
 	}
-	return s.send(ctx, sealed, env, w)
+	return env, nil
 }
 
-// send delivers sealed to env.To: locally when it is us, otherwise over
+// SendEnvelopeTo sends an envelope sealed earlier to peer and waits for
+// the acknowledgement, as SendEnvelope does to env.To; it is how a room
+// event (which has no To) reaches each member. A direct message may only
+// go to its recipient. env is as for SendEnvelope (nil: sealed is
+// opened). The errors are Send's.
+func (s *Service) SendEnvelopeTo(ctx context.Context, peer string, sealed []byte, env *Envelope) error {
+	env, err := sendable(sealed, env)
+	if err != nil {
+		return err
+	}
+	if env.Conversation == "" && env.To != peer {
+		return fmt.Errorf("send: %w: direct message to %s sent to %s", ErrMalformed, mesh.ShortID(env.To), mesh.ShortID(peer))
+	}
+	return s.send(ctx, peer, sealed, env, nil)
+}
+
+// send delivers sealed to peer to: locally when it is us, otherwise over
 // the peer's stream, redialling once if the stream breaks before the
 // acknowledgement.
-func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope, written func(bool)) error {
+func (s *Service) send(ctx context.Context, to string, sealed []byte, env *Envelope, written func(bool)) error {
 	if written == nil {
 		written = func(bool) {}
 	}
 	if s.isClosed() {
 		return ErrClosed
 	}
-	if env.To == s.self {
+	if to == s.self {
 		if env.sealed == nil {
 			env.sealed = sealed
 		}
 		a := s.acceptBatch(ctx, []*Envelope{env})[0]
 		return ackError(a.Status, a.Reason)
 	}
-	if !mesh.ValidID(env.To) {
-		return fmt.Errorf("send: %w: invalid recipient id %q", ErrMalformed, env.To)
+	if !mesh.ValidID(to) {
+		return fmt.Errorf("send: %w: invalid recipient id %q", ErrMalformed, to)
 	}
 	if s.cfg.Dial == nil {
 		return fmt.Errorf("send: %w: no Dial configured", ErrPeerUnreachable)
@@ -274,23 +300,23 @@ func (s *Service) send(ctx context.Context, sealed []byte, env *Envelope, writte
 	frame := AppendFrame(make([]byte, 0, FrameHeaderLen+len(sealed)), FrameMsg, sealed)
 	var broken error
 	for attempt := 0; attempt < 2; attempt++ {
-		c, err := s.outStream(ctx, env.To)
+		c, err := s.outStream(ctx, to)
 		if err != nil {
-			return s.sendError(ctx, env.To, err)
+			return s.sendError(ctx, to, err)
 		}
 		a, err := c.roundTrip(ctx, id, frame, written)
 		if err == nil {
 			return ackError(a.Status, a.Reason)
 		}
 		if !errors.Is(err, errBroken) {
-			return s.sendError(ctx, env.To, err)
+			return s.sendError(ctx, to, err)
 		}
 		broken = err
 		if attempt == 0 {
-			s.log.Debug("stream broke before the ack, redialling", "peer", mesh.ShortID(env.To), "msg", env.ID, "err", err)
+			s.log.Debug("stream broke before the ack, redialling", "peer", mesh.ShortID(to), "msg", env.ID, "err", err)
 		}
 	}
-	return s.sendError(ctx, env.To, broken)
+	return s.sendError(ctx, to, broken)
 }
 
 // sendError turns an error of a send attempt into what Send returns.

@@ -296,7 +296,7 @@ func TestRefusedEnvelopes(t *testing.T) {
 	}{
 		{"author is not the stream's peer", a, seal(c, Envelope{To: b.id.id, Kind: KindText, Body: "relayed"}), "not the sending peer"},
 		{"addressed to someone else", a, seal(a, Envelope{To: c.id, Kind: KindText, Body: "misrouted"}), "not to this peer"},
-		{"room message on a direct stream", a, seal(a, Envelope{Conversation: "room", Kind: KindText, Body: "x"}), "not to this peer"},
+		{"room event by another author", a, seal(c, Envelope{Conversation: "#general", Seq: 1, Kind: KindText, Body: "relayed"}), "not the sending peer"},
 		{"bad signature", a, tamper(seal(a, Envelope{To: b.id.id, Kind: KindText, Body: "tampered"})), "bad signature"},
 	}
 	for _, tt := range tests {
@@ -560,5 +560,76 @@ func TestCloseDuringDial(t *testing.T) {
 	a.svc.Close()
 	if err := <-sendErr; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Send = %v, want ErrClosed", err)
+	}
+}
+
+// A room event (version 2, no recipient) sent by its author with
+// SendEnvelopeTo reaches the peer's DeliverBatch, as any message does,
+// and is acknowledged; a resend is a duplicate.
+func TestRoomEventDelivered(t *testing.T) {
+	n := newTestNet()
+	var batches atomic.Int32
+	a := newPeer(t, n, nil)
+	b := newPeer(t, n, func(cfg *Config) {
+		deliver := cfg.Deliver
+		cfg.DeliverBatch = func(ctx context.Context, envs []*Envelope) []error {
+			batches.Add(1)
+			errs := make([]error, len(envs))
+			for i, env := range envs {
+				errs[i] = deliver(ctx, env)
+			}
+			return errs
+		}
+	})
+	for seq := uint64(1); seq <= 3; seq++ {
+		env := &Envelope{Conversation: "#general", Seq: seq, Kind: KindText, Body: fmt.Sprint("event ", seq)}
+		if seq == 1 {
+			env.Kind, env.Body = KindJoin, ""
+		}
+		sealed, err := Seal(env, a.id.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.svc.SendEnvelopeTo(ctxT(t), b.id.id, sealed, env); err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+		if seq == 3 {
+			// A resend, with the envelope to be opened from the bytes.
+			if err := a.svc.SendEnvelopeTo(ctxT(t), b.id.id, sealed, nil); err != nil {
+				t.Fatalf("resend: %v", err)
+			}
+		}
+	}
+	got := b.delivered()
+	if len(got) != 3 || batches.Load() < 1 {
+		t.Fatalf("delivered %d room events in %d batches, want 3", len(got), batches.Load())
+	}
+	for i, env := range got {
+		if env.Conversation != "#general" || env.Seq != uint64(i+1) || env.To != "" || env.Author != a.id.id || env.Version() != EnvelopeV2 {
+			t.Fatalf("delivered %+v", env)
+		}
+	}
+	if got[0].Kind != KindJoin {
+		t.Fatalf("first event of kind %q", got[0].Kind)
+	}
+}
+
+// SendEnvelopeTo sends a direct message to its recipient only.
+func TestSendEnvelopeToRefusesMisaddressed(t *testing.T) {
+	n := newTestNet()
+	a, b, c := newPeer(t, n, nil), newPeer(t, n, nil), newPeer(t, n, nil)
+	env := &Envelope{To: c.id.id, Kind: KindText, Body: "for c"}
+	sealed, err := Seal(env, a.id.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.SendEnvelopeTo(ctxT(t), b.id.id, sealed, env); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("SendEnvelopeTo(wrong peer) = %v, want ErrMalformed", err)
+	}
+	if err := a.svc.SendEnvelopeTo(ctxT(t), c.id.id, sealed, env); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.delivered()) != 0 || len(c.delivered()) != 1 {
+		t.Fatalf("b got %d, c got %d", len(b.delivered()), len(c.delivered()))
 	}
 }

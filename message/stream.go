@@ -393,9 +393,12 @@ func (in *inStream) receive(payloads [][]byte) ([]Ack, error) {
 		case env.Author != in.peer:
 			// A relay is a later feature: on a direct stream the writer sends.
 			reason = fmt.Sprintf("author %s is not the sending peer", mesh.ShortID(env.Author))
-		case env.To != in.s.self:
+		case env.Conversation == "" && env.To != in.s.self:
 			reason = fmt.Sprintf("addressed to %s, not to this peer", mesh.ShortID(env.To))
 		}
+		// A room event (version 2) has no recipient: whoever its author
+		// sends it to may take it, and DeliverBatch decides whether this
+		// node is a member of the room.
 		if reason != "" {
 			in.log.Warn("refused a message", "msg", env.ID, "reason", reason)
 			acks[i] = Ack{ID: id, Status: AckRejected, Reason: reason}

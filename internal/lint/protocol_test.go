@@ -61,6 +61,8 @@ func protocolDoc(t *testing.T) []byte {
 	b.WriteString(read("protocol-mesh.md"))
 	b.WriteString("\n## 5. Direct messages\n\n")
 	b.WriteString(docMarkdown(t, filepath.Join(root, "message")))
+	b.WriteString("\n## 6. Room catch-up\n\n")
+	b.WriteString(docMarkdown(t, filepath.Join(root, "message", "roomsync")))
 	b.WriteString("\n")
 	b.WriteString(read("protocol-tail.md"))
 	return b.Bytes()
@@ -80,6 +82,6 @@ func TestProtocolDocInSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("PROTOCOL.md is out of date with discovery/doc.go, message/doc.go or internal/lint/protocol-*.md; run: go test ./internal/lint -run Protocol -update")
+		t.Fatal("PROTOCOL.md is out of date with discovery/doc.go, message/doc.go, message/roomsync/doc.go or internal/lint/protocol-*.md; run: go test ./internal/lint -run Protocol -update")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lanchat/mesh"
+	"lanchat/message"
 	"lanchat/message/chat"
 	"lanchat/message/store"
 	"lanchat/node/api"
@@ -51,12 +52,54 @@ func sortAPIPeers(ps []api.Peer) {
 func apiEntries(es []chat.Entry) []api.HistoryEntry {
 	out := make([]api.HistoryEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, api.HistoryEntry{
+		he := api.HistoryEntry{
 			ID: e.ID, From: ref(e.From), To: ref(e.To), Text: e.Text, Time: e.Time,
-			Outgoing: e.Outgoing, State: e.State.String(),
-		})
+			Outgoing: e.Outgoing, State: e.State.String(), Room: e.Room, Mentions: e.Mentions,
+		}
+		if e.Room != "" {
+			he.Kind = roomKind(e.Kind)
+		}
+		out = append(out, he)
 	}
 	return out
+}
+
+// roomKind is the API's name for a room entry's kind.
+func roomKind(kind string) string {
+	switch kind {
+	case message.KindJoin:
+		return "join"
+	case message.KindLeave:
+		return "leave"
+	}
+	return "text"
+}
+
+func apiRoom(r chat.RoomInfo) api.Room {
+	return api.Room{Name: r.Name, Joined: r.Joined, MembersOnline: r.MembersOnline, MembersTotal: r.MembersTotal, Unread: r.Unread}
+}
+
+func apiRooms(rs []chat.RoomInfo) []api.Room {
+	out := make([]api.Room, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, apiRoom(r))
+	}
+	return out
+}
+
+func apiRoomMembers(ms []chat.RoomMember) []api.RoomMember {
+	out := make([]api.RoomMember, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, api.RoomMember{PeerRef: ref(m.PeerRef), State: m.State.String(), Online: m.Online})
+	}
+	return out
+}
+
+func apiRoomReply(r chat.RoomSendResult) api.SendReply {
+	return api.SendReply{
+		ID: r.ID, To: api.PeerRef{ID: r.Room, Name: r.Room}, State: r.State.String(),
+		Room: r.Room, Online: r.Online, Reached: r.Reached,
+	}
 }
 
 func apiOutbox(es []chat.OutboxEntry) []api.OutboxEntry {
@@ -91,8 +134,10 @@ func apiError(err error) error {
 		e.Matches, e.Online = apiPeers(re.Matches), apiPeers(re.Online)
 	case errors.Is(err, mesh.ErrPeerOffline):
 		e.Code = api.CodeOffline
-	case errors.Is(err, chat.ErrInvalidText), errors.Is(err, mesh.ErrMeta), errConfig(err), errors.Is(err, errInvalid):
+	case errors.Is(err, chat.ErrInvalidText), errors.Is(err, chat.ErrInvalidRoom), errors.Is(err, mesh.ErrMeta), errConfig(err), errors.Is(err, errInvalid):
 		e.Code = api.CodeInvalid
+	case errors.Is(err, chat.ErrNotMember):
+		e.Code = api.CodeNotMember
 	case errors.Is(err, api.ErrClosed), errors.Is(err, chat.ErrClosed), errors.Is(err, store.ErrClosed):
 		return fmt.Errorf("%w: %v", api.ErrClosed, err)
 	}

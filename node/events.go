@@ -22,6 +22,9 @@ type hub struct {
 	peers  map[string]api.Peer // every peer as the events so far describe it
 	subs   map[*subscriber]struct{}
 	closed bool
+	// rooms, if set, lists the rooms for a snapshot; it is read under mu,
+	// so that no room event falls between the snapshot and the stream.
+	rooms func() []api.Room
 }
 
 type subscriber struct {
@@ -70,7 +73,10 @@ func (h *hub) subscribe(self func() api.Self, size int) (*subscriber, api.Snapsh
 	}
 	s := &subscriber{ch: make(chan api.Event, size)}
 	h.subs[s] = struct{}{}
-	snap := api.Snapshot{Type: api.TypeSnapshot, Seq: h.seq, Self: self(), Peers: make([]api.Peer, 0, len(h.peers))}
+	snap := api.Snapshot{Type: api.TypeSnapshot, Seq: h.seq, Self: self(), Peers: make([]api.Peer, 0, len(h.peers)), Rooms: []api.Room{}}
+	if h.rooms != nil {
+		snap.Rooms = h.rooms()
+	}
 	now := time.Now()
 	for _, p := range h.peers {
 		if p.Online() {
@@ -157,13 +163,21 @@ func presenceEvent(ev mesh.Event) api.Presence {
 	}
 }
 
-func chatEvent(ev chat.Event) api.Event {
+// chatEvent converts; room events carry the room's counts, which info
+// looks up.
+func chatEvent(ev chat.Event, info func(room string) api.Room) api.Event {
 	switch v := ev.(type) {
 	case chat.MessageEvent:
 		return api.Message{
 			Type: api.TypeMessage, ID: v.ID, From: ref(v.From), To: ref(v.To),
-			Text: v.Text, Time: v.Time, Outgoing: v.Outgoing,
+			Text: v.Text, Time: v.Time, Outgoing: v.Outgoing, Room: v.Room, Mentions: v.Mentions,
 		}
+	case chat.RoomEvent:
+		change := api.RoomLeft
+		if v.Joined {
+			change = api.RoomJoined
+		}
+		return api.RoomChange{Type: api.TypeRoom, Room: info(v.Room), Peer: ref(v.Peer), Change: change}
 	case chat.ReceiptEvent:
 		return api.Receipt{Type: api.TypeReceipt, ID: v.ID, State: v.State.String(), Peer: ref(v.Peer)}
 	}

@@ -87,6 +87,13 @@ func send(ctx context.Context, svc *chat.Service, req api.SendRequest) (api.Send
 	if strings.TrimSpace(req.To) == "" {
 		return api.SendReply{}, api.Errorf(api.CodeInvalid, "no recipient")
 	}
+	if strings.HasPrefix(strings.TrimSpace(req.To), "#") {
+		res, err := svc.SendRoom(ctx, strings.TrimSpace(req.To), req.Text, req.Wait)
+		if err != nil {
+			return api.SendReply{}, apiError(err)
+		}
+		return apiRoomReply(res), nil
+	}
 	res, err := svc.Send(ctx, req.To, req.Text, req.Wait)
 	if err != nil {
 		err = apiError(err)

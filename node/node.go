@@ -15,6 +15,7 @@ import (
 	"lanchat/mesh"
 	"lanchat/message"
 	"lanchat/message/chat"
+	"lanchat/message/roomsync"
 	"lanchat/message/store"
 	"lanchat/node/api"
 )
@@ -44,6 +45,7 @@ type Node struct {
 	mesh  *mesh.Mesh
 	msg   *message.Service
 	chat  *chat.Service
+	sync  *roomsync.Syncer
 	hub   *hub
 	clock *message.Clock
 
@@ -139,11 +141,11 @@ func (n *Node) build() error {
 	n.msg = message.New(scfg)
 	if n.chat, err = chat.New(chat.Config{
 		Store: n.st, Self: n.id.ID, Key: n.id.Key, Name: selfName, Clock: n.clock,
-		Presence: m, Transport: n.msg,
+		Presence: m, Transport: n.msg, RoomSync: roomSyncClient{n},
 		ContactsPath: filepath.Join(cfg.DataDir, ContactsFile),
 		PeerRate:     cfg.PeerRate, PeerBurst: cfg.PeerBurst,
 		Publish: func(ev chat.Event) {
-			if a := chatEvent(ev); a != nil {
+			if a := chatEvent(ev, n.roomInfo); a != nil {
 				n.hub.publish(a)
 			}
 		},
@@ -152,6 +154,19 @@ func (n *Node) build() error {
 		return err
 	}
 	m.Handle(message.ALPN, func(s *mesh.Stream) { n.msg.HandleStream(s) })
+	rcfg := roomsync.DefaultConfig()
+	rcfg.Dial = scfg.Dial
+	rcfg.Source = roomSource{n.chat}
+	rcfg.Logger = n.log.With("part", "roomsync")
+	n.sync = roomsync.New(rcfg)
+	m.Handle(roomsync.ALPN, func(s *mesh.Stream) { n.sync.HandleStream(s) })
+	n.hub.rooms = func() []api.Room {
+		rs, err := n.chat.Rooms(context.Background())
+		if err != nil {
+			n.log.Warn("rooms for a snapshot", "err", err)
+		}
+		return apiRooms(rs)
+	}
 	return nil
 }
 
@@ -160,6 +175,9 @@ func (n *Node) free() {
 	n.release.Do(func() {
 		if n.mesh != nil {
 			n.mesh.Close()
+		}
+		if n.sync != nil {
+			n.sync.Close() // before the chat service its handlers read from
 		}
 		if n.chat != nil {
 			n.chat.Close()
@@ -245,6 +263,9 @@ func (n *Node) serve(ctx context.Context) error {
 		n.hub.publishPeer(presenceEvent(ev), &p)
 		if ev.Change == mesh.Joined || ev.Change == mesh.Returned {
 			n.chat.PeerOnline(ev.Peer.ID)
+		}
+		if ev.Change == mesh.Verified {
+			n.chat.PeerVerified(ev.Peer.ID) // rooms: what it is in, and what we missed
 		}
 	})
 	defer cancelSub()

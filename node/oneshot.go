@@ -327,6 +327,9 @@ func (o *OneShot) Send(ctx context.Context, req api.SendRequest) (api.SendReply,
 	}
 	ctx, cancel := context.WithTimeout(ctx, req.Timeout())
 	defer cancel()
+	if strings.HasPrefix(strings.TrimSpace(req.To), "#") {
+		return o.sendRoom(ctx, req)
+	}
 	dir := &directory{peers: map[string]mesh.Peer{}}
 	msvc := o.messageService(dir)
 	defer msvc.Close()

@@ -106,7 +106,7 @@ type rooms struct {
 
 	mu    sync.Mutex                           // guards heads; held while an event is checked and written, so a room's log changes one write at a time
 	heads map[string]map[string]store.RoomHead // by room, then author; loaded from the store on first use
-	since map[string]message.Timestamp          // by room: the time of our latest join; what is older is history, not news
+	since map[string]message.Timestamp         // by room: the time of our latest join; what is older is history, not news
 
 	pmu     sync.Mutex         // guards pulling
 	pulling map[[2]string]bool // (peer, room) pulls in flight

@@ -44,7 +44,7 @@ type API interface {
 	// a room this node is in already is not an error.
 	JoinRoom(ctx context.Context, req RoomRequest) (Room, error)
 	// LeaveRoom leaves a room; its history stays on disk. Leaving a room
-	// this node is not in is ErrNotFound.
+	// this node is not in is ErrNotMember.
 	LeaveRoom(ctx context.Context, req RoomRequest) (Room, error)
 	// RoomMembers lists a room's members (those whose last word in the
 	// room's log is a join), ordered by name then id.

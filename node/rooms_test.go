@@ -1,0 +1,149 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"lanchat/node/api"
+)
+
+func (r *running) roomEvents() []api.RoomChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []api.RoomChange
+	for _, e := range r.events {
+		if m, ok := e.(api.RoomChange); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func roomTexts(t *testing.T, r *running, room string) []string {
+	t.Helper()
+	es, err := r.n.History(context.Background(), api.HistoryQuery{Peer: room, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.From.Name+":"+e.Kind+":"+e.Text)
+	}
+	return out
+}
+
+// Rooms through the node's API: #general from the start, a room joined
+// by two of three, its messages, members, mentions and events, and the
+// refusals a person meets.
+func TestRoomsThroughTheAPI(t *testing.T) {
+	ctx := context.Background()
+	a := start(t, "alice")
+	b := start(t, "bob", a.gossip())
+	c := start(t, "carol", a.gossip())
+	all := []*running{a, b, c}
+	for _, r := range all {
+		waitFor(t, "everyone verified", 10*time.Second, func() bool {
+			n := 0
+			for _, p := range r.peers() {
+				if p.Verified {
+					n++
+				}
+			}
+			return n == 2
+		})
+	}
+	waitFor(t, "#general has all three", 10*time.Second, func() bool {
+		ms, err := c.n.RoomMembers(ctx, "#general")
+		return err == nil && len(ms) == 3
+	})
+	for _, r := range []*running{a, b} {
+		if _, err := r.n.JoinRoom(ctx, api.RoomRequest{Room: "#ops"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "alice sees bob in #ops", 10*time.Second, func() bool {
+		ms, _ := a.n.RoomMembers(ctx, "#ops")
+		return len(ms) == 2
+	})
+	rep, err := a.n.Send(ctx, api.SendRequest{To: "#ops", Text: "deploy at 3, @bob", Wait: true, TimeoutMS: 5000})
+	if err != nil || rep.Room != "#ops" || rep.Online != 1 || rep.Reached != 1 || rep.State != "delivered" {
+		t.Fatalf("room send: %+v, %v", rep, err)
+	}
+	waitFor(t, "bob got it with his mention", 5*time.Second, func() bool {
+		for _, m := range b.messages() {
+			if m.Room == "#ops" && m.Text == "deploy at 3, @bob" && slices.Contains(m.Mentions, b.n.id.ID) {
+				return true
+			}
+		}
+		return false
+	})
+	for _, m := range c.messages() {
+		if m.Room == "#ops" {
+			t.Fatalf("carol, not in #ops, got %+v", m)
+		}
+	}
+	want := []string{"alice:join:", "bob:join:", "alice:text:deploy at 3, @bob"}
+	waitFor(t, "both hold #ops alike", 5*time.Second, func() bool {
+		ha, hb := roomTexts(t, a, "#ops"), roomTexts(t, b, "#ops")
+		return slices.Equal(ha, hb) && len(ha) == 3
+	})
+	if got := roomTexts(t, a, "#ops"); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("#ops history %q, want %q in some order", got, want)
+	}
+	// carol knows #ops exists and who is in it, without being in it.
+	rooms, err := c.n.Rooms(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#ops" })
+	if i < 0 || rooms[i].Joined || rooms[i].MembersTotal != 2 {
+		t.Fatalf("carol's rooms %+v", rooms)
+	}
+	// Refusals.
+	for _, tc := range []struct {
+		to   string
+		want error
+	}{
+		{"#ops", api.ErrNotMember},
+		{"#Not A Room", api.ErrInvalid},
+	} {
+		if _, err := c.n.Send(ctx, api.SendRequest{To: tc.to, Text: "hi"}); !errors.Is(err, tc.want) {
+			t.Errorf("carol sends to %s: %v, want %v", tc.to, err, tc.want)
+		}
+	}
+	if _, err := c.n.LeaveRoom(ctx, api.RoomRequest{Room: "#ops"}); !errors.Is(err, api.ErrNotMember) {
+		t.Errorf("carol leaves #ops: %v, want not_member", err)
+	}
+	// bob leaves: everyone hears it, and alice's next message reaches nobody.
+	if _, err := b.n.LeaveRoom(ctx, api.RoomRequest{Room: "#ops"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice sees bob leave, and carol's directory knows", 5*time.Second, func() bool {
+		left := false
+		for _, e := range a.roomEvents() {
+			if e.Room.Name == "#ops" && e.Peer.ID == b.n.id.ID && e.Change == api.RoomLeft && e.Room.MembersTotal == 1 {
+				left = true
+			}
+		}
+		rooms, _ := c.n.Rooms(ctx)
+		i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#ops" })
+		return left && i >= 0 && rooms[i].MembersTotal == 1
+	})
+	rep, err = a.n.Send(ctx, api.SendRequest{To: "#ops", Text: "anyone?"})
+	if err != nil || rep.Online != 0 {
+		t.Fatalf("after bob left: %+v, %v", rep, err)
+	}
+	// Snapshots carry the rooms.
+	got := make(chan api.Snapshot, 1)
+	a.n.Events(ctx, func(ev api.Event) error {
+		got <- ev.(api.Snapshot)
+		return errors.New("enough")
+	})
+	snap := <-got
+	if !slices.ContainsFunc(snap.Rooms, func(r api.Room) bool { return r.Name == "#general" && r.Joined }) {
+		t.Fatalf("snapshot rooms %+v", snap.Rooms)
+	}
+}

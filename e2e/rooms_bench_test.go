@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lanchat/internal/netlab"
+	lanchatnode "lanchat/node"
 	"lanchat/node/api"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkRoomStoredByAll(b *testing.B) {
 	waitSees(b, seeTimeout*2, nodes, nodes, "available")
 	sender, others := nodes[0], nodes[1:]
 	ctx := context.Background()
-	c, err := api.Connect(ctx, sender.dataDir)
+	c, err := api.Connect(ctx, lanchatnode.ControlSocket(sender.dataDir))
 	if err != nil {
 		b.Fatal(err)
 	}

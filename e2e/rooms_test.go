@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lanchat/internal/netlab"
+	lanchatnode "lanchat/node"
 	"lanchat/node/api"
 )
 
@@ -19,7 +20,7 @@ import (
 func roomHistory(n *node, room string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := api.Connect(ctx, n.dataDir)
+	c, err := api.Connect(ctx, lanchatnode.ControlSocket(n.dataDir))
 	if err != nil {
 		return nil, err
 	}

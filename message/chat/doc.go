@@ -12,6 +12,15 @@
 // the message service; a one-shot command gives it the peers a
 // directory listed and a dialler to their addresses; offline reads give
 // it neither, and everything sent then waits in the outbox for the next
-// node. Rooms and file offers will be added here, as more kinds of
-// conversation and more receipts, behind the same two interfaces.
+// node. File offers will be added here, as one more kind of
+// conversation, behind the same interfaces.
+//
+// Rooms (rooms.go) are the third: group conversations with no server.
+// Each room is a log of signed events (messages, joins, leaves) that
+// every member holds a copy of, numbered per author, so that what a node
+// holds is a vector of counts and catching up asks any member for what
+// lies past it (the RoomSync interface, message/roomsync on the wire).
+// Every node is in #general unless it leaves it. The rules — who may
+// write, what a gap or a reused number means, what a relay may pass on —
+// are in rooms.go's comment.
 package chat

@@ -131,6 +131,7 @@ func (p *printer) print(ev api.Event) {
 	p.learn(ev)
 	e := p.e
 	if e.g.json {
+		ev = ev.WithSeq(ev.EventSeq()) // sets its type, as the API's server does
 		if w, ok := ev.(api.Warning); ok {
 			w.Text = cleanLine(w.Text)
 			ev = w

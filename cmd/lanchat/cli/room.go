@@ -18,7 +18,7 @@ import (
 
 // quoteHint is added to errors where an unquoted '#' may have eaten the
 // argument.
-const quoteHint = "a room name must be quoted, since '#' starts a shell comment: '#general' (or write general)"
+const quoteHint = "quote a room name, since '#' starts a shell comment: '#general', or write general"
 
 // roomArg is arg as a room name, with its '#' added if it has none and
 // bare allows that.
@@ -54,9 +54,15 @@ func badRoom(arg, name string) error {
 	case strings.Contains(body, "#"):
 		why = "it has a '#' inside"
 	default:
-		why = "it has a character other than those"
+		why = "it has a character that is not allowed"
+		for _, r := range body {
+			if !message.ValidRoom("#" + string(r)) {
+				why = fmt.Sprintf("'%s' is not allowed", cleanLine(string(r)))
+				break
+			}
+		}
 	}
-	return fmt.Errorf("%q is not a room name (%s): %s", cleanLine(arg), why, rule)
+	return fmt.Errorf("\"%s\" is not a room name (%s): %s", cleanLine(arg), why, rule)
 }
 
 // roomOutput is one room in the JSON that join, leave and rooms print.

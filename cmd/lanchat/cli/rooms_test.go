@@ -31,9 +31,9 @@ func TestRoomArg(t *testing.T) {
 		{"empty", "", true, "", "no name"},
 		{"# inside", "#a#b", false, "", "'#' inside"},
 		{"## at the start", "##ops", true, "", "'#' inside"},
-		{"unicode", "#café", false, "", "other than"},
-		{"slash", "#a/b", false, "", "other than"},
-		{"control character", "#a\x1b[2J", false, "", "other than"},
+		{"unicode", "#café", false, "", `'é' is not allowed`},
+		{"slash", "#a/b", false, "", `'/' is not allowed`},
+		{"control character", "#a\x1b[2J", false, "", `'\x1b' is not allowed`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := roomArg(tc.arg, tc.bare)
@@ -66,10 +66,10 @@ func TestBadRoomNamesRefusedBeforeAnyRequest(t *testing.T) {
 		{"join upper case", []string{"join", "#General"}, "lower case"},
 		{"join with a space", []string{"join", "dev team"}, "space"},
 		{"join too long", []string{"join", strings.Repeat("a", 65)}, "65 bytes"},
-		{"join nothing (an unquoted #)", []string{"join"}, "must be quoted"},
+		{"join nothing (an unquoted #)", []string{"join"}, "quote a room name"},
 		{"join two", []string{"join", "a", "b"}, "one room at a time"},
 		{"leave upper case", []string{"leave", "#OPS"}, "lower case"},
-		{"leave nothing", []string{"leave"}, "must be quoted"},
+		{"leave nothing", []string{"leave"}, "quote a room name"},
 		{"peers --room bad", []string{"peers", "--room", "#a b"}, "space"},
 		{"peers --room empty", []string{"peers", "--room", ""}, "which room"},
 		{"send to a bad room", []string{"send", "#Gen", "hi"}, "lower case"},
@@ -271,10 +271,10 @@ func TestSendToARoom(t *testing.T) {
 	})
 	t.Run("not a member", func(t *testing.T) {
 		f := newFakeNode()
-		f.setErr("Send", api.Errorf(api.CodeNotMember, "you are not in #ops: lanchat join ops"))
+		f.setErr("Send", api.Errorf(api.CodeNotMember, "not a member of #ops"))
 		dir := served(t, f)
 		code, _, errs := lanchat(t, dir, "send", "#ops", "hi")
-		if code != exitFail || errs != "lanchat: you are not in #ops: lanchat join ops\n" {
+		if code != exitFail || errs != "lanchat: not a member of #ops (join it first: lanchat join ops)\n" {
 			t.Errorf("exit %d, stderr %q", code, errs)
 		}
 	})

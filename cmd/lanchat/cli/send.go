@@ -75,6 +75,9 @@ func (e *env) send(args []string, wait bool, timeout time.Duration) int {
 	if errors.Is(err, api.ErrUnknownRecipient) && !isRoom(to) && message.ValidRoom("#"+to) {
 		err = fmt.Errorf("%w (for the room, write '#%s', quoted)", err, to)
 	}
+	if errors.Is(err, api.ErrNotMember) && isRoom(to) {
+		err = fmt.Errorf("%w (join it first: lanchat join %s)", err, to[1:])
+	}
 	if err != nil {
 		return e.fail(err)
 	}

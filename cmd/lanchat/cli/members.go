@@ -39,7 +39,7 @@ func (e *env) roomMembers(args []string, roomFlag string, wait time.Duration) in
 	ctx := context.Background()
 	list, err := a.RoomMembers(ctx, room)
 	if errors.Is(err, api.ErrNotMember) {
-		return e.fail(fmt.Errorf("you are not in %s, so its members are not known here: lanchat join %s", room, room[1:]))
+		return e.fail(fmt.Errorf("%w (lanchat join %s)", err, room[1:]))
 	}
 	if err != nil {
 		return e.fail(err)

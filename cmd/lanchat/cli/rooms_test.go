@@ -213,7 +213,7 @@ func TestPeersOfARoom(t *testing.T) {
 	})
 	t.Run("not a member", func(t *testing.T) {
 		code, _, errs := lanchat(t, dir, "peers", "--room", "ops")
-		if code != exitFail || !strings.Contains(errs, "you are not in #ops") || !strings.Contains(errs, "lanchat join ops") {
+		if code != exitFail || errs != "lanchat: not a member of #ops (lanchat join ops)\n" {
 			t.Errorf("exit %d, stderr %q", code, errs)
 		}
 	})

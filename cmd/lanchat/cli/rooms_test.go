@@ -123,6 +123,13 @@ func TestJoinAndLeave(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q", code, errs)
 		}
 	})
+	t.Run("leave a room not joined, said as not_member", func(t *testing.T) {
+		f.setErr("LeaveRoom", api.Errorf(api.CodeNotMember, "not a member of that room #zed"))
+		code, _, errs := lanchat(t, dir, "leave", "zed")
+		if code != exitFail || !strings.Contains(errs, "you are not in #zed") {
+			t.Fatalf("exit %d, stderr %q", code, errs)
+		}
+	})
 	t.Run("join refused by the node", func(t *testing.T) {
 		f.setErr("JoinRoom", api.Errorf(api.CodeFailed, "disk full"))
 		code, _, errs := lanchat(t, dir, "join", "ops")

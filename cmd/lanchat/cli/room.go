@@ -80,6 +80,9 @@ func toRoomOutput(r api.Room) roomOutput {
 
 // describeCounts is a room's counts in words: "3 of 5 members online".
 func describeCounts(r api.Room) string {
+	if r.MembersTotal == 0 {
+		return "no members"
+	}
 	noun := "members"
 	if r.MembersTotal == 1 {
 		noun = "member"

@@ -23,7 +23,7 @@ func roomEvents() []api.Event {
 			Room: "#general", Mentions: []string{bobID}},
 		api.RoomChange{Seq: 6, Room: api.Room{Name: "#general", Joined: true, MembersOnline: 1, MembersTotal: 1}, Peer: bobRef, Change: api.RoomLeft},
 		api.RoomChange{Seq: 7, Room: api.Room{Name: "#ops", Joined: true, MembersOnline: 2, MembersTotal: 2, Unread: 4}, Peer: selfRef, Change: api.RoomJoined},
-		api.RoomChange{Seq: 8, Room: api.Room{Name: "#ops", MembersOnline: 1, MembersTotal: 1}, Peer: selfRef, Change: api.RoomLeft},
+		api.RoomChange{Seq: 8, Room: api.Room{Name: "#ops"}, Peer: selfRef, Change: api.RoomLeft},
 	}
 }
 
@@ -49,7 +49,7 @@ func TestRunPrintsRooms(t *testing.T) {
 		"    forged line  (mentions bob)",
 		"* bob (BBBBBBB) left #general (1 of 1 member online)",
 		"* you joined #ops (2 of 2 members online, 4 unread)",
-		"* you left #ops (1 of 1 member online)",
+		"* you left #ops (no members)",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("run printed:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

@@ -73,7 +73,7 @@ func (e *env) send(args []string, wait bool, timeout time.Duration) int {
 	defer cancel()
 	res, err := a.Send(ctx, api.SendRequest{To: to, Text: text, Wait: wait, TimeoutMS: max(1, timeout.Milliseconds())})
 	if errors.Is(err, api.ErrUnknownRecipient) && !isRoom(to) && message.ValidRoom("#"+to) {
-		err = fmt.Errorf("%w (for the room, write '#%s', quoted)", err, to)
+		err = fmt.Errorf("%w\n(for the room, write '#%s', quoted)", err, to) // after the node's list of who is online
 	}
 	if errors.Is(err, api.ErrNotMember) && isRoom(to) {
 		err = fmt.Errorf("%w (join it first: lanchat join %s)", err, to[1:])

@@ -398,7 +398,7 @@ func (f *fake) JoinRoom(ctx context.Context, req RoomRequest) (Room, error) {
 }
 
 // LeaveRoom leaves req.Room; leaving a room the fake is not in is
-// not_found, as API.LeaveRoom says.
+// not_member, as the node answers.
 func (f *fake) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
 	f.mu.Lock()
 	f.roomReq = req
@@ -410,7 +410,7 @@ func (f *fake) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
 	defer f.mu.Unlock()
 	i := slices.IndexFunc(f.rooms, func(r Room) bool { return r.Name == req.Room && r.Joined })
 	if i < 0 {
-		return Room{}, Errorf(CodeNotFound, "not in "+req.Room)
+		return Room{}, &Error{Code: CodeNotMember, Message: "not a member of " + req.Room}
 	}
 	r := &f.rooms[i]
 	r.Joined = false

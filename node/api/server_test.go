@@ -145,8 +145,8 @@ func TestEveryRouteRoundTrips(t *testing.T) {
 	})
 	t.Run("leave a room not joined", func(t *testing.T) {
 		_, err := c.LeaveRoom(ctx, RoomRequest{Room: "#ops"})
-		if !errors.Is(err, ErrNotFound) {
-			t.Fatalf("LeaveRoom: %v, want not_found", err)
+		if !errors.Is(err, ErrNotMember) {
+			t.Fatalf("LeaveRoom: %v, want not_member", err)
 		}
 	})
 	want := []string{"Self", "Peers", "SetStatus", "Send", "History", "History", "Outbox", "MarkRead",

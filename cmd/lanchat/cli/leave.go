@@ -37,9 +37,9 @@ func (e *env) leave(args []string) int {
 		return e.fail(err)
 	}
 	r, err := a.LeaveRoom(context.Background(), api.RoomRequest{Room: room})
-	// The API says not_found; not_member says the same, and a node may
-	// answer with it.
-	if errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrNotMember) {
+	// not_member, as API.LeaveRoom says; not_found (what it said first)
+	// would mean the same.
+	if errors.Is(err, api.ErrNotMember) || errors.Is(err, api.ErrNotFound) {
 		return e.fail(fmt.Errorf("you are not in %s (lanchat rooms lists yours)", room))
 	}
 	if err != nil {

@@ -60,7 +60,7 @@ func TestEventsSnapshotThenInOrder(t *testing.T) {
 	if !ok {
 		t.Fatalf("first event %#v, want a snapshot", first)
 	}
-	if want := (Snapshot{Type: TypeSnapshot, Seq: snap.Seq, Self: f.self, Peers: f.peers}); snap.Seq == 0 || !reflect.DeepEqual(snap, want) {
+	if want := (Snapshot{Type: TypeSnapshot, Seq: snap.Seq, Self: f.self, Peers: f.peers, Rooms: f.rooms}); snap.Seq == 0 || !reflect.DeepEqual(snap, want) {
 		t.Fatalf("snapshot %+v, want %+v with a seq", snap, want)
 	}
 
@@ -69,6 +69,8 @@ func TestEventsSnapshotThenInOrder(t *testing.T) {
 		f.publish(Ready{ID: f.self.ID, Name: "self", Addr: "10.0.0.9", GossipPort: 7946, Port: 7947, Control: "/x/control.sock", MDNS: true}),
 		f.publish(Message{ID: "m1", From: bobRef, To: aliceRef, Text: "hi <there>", Time: t0}),
 		f.publish(Message{ID: "m2", From: aliceRef, To: bobRef, Text: "hello", Time: t0, Outgoing: true}),
+		f.publish(Message{ID: "m3", From: bobRef, To: PeerRef{ID: "#general", Name: "#general"}, Text: "@alice lunch?", Time: t0,
+			Room: "#general", Mentions: []string{alice.ID}}),
 	)
 	for _, change := range []string{ChangeJoined, ChangeReturned, ChangeStatus, ChangeVerified, ChangeLeft, ChangeLost} {
 		want = append(want, f.publish(Presence{Peer: bobRef, State: "away", StatusText: "lunch", Change: change, Addr: "10.0.0.2", Verified: true}))
@@ -77,6 +79,9 @@ func TestEventsSnapshotThenInOrder(t *testing.T) {
 		f.publish(Receipt{ID: "m2", State: "read", Peer: bobRef}),
 		f.publish(Warning{Text: "disk almost full"}),
 	)
+	for _, change := range []string{RoomJoined, RoomLeft} {
+		want = append(want, f.publish(RoomChange{Room: Room{Name: "#general", Joined: true, MembersOnline: 2, MembersTotal: 3}, Peer: bobRef, Change: change}))
+	}
 	last := snap.Seq
 	for i, w := range want {
 		got := recv(t, evc, 10*time.Second)
@@ -102,10 +107,10 @@ func TestEventsSnapshotThenInOrder(t *testing.T) {
 }
 
 // TestEventsWireForm pins what `curl -N` shows: ndjson, a snapshot first
-// with its type and seq, peers a list even when empty.
+// with its type and seq, peers and rooms lists even when empty.
 func TestEventsWireForm(t *testing.T) {
 	f := newFake()
-	f.peers = nil
+	f.peers, f.rooms = nil, nil
 	sock, _ := serve(t, f, testConfig())
 	req, _ := http.NewRequest("GET", "http://lanchat/v1/events", nil)
 	resp, err := rawClient(sock).Do(req)
@@ -121,7 +126,7 @@ func TestEventsWireForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(line, `{"type":"snapshot","seq":1,`) || !strings.Contains(line, `"peers":[]`) {
+	if !strings.HasPrefix(line, `{"type":"snapshot","seq":1,`) || !strings.Contains(line, `"peers":[]`) || !strings.Contains(line, `"rooms":[]`) {
 		t.Errorf("first line %q", line)
 	}
 	// An event published without its type still goes with it.

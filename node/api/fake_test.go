@@ -28,8 +28,11 @@ type fake struct {
 	sendReq SendRequest
 	hist    HistoryQuery
 	read    ReadRequest
-	err     error         // when set, every method but Events returns it
-	block   chan struct{} // when set, Send waits for it to close (or for its ctx)
+	roomReq RoomRequest // the last join or leave
+	// membersOf is the last room whose members were asked for.
+	membersOf string
+	err       error         // when set, every method but Events returns it
+	block     chan struct{} // when set, Send waits for it to close (or for its ctx)
 
 	self        Self
 	peers       []Peer
@@ -37,6 +40,8 @@ type fake struct {
 	sendReply   SendReply
 	history     []HistoryEntry
 	outbox      []OutboxEntry
+	rooms       []Room
+	members     map[string][]RoomMember // by room
 
 	queue int // each subscriber's queue
 	seq   uint64
@@ -77,6 +82,14 @@ func newFake() *fake {
 			{ID: "m1", From: aliceRef, To: bobRef, Text: "hello <&> \"you\"\n", Time: t0.Add(time.Second), Outgoing: true, State: "delivered"},
 		},
 		outbox: []OutboxEntry{{Peer: bobRef, Count: 3, Oldest: t0}},
+		rooms: []Room{
+			{Name: "#general", Joined: true, MembersOnline: 2, MembersTotal: 3, Unread: 4},
+			{Name: "#ops", MembersOnline: 1, MembersTotal: 1},
+		},
+		members: map[string][]RoomMember{"#general": {
+			{PeerRef: aliceRef, State: "available", Online: true},
+			{PeerRef: bobRef, State: "offline"},
+		}},
 		queue:  64,
 		subs:   make(map[*fakeSub]bool),
 		closed: make(chan struct{}),
@@ -177,7 +190,7 @@ func (f *fake) Events(ctx context.Context, fn func(Event) error) error {
 	f.calls = append(f.calls, "Events")
 	s := &fakeSub{q: make(chan Event, f.queue), overflow: make(chan struct{})}
 	f.seq++
-	snap := Snapshot{Seq: f.seq, Self: f.self, Peers: slices.Clone(f.peers)}
+	snap := Snapshot{Seq: f.seq, Self: f.self, Peers: slices.Clone(f.peers), Rooms: slices.Clone(f.rooms)}
 	f.subs[s] = true
 	f.mu.Unlock()
 	defer func() {
@@ -355,26 +368,67 @@ func (f *fake) Rooms(ctx context.Context) ([]Room, error) {
 	if err := f.called("Rooms"); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rooms), nil
 }
 
+// JoinRoom joins req.Room in the fake's list (making the room if it is
+// not there) and answers with it.
 func (f *fake) JoinRoom(ctx context.Context, req RoomRequest) (Room, error) {
+	f.mu.Lock()
+	f.roomReq = req
+	f.mu.Unlock()
 	if err := f.called("JoinRoom"); err != nil {
 		return Room{}, err
 	}
-	return Room{Name: req.Room, Joined: true}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.rooms, func(r Room) bool { return r.Name == req.Room })
+	if i < 0 {
+		f.rooms = append(f.rooms, Room{Name: req.Room})
+		i = len(f.rooms) - 1
+	}
+	if r := &f.rooms[i]; !r.Joined {
+		r.Joined = true
+		r.MembersOnline++
+		r.MembersTotal++
+	}
+	return f.rooms[i], nil
 }
 
+// LeaveRoom leaves req.Room; leaving a room the fake is not in is
+// not_member, as the node answers.
 func (f *fake) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
+	f.mu.Lock()
+	f.roomReq = req
+	f.mu.Unlock()
 	if err := f.called("LeaveRoom"); err != nil {
 		return Room{}, err
 	}
-	return Room{Name: req.Room}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.rooms, func(r Room) bool { return r.Name == req.Room && r.Joined })
+	if i < 0 {
+		return Room{}, &Error{Code: CodeNotMember, Message: "not a member of " + req.Room}
+	}
+	r := &f.rooms[i]
+	r.Joined = false
+	r.MembersOnline--
+	r.MembersTotal--
+	return *r, nil
 }
 
+// RoomMembers answers with the canned members of room (none for a room
+// it has none for).
 func (f *fake) RoomMembers(ctx context.Context, room string) ([]RoomMember, error) {
+	f.mu.Lock()
+	f.membersOf = room
+	f.mu.Unlock()
 	if err := f.called("RoomMembers"); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.members[room]), nil
 }

@@ -25,6 +25,10 @@ func sampleEvents() []Event {
 		Receipt{ID: "m1", State: "read", Peer: bobRef},
 		Warning{Text: "careful"},
 		Resync{Seq: 9, Dropped: 3, Reason: "too slow"},
+		Snapshot{Self: Self{ID: "S"}, Peers: []Peer{}, Rooms: []Room{{Name: "#general", Joined: true, MembersOnline: 2, MembersTotal: 3, Unread: 1}}},
+		Message{ID: "m2", From: bobRef, To: PeerRef{ID: "#general", Name: "#general"}, Text: "@alice hi", Time: t0,
+			Room: "#general", Mentions: []string{alice.ID}},
+		RoomChange{Room: Room{Name: "#general", Joined: true, MembersOnline: 2, MembersTotal: 3}, Peer: bobRef, Change: RoomJoined},
 	}
 }
 
@@ -37,6 +41,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		``, `null`, `{}`, `[]`, `{"type":"nope"}`, `{"type":1}`, `{"type":"message","seq":-1}`,
 		`{"type":"message","time":"yesterday"}`, `{"TYPE":"warning","Text":"x"}`, `{"type":"snapshot","peers":{}}`,
 		`{"type":"message","type":"ready"}`, `{"type":"presence","seq":18446744073709551615}`,
+		`{"type":"room","room":"#general"}`, `{"type":"room","room":{"name":1}}`, `{"type":"message","mentions":"x"}`,
+		`{"type":"snapshot","rooms":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -67,7 +73,8 @@ func FuzzDecodeEvent(f *testing.F) {
 }
 
 // FuzzRequests feeds arbitrary bodies to the routes that take one and
-// arbitrary query strings to GET /v1/history: never a 5xx, never a panic,
+// arbitrary query strings to GET /v1/history and GET /v1/rooms/members:
+// never a 5xx, never a panic,
 // and the implementation is called exactly when the input decodes
 // cleanly, with what it decodes to.
 func FuzzRequests(f *testing.F) {
@@ -92,6 +99,22 @@ func FuzzRequests(f *testing.F) {
 		{3, "limit=-1&x=y"},
 		{3, "peer=%zz"},
 		{3, "peer=a;b"},
+		{3, "peer=%23general"},
+		{3, "peer=#general"},
+		{4, `{"room":"#general"}`},
+		{4, `{"room":""}`},
+		{4, `{"Room":"#ops","room":"#dev"}`},
+		{4, `{"room":"#a","x":1}`},
+		{4, `{"room":7}`},
+		{5, `{"room":"#general"}`},
+		{5, `{}`},
+		{5, `{"room":null}`},
+		{5, `{"room":"#a"} x`},
+		{6, "room=%23general"},
+		{6, "room="},
+		{6, "room=#general"},
+		{6, "room=%23a&room=%23b"},
+		{6, "room=%23a&limit=1"},
 	} {
 		f.Add(s.route, s.input)
 	}
@@ -102,7 +125,7 @@ func FuzzRequests(f *testing.F) {
 		var rec *httptest.ResponseRecorder
 		var want any   // what the fake must have got, if called
 		var clean bool // whether input decodes cleanly
-		switch route % 4 {
+		switch route % 7 {
 		case 0:
 			var v SendRequest
 			clean = refDecode(input, maxSendBody, &v, "to", "text", "wait", "timeout_ms")
@@ -123,6 +146,25 @@ func FuzzRequests(f *testing.F) {
 			q, clean = refHistory(input)
 			want = q
 			req := httptest.NewRequestWithContext(ctx, "GET", "/v1/history", nil)
+			req.URL.RawQuery = input
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+		case 4, 5:
+			var v RoomRequest
+			clean = refDecode(input, maxRoomBody, &v, "room") && v.Room != ""
+			want = v
+			// The fake is in the room, so that leaving it succeeds.
+			fk.rooms = append(fk.rooms, Room{Name: v.Room, Joined: true})
+			path := "/v1/rooms/join"
+			if route%7 == 5 {
+				path = "/v1/rooms/leave"
+			}
+			rec = recordRequest(h, ctx, "POST", path, input)
+		case 6:
+			var room string
+			room, clean = refMembers(input)
+			want = room
+			req := httptest.NewRequestWithContext(ctx, "GET", "/v1/rooms/members", nil)
 			req.URL.RawQuery = input
 			rec = httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -150,7 +192,7 @@ func FuzzRequests(f *testing.F) {
 				t.Fatalf("accepted %q, which does not decode cleanly", input)
 			}
 			var got any
-			switch route % 4 {
+			switch route % 7 {
 			case 0:
 				got = fk.sendReq
 			case 1:
@@ -163,6 +205,10 @@ func FuzzRequests(f *testing.F) {
 					h.Since = w.Since
 				}
 				got = h
+			case 4, 5:
+				got = fk.roomReq
+			case 6:
+				got = fk.membersOf
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%q: the fake got %#v, want %#v", input, got, want)
@@ -241,4 +287,20 @@ func refHistory(raw string) (HistoryQuery, bool) {
 		}
 	}
 	return q, true
+}
+
+// refMembers is the reference for a clean members query: one room, given
+// once and not empty, and nothing else.
+func refMembers(raw string) (string, bool) {
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", false
+	}
+	for k, vs := range vals {
+		if k != "room" || len(vs) != 1 {
+			return "", false
+		}
+	}
+	room := vals.Get("room")
+	return room, room != ""
 }

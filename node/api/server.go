@@ -71,11 +71,13 @@ func (c Config) withDefaults() Config {
 
 // Request body limits, applied before decoding. A message carries at most
 // 64 KiB of text, which JSON escaping can grow sixfold; a status text at
-// most 160 bytes; a read request at most MaxReadIDs ids.
+// most 160 bytes; a read request at most MaxReadIDs ids; a room request
+// one room name of at most 65 bytes.
 const (
 	maxSendBody   = 1 << 20
 	maxStatusBody = 16 << 10
 	maxReadBody   = 1 << 20
+	maxRoomBody   = 4 << 10
 	// maxHeaderBytes bounds a request's header, its query string included.
 	maxHeaderBytes = 64 << 10
 )
@@ -98,10 +100,17 @@ var routes = []route{
 	{Method: "GET", Path: "/v1/history", Params: historyParams, serve: (*server).history},
 	{Method: "GET", Path: "/v1/outbox", serve: (*server).outbox},
 	{Method: "POST", Path: "/v1/read", serve: (*server).markRead},
+	{Method: "GET", Path: "/v1/rooms", serve: (*server).rooms},
+	{Method: "POST", Path: "/v1/rooms/join", serve: (*server).joinRoom},
+	{Method: "POST", Path: "/v1/rooms/leave", serve: (*server).leaveRoom},
+	{Method: "GET", Path: "/v1/rooms/members", Params: membersParams, serve: (*server).roomMembers},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 
-var historyParams = []string{"peer", "limit", "since", "search", "mark_read"}
+var (
+	historyParams = []string{"peer", "limit", "since", "search", "mark_read"}
+	membersParams = []string{"room"}
+)
 
 // NewHandler serves impl over HTTP with DefaultConfig. It checks the
 // peer's uid, which only ConnContext can give it: serve it with
@@ -296,6 +305,83 @@ func (s *server) markRead(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *server) rooms(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.impl.Rooms(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, orEmpty(v))
+	return nil
+}
+
+func (s *server) joinRoom(w http.ResponseWriter, r *http.Request) error {
+	req, err := s.decodeRoomRequest(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := s.impl.JoinRoom(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, v)
+	return nil
+}
+
+func (s *server) leaveRoom(w http.ResponseWriter, r *http.Request) error {
+	req, err := s.decodeRoomRequest(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := s.impl.LeaveRoom(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, v)
+	return nil
+}
+
+// decodeRoomRequest reads the body of a join or a leave. A body without
+// a room is refused here, as a query without one is; whether the name is
+// a room name is the implementation's to say (it says so to in-process
+// callers too).
+func (s *server) decodeRoomRequest(w http.ResponseWriter, r *http.Request) (RoomRequest, error) {
+	var req RoomRequest
+	if err := s.decodeBody(w, r, maxRoomBody, &req); err != nil {
+		return RoomRequest{}, err
+	}
+	if req.Room == "" {
+		return RoomRequest{}, Errorf(CodeInvalid, `request body: "room" is required, e.g. {"room":"#general"}`)
+	}
+	return req, nil
+}
+
+func (s *server) roomMembers(w http.ResponseWriter, r *http.Request) error {
+	room, err := parseMembersQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	v, err := s.impl.RoomMembers(r.Context(), room)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, orEmpty(v))
+	return nil
+}
+
+// parseMembersQuery reads GET /v1/rooms/members's one parameter, which
+// is required.
+func parseMembersQuery(raw string) (string, error) {
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", Errorf(CodeInvalid, "query string: "+err.Error())
+	}
+	room := vals.Get("room")
+	if room == "" {
+		return "", Errorf(CodeInvalid, "query parameter \"room\" is required: ?room=%23general ('#' written as %23)")
+	}
+	return room, nil
+}
+
 // events streams impl.Events as newline-delimited JSON. The status line
 // waits for the first event (the snapshot), so a subscription that fails
 // at once is an ordinary error reply.
@@ -345,12 +431,13 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 }
 
 // encodeEvent is ev as one line of the stream. Its type field is set from
-// its Go type, and a snapshot's peers are a list even when there are none.
+// its Go type, and a snapshot's peers and rooms are lists even when there
+// are none.
 // An event that cannot be sent becomes a warning with its seq.
 func (s *server) encodeEvent(ev Event) []byte {
 	ev = ev.WithSeq(ev.EventSeq())
-	if snap, ok := ev.(Snapshot); ok && snap.Peers == nil {
-		snap.Peers = []Peer{}
+	if snap, ok := ev.(Snapshot); ok && (snap.Peers == nil || snap.Rooms == nil) {
+		snap.Peers, snap.Rooms = orEmpty(snap.Peers), orEmpty(snap.Rooms)
 		ev = snap
 	}
 	b, err := json.Marshal(ev)

@@ -86,7 +86,71 @@ func TestEveryRouteRoundTrips(t *testing.T) {
 			t.Errorf("the fake got %+v, want %+v", f.read, req)
 		}
 	})
-	want := []string{"Self", "Peers", "SetStatus", "Send", "History", "History", "Outbox", "MarkRead"}
+	t.Run("room send", func(t *testing.T) {
+		f.sendReply = SendReply{ID: "m3", To: PeerRef{ID: "#general", Name: "#general"}, State: "sent", Room: "#general", Online: 4, Reached: 3}
+		req := SendRequest{To: "#general", Text: "@bob lunch?", Wait: true, TimeoutMS: 2000}
+		got, err := c.Send(ctx, req)
+		if err != nil || got != f.sendReply {
+			t.Fatalf("Send = %+v, %v; want %+v", got, err, f.sendReply)
+		}
+		if f.sendReq != req {
+			t.Errorf("the fake got %+v, want %+v", f.sendReq, req)
+		}
+	})
+	t.Run("room history", func(t *testing.T) {
+		f.history = []HistoryEntry{
+			{ID: "j1", From: bobRef, To: PeerRef{ID: "#general", Name: "#general"}, Time: t0, State: "delivered", Room: "#general", Kind: "join"},
+			{ID: "m4", From: bobRef, To: PeerRef{ID: "#general", Name: "#general"}, Text: "@alice hi", Time: t0, State: "delivered",
+				Room: "#general", Kind: "text", Mentions: []string{alice.ID}},
+		}
+		got, err := c.History(ctx, HistoryQuery{Peer: "#general"})
+		if err != nil || !reflect.DeepEqual(got, f.history) {
+			t.Fatalf("History = %+v, %v; want %+v", got, err, f.history)
+		}
+		if f.hist.Peer != "#general" {
+			t.Errorf("the fake got peer %q, want #general", f.hist.Peer)
+		}
+	})
+	t.Run("rooms", func(t *testing.T) {
+		got, err := c.Rooms(ctx)
+		if err != nil || !reflect.DeepEqual(got, f.rooms) {
+			t.Fatalf("Rooms = %+v, %v; want %+v", got, err, f.rooms)
+		}
+	})
+	t.Run("join", func(t *testing.T) {
+		got, err := c.JoinRoom(ctx, RoomRequest{Room: "#ops"})
+		want := Room{Name: "#ops", Joined: true, MembersOnline: 2, MembersTotal: 2}
+		if err != nil || got != want {
+			t.Fatalf("JoinRoom = %+v, %v; want %+v", got, err, want)
+		}
+		if f.roomReq.Room != "#ops" {
+			t.Errorf("the fake got %+v", f.roomReq)
+		}
+	})
+	t.Run("members", func(t *testing.T) {
+		got, err := c.RoomMembers(ctx, "#general")
+		if err != nil || !reflect.DeepEqual(got, f.members["#general"]) {
+			t.Fatalf("RoomMembers = %+v, %v; want %+v", got, err, f.members["#general"])
+		}
+		if f.membersOf != "#general" {
+			t.Errorf("the fake was asked of %q, want #general", f.membersOf)
+		}
+	})
+	t.Run("leave", func(t *testing.T) {
+		got, err := c.LeaveRoom(ctx, RoomRequest{Room: "#ops"})
+		want := Room{Name: "#ops", MembersOnline: 1, MembersTotal: 1}
+		if err != nil || got != want {
+			t.Fatalf("LeaveRoom = %+v, %v; want %+v", got, err, want)
+		}
+	})
+	t.Run("leave a room not joined", func(t *testing.T) {
+		_, err := c.LeaveRoom(ctx, RoomRequest{Room: "#ops"})
+		if !errors.Is(err, ErrNotMember) {
+			t.Fatalf("LeaveRoom: %v, want not_member", err)
+		}
+	})
+	want := []string{"Self", "Peers", "SetStatus", "Send", "History", "History", "Outbox", "MarkRead",
+		"Send", "History", "Rooms", "JoinRoom", "RoomMembers", "LeaveRoom", "LeaveRoom"}
 	if got := f.callLog(); !slices.Equal(got, want) {
 		t.Errorf("calls %v, want %v", got, want)
 	}
@@ -96,7 +160,9 @@ func TestEveryRouteRoundTrips(t *testing.T) {
 // and empty lists as [] rather than null.
 func TestRawReplies(t *testing.T) {
 	f := newFake()
-	f.peers, f.history, f.outbox = nil, nil, nil
+	f.peers, f.history, f.outbox, f.rooms = nil, nil, nil, nil
+	f.rooms = []Room{{Name: "#general", Joined: true}}
+	f.members = nil
 	sock, _ := serve(t, f, testConfig())
 	hc := rawClient(sock)
 	for _, tc := range []struct {
@@ -116,6 +182,12 @@ func TestRawReplies(t *testing.T) {
 		{"POST", "/v1/read", `{"ids":null}`, 204, ""},
 		{"HEAD", "/v1/self", "", 200, ""},
 		{"HEAD", "/v1/events", "", 200, ""},
+		{"GET", "/v1/history?peer=%23general", "", 200, "[]\n"},
+		{"GET", "/v1/rooms/members?room=%23general", "", 200, "[]\n"},
+		{"HEAD", "/v1/rooms/members?room=%23general", "", 200, ""},
+		{"POST", "/v1/rooms/join", `{"room":"#ops"}`, 200, `{"name":"#ops","joined":true,"members_online":1,"members_total":1,"unread":0}` + "\n"},
+		{"POST", "/v1/rooms/leave", `{"room":"#ops"}`, 200, `{"name":"#ops","joined":false,"members_online":0,"members_total":0,"unread":0}` + "\n"},
+		{"POST", "/v1/messages", `{"to":"#general","text":"hi all"}`, 201, ""},
 	} {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
 			status, _, resp, reply := rawDo(t, hc, tc.method, tc.target, tc.body)
@@ -131,8 +203,16 @@ func TestRawReplies(t *testing.T) {
 			}
 		})
 	}
-	if h := f.hist; h.Limit != MaxHistoryLimit || !h.MarkRead {
-		t.Errorf("history query %+v, want limit %d and mark_read", h, MaxHistoryLimit)
+	if h := f.hist; h.Peer != "#general" {
+		t.Errorf("history query %+v, want peer #general", h)
+	}
+	if f.sendReq.To != "#general" || f.membersOf != "#general" {
+		t.Errorf("send to %q, members of %q; want #general for both", f.sendReq.To, f.membersOf)
+	}
+	f.rooms = nil
+	status, _, _, reply := rawDo(t, hc, "GET", "/v1/rooms", "")
+	if status != 200 || reply != "[]\n" {
+		t.Errorf("GET /v1/rooms with none: %d %q, want 200 []", status, reply)
 	}
 }
 
@@ -169,6 +249,7 @@ func TestErrorsKeepTheirCode(t *testing.T) {
 		{"not found", Errorf(CodeNotFound, "no message m9"), CodeNotFound, 404, ErrNotFound, "no message m9"},
 		{"forbidden", Errorf(CodeForbidden, "no"), CodeForbidden, 403, ErrForbidden, "no"},
 		{"failed", Errorf(CodeFailed, "disk full"), CodeFailed, 500, ErrFailed, "disk full"},
+		{"not member", Errorf(CodeNotMember, "not a member of #ops"), CodeNotMember, 409, ErrNotMember, "not a member of #ops"},
 		{"plain error", errors.New("database is locked"), CodeFailed, 500, ErrFailed, "database is locked"},
 		{"wrapped", fmt.Errorf("send to bob: %w", Errorf(CodeOffline, "bob is offline")), CodeOffline, 503, ErrOffline, "send to bob: bob is offline"},
 		{"bare sentinel", ErrUnknownRecipient, CodeUnknownRecipient, 404, ErrUnknownRecipient, "unknown recipient"},
@@ -200,7 +281,7 @@ func TestErrorsKeepTheirCode(t *testing.T) {
 					t.Errorf("Client.Peers: %+v, want matches, online and to of %+v", got, want)
 				}
 			}
-			for _, other := range []error{ErrUnknownRecipient, ErrAmbiguousRecipient, ErrInvalid, ErrForbidden} {
+			for _, other := range []error{ErrUnknownRecipient, ErrAmbiguousRecipient, ErrInvalid, ErrForbidden, ErrNotMember} {
 				if other != tc.sentinel && errors.Is(err, other) && other.(*Error).Code != tc.code {
 					t.Errorf("Client.Peers: %v also matches %v", err, other)
 				}
@@ -252,6 +333,27 @@ func TestBadRequestsNeverReachTheNode(t *testing.T) {
 		{"semicolon", "GET", "/v1/history?peer=a;limit=3", "", "query string"},
 		{"parameter on self", "GET", "/v1/self?pretty=1", "", "takes none"},
 		{"parameter on send", "POST", "/v1/messages?to=bob", `{"to":"bob","text":"hi"}`, "takes none"},
+		{"join: empty body", "POST", "/v1/rooms/join", ``, "empty request body"},
+		{"join: no room", "POST", "/v1/rooms/join", `{}`, `"room" is required`},
+		{"join: empty room", "POST", "/v1/rooms/join", `{"room":""}`, `"room" is required`},
+		{"join: room as number", "POST", "/v1/rooms/join", `{"room":7}`, `field "room": want a string, got a JSON number`},
+		{"join: rooms as list", "POST", "/v1/rooms/join", `{"room":["#a","#b"]}`, `field "room"`},
+		{"join: unknown field", "POST", "/v1/rooms/join", `{"room":"#a","name":"a"}`, `unknown field "name"`},
+		{"join: trailing object", "POST", "/v1/rooms/join", `{"room":"#a"}{"room":"#b"}`, "data after the JSON object"},
+		{"join: malformed", "POST", "/v1/rooms/join", `{"room":"#a"`, "ends too soon"},
+		{"join: null", "POST", "/v1/rooms/join", `null`, "want a JSON object"},
+		{"join: oversized", "POST", "/v1/rooms/join", `{"room":"#` + strings.Repeat("a", maxRoomBody) + `"}`, "larger than 4096 bytes"},
+		{"join: parameter", "POST", "/v1/rooms/join?room=%23a", `{"room":"#a"}`, "takes none"},
+		{"leave: no room", "POST", "/v1/rooms/leave", `{"room":null}`, `"room" is required`},
+		{"leave: bad syntax", "POST", "/v1/rooms/leave", `{"room" "#a"}`, "malformed JSON"},
+		{"leave: form body", "POST", "/v1/rooms/leave", `room=%23a`, "want a JSON object"},
+		{"members: no room", "GET", "/v1/rooms/members", "", `"room" is required`},
+		{"members: empty room", "GET", "/v1/rooms/members?room=", "", `"room" is required`},
+		{"members: an unescaped # (curl sends nothing after it)", "GET", "/v1/rooms/members?room=", "", "%23"},
+		{"members: repeated", "GET", "/v1/rooms/members?room=%23a&room=%23b", "", "given 2 times"},
+		{"members: unknown parameter", "GET", "/v1/rooms/members?name=%23a", "", `unknown query parameter "name" (known: room)`},
+		{"members: bad escape", "GET", "/v1/rooms/members?room=%zz", "", "query string"},
+		{"rooms: parameter", "GET", "/v1/rooms?joined=true", "", "takes none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(f.callLog())
@@ -309,6 +411,13 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 		{"DELETE", "/v1/messages", 405, CodeInvalid, "POST"},
 		{"GET", "/v1/status", 405, CodeInvalid, "PUT"},
 		{"POST", "/v1/status", 405, CodeInvalid, "PUT"},
+		{"POST", "/v1/rooms", 405, CodeInvalid, "GET, HEAD"},
+		{"GET", "/v1/rooms/join", 405, CodeInvalid, "POST"},
+		{"PUT", "/v1/rooms/leave", 405, CodeInvalid, "POST"},
+		{"DELETE", "/v1/rooms/members", 405, CodeInvalid, "GET, HEAD"},
+		{"GET", "/v1/rooms/", 404, CodeNotFound, ""},
+		{"GET", "/v1/rooms/general", 404, CodeNotFound, ""},
+		{"POST", "/v1/rooms/delete", 404, CodeNotFound, ""},
 	} {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
 			status, e, resp, _ := rawDo(t, hc, tc.method, tc.target, "")

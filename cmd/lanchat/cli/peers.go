@@ -12,11 +12,17 @@ import (
 var peersCmd = command{
 	name:    "peers",
 	summary: "list the people on the network and their presence",
-	example: "lanchat peers\nlanchat peers --json | jq -r '.[] | select(.state==\"available\") | .name'",
+	example: "lanchat peers\nlanchat peers --json | jq -r '.[] | select(.state==\"available\") | .name'\nlanchat peers --room general   # a room's members ('#general' quoted works too)",
 	level:   "warn",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
 		wait := fs.Duration("wait", 3*time.Second, "without a running node: how long to look for peers")
-		return func(e *env, args []string) int { return e.peers(args, *wait) }
+		room := fs.String("room", "", "list this room's members instead (general or '#general')")
+		return func(e *env, args []string) int {
+			if fs.Changed("room") || *room != "" {
+				return e.roomMembers(args, *room, *wait)
+			}
+			return e.peers(args, *wait)
+		}
 	},
 }
 

@@ -18,7 +18,7 @@ import (
 
 var runCmd = command{
 	name:    "run",
-	summary: "run your node in the foreground, printing messages and presence changes",
+	summary: "run your node in the foreground, printing messages, presence and room changes",
 	example: "lanchat run --name alice\nlanchat run --json | jq .   # one JSON object per event",
 	level:   "info",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
@@ -66,15 +66,17 @@ func (e *env) run(args []string) int {
 			}()
 		})
 	}
+	p := newPrinter(e)
 	first := true
 	for {
 		err := n.Events(context.Background(), func(ev api.Event) error {
-			if _, ok := ev.(api.Snapshot); ok && first {
+			if snap, ok := ev.(api.Snapshot); ok && first {
 				first = false
-				startRun() // subscribed: nothing the node says from now on is missed
+				p.learn(snap) // who is who, for the mentions in room messages
+				startRun()    // subscribed: nothing the node says from now on is missed
 				return nil
 			}
-			e.printEvent(ev)
+			p.print(ev)
 			// A message printed for a person to see has been read; one
 			// printed as JSON for a script has not.
 			if m, ok := ev.(api.Message); ok && !m.Outgoing && !e.g.json {
@@ -97,8 +99,39 @@ func (e *env) run(args []string) int {
 	return exitOK
 }
 
-func (e *env) printEvent(ev api.Event) {
+// printer prints run's events, text or JSON. It remembers who is who
+// from the events it sees, since a room message's mentions are ids.
+type printer struct {
+	e     *env
+	names *nameBook
+}
+
+func newPrinter(e *env) *printer { return &printer{e: e, names: newNameBook()} }
+
+// learn takes in the names and this node's id an event carries.
+func (p *printer) learn(ev api.Event) {
+	switch v := ev.(type) {
+	case api.Snapshot:
+		p.names.self = v.Self.ID
+		for _, peer := range v.Peers {
+			p.names.learn(api.PeerRef{ID: peer.ID, Name: peer.Name})
+		}
+	case api.Ready:
+		p.names.self = v.ID
+	case api.Presence:
+		p.names.learn(v.Peer)
+	case api.Message:
+		p.names.learn(v.From)
+	case api.RoomChange:
+		p.names.learn(v.Peer)
+	}
+}
+
+func (p *printer) print(ev api.Event) {
+	p.learn(ev)
+	e := p.e
 	if e.g.json {
+		ev = ev.WithSeq(ev.EventSeq()) // sets its type, as the API's server does
 		if w, ok := ev.(api.Warning); ok {
 			w.Text = cleanLine(w.Text)
 			ev = w
@@ -115,7 +148,9 @@ func (e *env) printEvent(ev api.Event) {
 			fmt.Fprintln(e.stdout, "lanchat: mDNS is off; peers come from --join")
 		}
 	case api.Message:
-		if v.Outgoing {
+		if v.Room != "" {
+			fmt.Fprintf(e.stdout, "%s [%s] %s: %s%s\n", now, cleanLine(v.Room), cleanLine(v.From.Name), cleanLines(v.Text), p.names.mentions(v.Mentions))
+		} else if v.Outgoing {
 			fmt.Fprintf(e.stdout, "%s → %s: %s\n", now, cleanLine(v.To.Name), cleanLines(v.Text))
 		} else {
 			fmt.Fprintf(e.stdout, "%s %s: %s\n", now, cleanLine(v.From.Name), cleanLines(v.Text))
@@ -128,10 +163,16 @@ func (e *env) printEvent(ev api.Event) {
 		if v.State == "read" {
 			fmt.Fprintf(e.stdout, "%s * %s read your message %s\n", now, cleanLine(v.Peer.Name), short8(v.ID))
 		}
+	case api.RoomChange:
+		who := fmt.Sprintf("%s (%s)", cleanLine(v.Peer.Name), short(v.Peer.ID))
+		if v.Peer.ID == p.names.self && p.names.self != "" {
+			who = "you"
+		}
+		fmt.Fprintf(e.stdout, "%s * %s (%s)\n", now, describeMembership(who, v.Change == api.RoomJoined, v.Room.Name), describeCounts(v.Room))
 	case api.Resync:
 		fmt.Fprintf(e.stdout, "%s * lanchat: %d events were not shown (output was not read fast enough)\n", now, v.Dropped)
 	case api.Snapshot:
-		fmt.Fprintf(e.stdout, "%s * lanchat: %d peers known\n", now, len(v.Peers))
+		fmt.Fprintf(e.stdout, "%s * lanchat: %d peers known, %d rooms\n", now, len(v.Peers), len(v.Rooms))
 	case api.Warning:
 		// already logged to standard error
 	}

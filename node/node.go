@@ -269,7 +269,6 @@ func (n *Node) serve(ctx context.Context) error {
 		}
 	})
 	defer cancelSub()
-	loop("chat service", n.chat.Run)
 
 	ready := api.Ready{
 		Type: api.TypeReady, ID: n.id.ID, Name: cfg.Name, Addr: n.addr.String(),
@@ -280,6 +279,9 @@ func (n *Node) serve(ctx context.Context) error {
 	n.mu.Unlock()
 	n.hub.publish(ready)
 	close(n.readyCh)
+	// After ready, which is the first event: the chat service's first
+	// act may be to join #general, an event of its own.
+	loop("chat service", n.chat.Run)
 	if n.warn != "" {
 		n.warning(n.warn)
 	}

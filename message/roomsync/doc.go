@@ -73,7 +73,8 @@
 // carrying that author's events, in seq order, until all announced have
 // come. A DONE frame ends the answer. A client that holds everything the
 // server does gets DONE alone. For authors of whom the client holds more
-// than the server, the server may pull from the client in turn.
+// than the server, the server may pull from the client in turn (this
+// implementation notes them before it sends DONE).
 //
 // HEAD (server to client) announces the events of one author that follow:
 //

@@ -174,15 +174,17 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 			}
 		}
 	}
+	// Ahead before DONE: when the client's Pull returns, the server's
+	// Source knows what to pull back.
+	if len(behind) > 0 {
+		slices.Sort(behind)
+		src.Ahead(peer, req.room, behind)
+	}
 	buf = appendFrame(buf, FrameDone, nil)
 	if err := flush(true); err != nil {
 		return err
 	}
 	log.Debug("sync request served", "room", req.room, "authors", len(authors), "events", events, "behind", len(behind))
-	if len(behind) > 0 {
-		slices.Sort(behind)
-		src.Ahead(peer, req.room, behind)
-	}
 	return nil
 }
 

@@ -59,8 +59,9 @@ type Source interface {
 	Memberships(ctx context.Context) ([][]byte, error)
 	// Ahead tells the server that peer holds more of these authors'
 	// events in room than it does, so it can pull from peer. It is called
-	// on the serving goroutine after the answer: it should queue the work
-	// and return.
+	// on the serving goroutine once the events have been sent and before
+	// the DONE that ends the answer (so it has been called when the
+	// peer's Pull returns): it should queue the work and return.
 	Ahead(peer, room string, authors []string)
 }
 

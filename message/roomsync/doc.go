@@ -124,8 +124,10 @@
 //
 // INDEX (client to server, empty payload) asks for the server's own latest
 // membership event — a room.join or room.leave it authored — of every
-// room it has ever joined. The answer is PAGE frames of those envelopes,
-// then DONE, or a REFUSE. The client checks each: it opens, it is a
+// room it has ever joined, so that a node can learn which rooms its peers
+// are in. It is answered to every peer (within the rate limit), member or
+// not. The answer is PAGE frames of those envelopes, then DONE, or a
+// REFUSE. The client checks each: it opens, it is a
 // version 2 room event authored by the server, of kind room.join or
 // room.leave, and no room comes twice; it takes at most 4096
 // (Config.MaxIndex).

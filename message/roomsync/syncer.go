@@ -56,6 +56,7 @@ type Source interface {
 	Page(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error)
 	// Memberships returns this node's own latest membership event
 	// (room.join or room.leave, sealed) of every room it has ever joined.
+	// It answers INDEX requests, which any verified peer may make.
 	Memberships(ctx context.Context) ([][]byte, error)
 	// Ahead tells the server that peer holds more of these authors'
 	// events in room than it does, so it can pull from peer. It is called

@@ -41,7 +41,9 @@ func (s *Syncer) HandleStream(st message.Stream) {
 	switch {
 	case s.ctx.Err() != nil:
 		c.closeWith("shutting down")
-	case errors.Is(err, errPeerClosed), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, errPeerClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed), errors.Is(err, errWrite):
+		// The peer is gone or has said why: nothing to tell it.
 		c.closeWith("")
 	case errors.Is(err, errIdle):
 		c.closeWith("idle")
@@ -69,7 +71,7 @@ func (s *Syncer) serve(c *conn, peer string, log *slog.Logger) error {
 				return err
 			}
 			if !s.limit.allow(peer) {
-				log.Info("sync request rate limited", "room", req.room)
+				log.Debug("sync request rate limited", "room", req.room)
 				if err := c.write(refuseFrame(refuseRateLimited, "rate limited: slow down")); err != nil {
 					return err
 				}
@@ -80,7 +82,7 @@ func (s *Syncer) serve(c *conn, peer string, log *slog.Logger) error {
 			}
 		case FrameIndex:
 			if !s.limit.allow(peer) {
-				log.Info("index request rate limited")
+				log.Debug("index request rate limited")
 				if err := c.write(refuseFrame(refuseRateLimited, "rate limited: slow down")); err != nil {
 					return err
 				}

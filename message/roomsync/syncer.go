@@ -38,7 +38,8 @@ var (
 	// ErrClosed is returned by a Syncer after Close.
 	ErrClosed = errors.New("room sync closed")
 
-	errIdle = errors.New("idle") // no frame came in time
+	errIdle  = errors.New("idle")         // no frame came in time
+	errWrite = errors.New("write failed") // the stream cannot be written
 )
 
 // Source is what the server side reads through: the chat service
@@ -324,7 +325,7 @@ func (c *conn) write(frames []byte) error {
 	n, err := c.st.Write(frames)
 	c.out += int64(n)
 	if err != nil {
-		return fmt.Errorf("write: %w", err)
+		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
 }

@@ -35,6 +35,10 @@ func (s *Syncer) Pull(ctx context.Context, peer, room string, have Vector, sink 
 			return fail(fmt.Errorf("%w: invalid author id %q in the vector", message.ErrMalformed, a))
 		}
 	}
+	// The sink's context ends with the caller's or with Close.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
 	c, end, err := s.open(ctx, peer)
 	if err != nil {
 		return fail(err)

@@ -270,3 +270,32 @@ func (s *shortHeads) Heads(ctx context.Context, room string) (Vector, error) {
 	}
 	return v, err
 }
+
+// blockingSink waits in Accept until its context ends.
+type blockingSink struct{ entered chan struct{} }
+
+func (b blockingSink) Accept(ctx context.Context, from, room string, envs []*message.Envelope) error {
+	close(b.entered)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Close ends the context of a Sink's Accept in progress, and the Pull
+// returns ErrClosed.
+func TestCloseEndsAccept(t *testing.T) {
+	n := newTestNet()
+	server, client := newPeer(t, n, nil, nil), newPeer(t, n, nil, nil)
+	h := newHistory(t, "#general", []int{3})
+	h.give(server.src, map[string]int{h.authors[0].id: 3})
+	sink := blockingSink{entered: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := client.s.Pull(context.Background(), server.id.id, h.room, nil, sink)
+		errc <- err
+	}()
+	<-sink.entered
+	client.s.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Pull = %v, want ErrClosed", err)
+	}
+}

@@ -73,7 +73,9 @@ type Sink interface {
 	// message.Verifier, Conversation == room, author as announced, seq
 	// contiguous after what the client had or the previous page), in seq
 	// order per author. It stores them before returning; an error ends
-	// the pull.
+	// the pull. Its context ends with Pull's or when the Syncer closes.
+	// The server waits meanwhile: an Accept that takes longer than the
+	// server's FrameTimeout (30 s) may lose the stream.
 	Accept(ctx context.Context, from, room string, envs []*message.Envelope) error
 }
 

@@ -127,10 +127,9 @@
 // room it has ever joined, so that a node can learn which rooms its peers
 // are in. It is answered to every peer (within the rate limit), member or
 // not. The answer is PAGE frames of those envelopes, then DONE, or a
-// REFUSE. The client checks each: it opens, it is a
-// version 2 room event authored by the server, of kind room.join or
-// room.leave, and no room comes twice; it takes at most 4096
-// (Config.MaxIndex).
+// REFUSE. The client checks each: it opens, it is a version 2 room event
+// authored by the server, of kind room.join or room.leave, and no room
+// comes twice; it takes at most 4096 (Config.MaxIndex).
 //
 // CLOSE (either way): the payload is the reason, UTF-8, at most 255 bytes
 // ("done", "idle", "shutting down", a protocol error). The sender closes

@@ -359,6 +359,13 @@ func (m *memSource) Accept(ctx context.Context, from, room string, envs []*messa
 	return nil
 }
 
+// locked runs f with m's lock held, for tests to read and set its fields.
+func (m *memSource) locked(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f()
+}
+
 // put stores events as held.
 func (m *memSource) put(room, author string, evs [][]byte) {
 	m.mu.Lock()

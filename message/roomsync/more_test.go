@@ -90,11 +90,11 @@ func TestDocExampleIsWhatTravels(t *testing.T) {
 	if !bytes.Equal(rec.in.Bytes(), wantIn) {
 		t.Fatalf("bob read\n%x\nwant\n%x", rec.in.Bytes(), wantIn)
 	}
-	alice.src.mu.Lock()
-	defer alice.src.mu.Unlock()
-	if len(alice.src.aheads) != 1 || !slices.Equal(alice.src.aheads[0].authors, []string{bobID.id}) {
-		t.Fatalf("alice was told %+v", alice.src.aheads)
-	}
+	alice.src.locked(func() {
+		if len(alice.src.aheads) != 1 || !slices.Equal(alice.src.aheads[0].authors, []string{bobID.id}) {
+			t.Errorf("alice was told %+v", alice.src.aheads)
+		}
+	})
 }
 
 // failingSource fails where told to.

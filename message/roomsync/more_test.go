@@ -299,3 +299,56 @@ func TestCloseEndsAccept(t *testing.T) {
 		t.Fatalf("Pull = %v, want ErrClosed", err)
 	}
 }
+
+// blockingHeads holds every Heads call until released.
+type blockingHeads struct {
+	*memSource
+	in      chan struct{} // receives once per Heads call entered (buffered: never blocks here)
+	release chan struct{} // closed to let them go on
+}
+
+func (b *blockingHeads) Heads(ctx context.Context, room string) (Vector, error) {
+	b.in <- struct{}{}
+	<-b.release
+	return b.memSource.Heads(ctx, room)
+}
+
+// A peer's requests beyond MaxConcurrent at once are refused while the
+// others run, and served again once they have ended; another peer is
+// not held back.
+func TestConcurrentRequestsLimited(t *testing.T) {
+	src := &blockingHeads{memSource: newMemSource(), in: make(chan struct{}, 16), release: make(chan struct{})}
+	n := newTestNet()
+	server := newPeer(t, n, func(c *Config) { c.Source, c.MaxConcurrent = src, 2 }, nil)
+	client, other := newPeer(t, n, nil, nil), newPeer(t, n, nil, nil)
+	errc := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := client.s.Pull(ctxT(t), server.id.id, "#general", nil, client.src)
+			errc <- err
+		}()
+	}
+	<-src.in
+	<-src.in
+	_, err := client.s.Pull(ctxT(t), server.id.id, "#general", nil, client.src)
+	if !errors.Is(err, ErrRateLimited) || !strings.Contains(err.Error(), "at once") {
+		t.Fatalf("third concurrent pull = %v, want ErrRateLimited", err)
+	}
+	otherErr := make(chan error, 1)
+	go func() {
+		_, err := other.s.Pull(ctxT(t), server.id.id, "#general", nil, other.src)
+		otherErr <- err
+	}()
+	close(src.release)
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-otherErr; err != nil {
+		t.Fatalf("another peer: %v", err)
+	}
+	if _, err := client.s.Pull(ctxT(t), server.id.id, "#general", nil, client.src); err != nil {
+		t.Fatalf("after the others ended: %v", err)
+	}
+}

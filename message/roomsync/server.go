@@ -70,25 +70,12 @@ func (s *Syncer) serve(c *conn, peer string, log *slog.Logger) error {
 			if err != nil {
 				return err
 			}
-			if !s.limit.allow(peer) {
-				log.Debug("sync request rate limited", "room", req.room)
-				if err := c.write(refuseFrame(refuseRateLimited, "rate limited: slow down")); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.servePull(c, peer, req, log); err != nil {
+			err = s.limited(c, peer, log, func() error { return s.servePull(c, peer, req, log) })
+			if err != nil {
 				return err
 			}
 		case FrameIndex:
-			if !s.limit.allow(peer) {
-				log.Debug("index request rate limited")
-				if err := c.write(refuseFrame(refuseRateLimited, "rate limited: slow down")); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.serveIndex(c, log); err != nil {
+			if err := s.limited(c, peer, log, func() error { return s.serveIndex(c, log) }); err != nil {
 				return err
 			}
 		case FrameClose:
@@ -98,6 +85,24 @@ func (s *Syncer) serve(c *conn, peer string, log *slog.Logger) error {
 			return fmt.Errorf("%w: unexpected %v frame from a client", message.ErrMalformed, f.Type)
 		}
 	}
+}
+
+// limited runs answer unless peer asks too often or has too many
+// requests being answered; then it refuses the request (code 2).
+func (s *Syncer) limited(c *conn, peer string, log *slog.Logger, answer func() error) error {
+	reason := ""
+	switch {
+	case !s.limit.allow(peer):
+		reason = "rate limited: slow down"
+	case !s.enter(peer):
+		reason = "rate limited: too many requests at once"
+	}
+	if reason != "" {
+		log.Debug("sync request refused", "reason", reason)
+		return c.write(refuseFrame(refuseRateLimited, reason))
+	}
+	defer s.leave(peer)
+	return answer()
 }
 
 func refuseFrame(code byte, reason string) []byte {

@@ -106,6 +106,10 @@ type Config struct {
 	// requests beyond it are refused ("rate limited"), not served.
 	RequestRate  float64
 	RequestBurst int
+	// MaxConcurrent is how many requests of one peer are answered at
+	// once; more are refused ("rate limited") while they run, so that a
+	// peer cannot make the server hold many pages at a time.
+	MaxConcurrent int
 	// DialTimeout bounds opening a stream.
 	DialTimeout time.Duration
 	// IdleTimeout closes a served stream on which no request has come
@@ -129,6 +133,7 @@ func DefaultConfig() Config {
 		MaxIndex:        4096,
 		RequestRate:     4,
 		RequestBurst:    64,
+		MaxConcurrent:   4,
 		DialTimeout:     5 * time.Second,
 		IdleTimeout:     30 * time.Second,
 		ResponseTimeout: 30 * time.Second,
@@ -162,6 +167,7 @@ type Syncer struct {
 	mu      sync.Mutex                  // guards the fields below
 	closed  bool                        // set by Close; nothing new starts after it
 	streams map[message.Stream]struct{} // open streams, served or pulling
+	busy    map[string]int              // by peer id: its requests being answered
 }
 
 // New returns a Syncer for cfg, filling zero fields from DefaultConfig.
@@ -186,6 +192,9 @@ func New(cfg Config) *Syncer {
 	}
 	if cfg.RequestBurst <= 0 {
 		cfg.RequestBurst = def.RequestBurst
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = def.MaxConcurrent
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = def.DialTimeout
@@ -212,6 +221,28 @@ func New(cfg Config) *Syncer {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		streams: make(map[message.Stream]struct{}),
+		busy:    make(map[string]int),
+	}
+}
+
+// enter counts one more of peer's requests as being answered, or reports
+// false if MaxConcurrent are already. Every true must be followed by
+// leave.
+func (s *Syncer) enter(peer string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[peer] >= s.cfg.MaxConcurrent {
+		return false
+	}
+	s.busy[peer]++
+	return true
+}
+
+func (s *Syncer) leave(peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[peer]--; s.busy[peer] <= 0 {
+		delete(s.busy, peer)
 	}
 }
 

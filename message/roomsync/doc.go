@@ -117,7 +117,7 @@
 // a member, or the client is not). Code 2: the client asked too often; a
 // server allows each peer, on all streams together, a burst of 64 requests
 // (PULL or INDEX) and 4 a second after it (Config.RequestBurst,
-// RequestRate), and 4 being answered at once (Config.MaxConcurrent), and
+// RequestRate), and 8 being answered at once (Config.MaxConcurrent), and
 // refuses the rest without serving them. Code 3: the
 // server cannot read its store; what the client kept of the answer so far
 // stays valid (it is a prefix of each author's events). The stream stays

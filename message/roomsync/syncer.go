@@ -133,7 +133,7 @@ func DefaultConfig() Config {
 		MaxIndex:        4096,
 		RequestRate:     4,
 		RequestBurst:    64,
-		MaxConcurrent:   4,
+		MaxConcurrent:   8,
 		DialTimeout:     5 * time.Second,
 		IdleTimeout:     30 * time.Second,
 		ResponseTimeout: 30 * time.Second,

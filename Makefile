@@ -37,6 +37,7 @@ lint:
 # Speed and cost figures recorded in BENCHMARKS.md (about 10 minutes).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 1 ./message/
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./message/roomsync/
 	$(GO) test -run '^$$' -bench 'PersistedSend' -benchtime 3000x -count 1 ./node/
 	$(GO) test -run '^$$' -bench 'Sustained|QueuedBacklog' -benchtime 1x -count 1 ./node/
 	$(GO) test -run '^$$' -bench 'AddReceived' -benchtime 30000x -count 1 ./message/store/

@@ -124,9 +124,12 @@
 // message is refused, for now); a direct message (version 1) is addressed
 // to the receiver. A room event (version 2) has no recipient: its author
 // sends it to each member of the room, and the receiver's chat service
-// decides, when storing it, whether it takes events of that room. A refusal
-// is acknowledged with status 2 when the payload starts with the envelope
-// magic and is long enough to carry an id, otherwise it ends the stream. Then de-duplication: the receiver
+// decides, when storing it, whether it takes events of that room (events
+// a member missed reach it later by catch-up, on "lanchat/sync/1"
+// streams: package message/roomsync). A refusal is acknowledged with
+// status 2 when the payload starts with the envelope magic and is long
+// enough to carry an id, otherwise it ends the stream. Then
+// de-duplication: the receiver
 // remembers the ids (with the author's key) of the last 100000 messages it
 // took, and answers a repeat with status 1 without taking it again. A new
 // message advances the receiver's clock, is stored (Config.Deliver), and

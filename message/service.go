@@ -38,7 +38,9 @@ type Config struct {
 	// Dial opens an authenticated stream to peerID for protocol proto
 	// (always ALPN). mesh's Dial fits. Send fails without it.
 	Dial func(ctx context.Context, peerID, proto string) (Stream, error)
-	// Deliver is called once per new message addressed to us, after
+	// Deliver is called once per new message addressed to us, and per new
+	// room event its author sent us (whether we are a member of its room
+	// is Deliver's to decide: refuse it otherwise), after
 	// de-duplication and checks and before the acknowledgement is sent, so
 	// a store can make the message durable first. A non-nil error is sent
 	// to the author as the reason of a rejection (it becomes ErrRejected on

@@ -161,7 +161,13 @@ func FuzzOpenBatch(f *testing.F) {
 		f.Add(b)
 		f.Add(b[:len(b)-1])
 	}
+	room := &Envelope{Conversation: "#general", Seq: 3, Kind: KindText, Body: "in a room"}
+	if b, err := Seal(room, key); err == nil {
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
 	f.Add([]byte("LE\x01"))
+	f.Add([]byte("LE\x02"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		batch := make([][]byte, prepareAfter+2)
 		for i := range batch {

@@ -35,6 +35,10 @@ func (s *Syncer) Pull(ctx context.Context, peer, room string, have Vector, sink 
 			return fail(fmt.Errorf("%w: invalid author id %q in the vector", message.ErrMalformed, a))
 		}
 	}
+	// The sink's context ends with the caller's or with Close.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
 	c, end, err := s.open(ctx, peer)
 	if err != nil {
 		return fail(err)
@@ -42,9 +46,12 @@ func (s *Syncer) Pull(ctx context.Context, peer, room string, have Vector, sink 
 	defer end()
 	p := &puller{s: s, c: c, peer: peer, room: room, have: have, sink: sink, progress: make(map[string]uint64)}
 	err = p.run(ctx)
+	if err != nil {
+		err = s.streamError(ctx, c, err) // may write a CLOSE: count it
+	}
 	st = Stats{Events: p.events, Pages: p.pages, BytesIn: c.in, BytesOut: c.out}
 	if err != nil {
-		return fail(s.streamError(ctx, c, err))
+		return fail(err)
 	}
 	return st, nil
 }

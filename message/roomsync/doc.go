@@ -73,7 +73,8 @@
 // carrying that author's events, in seq order, until all announced have
 // come. A DONE frame ends the answer. A client that holds everything the
 // server does gets DONE alone. For authors of whom the client holds more
-// than the server, the server may pull from the client in turn.
+// than the server, the server may pull from the client in turn (this
+// implementation notes them before it sends DONE).
 //
 // HEAD (server to client) announces the events of one author that follow:
 //
@@ -116,18 +117,20 @@
 // a member, or the client is not). Code 2: the client asked too often; a
 // server allows each peer, on all streams together, a burst of 64 requests
 // (PULL or INDEX) and 4 a second after it (Config.RequestBurst,
-// RequestRate), and refuses the rest without serving them. Code 3: the
+// RequestRate), and 8 being answered at once (Config.MaxConcurrent), and
+// refuses the rest without serving them. Code 3: the
 // server cannot read its store; what the client kept of the answer so far
 // stays valid (it is a prefix of each author's events). The stream stays
 // open after a REFUSE.
 //
 // INDEX (client to server, empty payload) asks for the server's own latest
 // membership event — a room.join or room.leave it authored — of every
-// room it has ever joined. The answer is PAGE frames of those envelopes,
-// then DONE, or a REFUSE. The client checks each: it opens, it is a
-// version 2 room event authored by the server, of kind room.join or
-// room.leave, and no room comes twice; it takes at most 4096
-// (Config.MaxIndex).
+// room it has ever joined, so that a node can learn which rooms its peers
+// are in. It is answered to every peer (within the rate limit), member or
+// not. The answer is PAGE frames of those envelopes, then DONE, or a
+// REFUSE. The client checks each: it opens, it is a version 2 room event
+// authored by the server, of kind room.join or room.leave, and no room
+// comes twice; it takes at most 4096 (Config.MaxIndex).
 //
 // CLOSE (either way): the payload is the reason, UTF-8, at most 255 bytes
 // ("done", "idle", "shutting down", a protocol error). The sender closes

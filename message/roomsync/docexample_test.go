@@ -132,6 +132,7 @@ func TestLimitsAsDocumented(t *testing.T) {
 		{"MaxIndex", def.MaxIndex, 4096},
 		{"RequestBurst", def.RequestBurst, 64},
 		{"RequestRate", int(def.RequestRate), 4},
+		{"MaxConcurrent", def.MaxConcurrent, 8},
 		{"FrameTimeout", int(def.FrameTimeout.Seconds()), 30},
 		{"IdleTimeout", int(def.IdleTimeout.Seconds()), 30},
 		{"ResponseTimeout", int(def.ResponseTimeout.Seconds()), 30},

@@ -86,13 +86,6 @@ func (t FrameType) maxPayload() int {
 	return -1
 }
 
-// fromClient reports whether frames of type t go from client to server
-// (CLOSE goes either way).
-func (t FrameType) fromClient() bool { return t == FramePull || t == FrameIndex || t == FrameClose }
-
-// fromServer reports whether frames of type t go from server to client.
-func (t FrameType) fromServer() bool { return !t.fromClient() || t == FrameClose }
-
 // Frame is one decoded frame.
 type Frame struct {
 	Type    FrameType

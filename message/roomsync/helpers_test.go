@@ -14,6 +14,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,8 +106,28 @@ var _ message.Stream = tlsStream{}
 
 // testNet is the address book of the test peers, standing in for mesh.
 type testNet struct {
+	wire atomic.Int64 // bytes dialled connections read and wrote, TLS included
+
 	mu    sync.Mutex        // guards addrs
 	addrs map[string]string // peer id → listen address
+}
+
+// countingConn counts the bytes a connection reads and writes into n.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	k, err := c.Conn.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	k, err := c.Conn.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 func newTestNet() *testNet { return &testNet{addrs: make(map[string]string)} }
@@ -128,7 +149,7 @@ func (n *testNet) dial(ctx context.Context, id identity, peer string) (message.S
 	if err != nil {
 		return nil, err
 	}
-	c := tls.Client(raw, id.tlsConfig(false, peer))
+	c := tls.Client(countingConn{raw, &n.wire}, id.tlsConfig(false, peer))
 	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, err
@@ -336,6 +357,13 @@ func (m *memSource) Accept(ctx context.Context, from, room string, envs []*messa
 		r[env.Author] = append(r[env.Author], env.Sealed())
 	}
 	return nil
+}
+
+// locked runs f with m's lock held, for tests to read and set its fields.
+func (m *memSource) locked(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f()
 }
 
 // put stores events as held.

@@ -41,7 +41,9 @@ func (s *Syncer) HandleStream(st message.Stream) {
 	switch {
 	case s.ctx.Err() != nil:
 		c.closeWith("shutting down")
-	case errors.Is(err, errPeerClosed), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, errPeerClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed), errors.Is(err, errWrite):
+		// The peer is gone or has said why: nothing to tell it.
 		c.closeWith("")
 	case errors.Is(err, errIdle):
 		c.closeWith("idle")
@@ -68,25 +70,12 @@ func (s *Syncer) serve(c *conn, peer string, log *slog.Logger) error {
 			if err != nil {
 				return err
 			}
-			if !s.limit.allow(peer) {
-				log.Info("sync request rate limited", "room", req.room)
-				if err := c.write(refuseFrame(refuseRateLimited, "rate limited: slow down")); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.servePull(c, peer, req, log); err != nil {
+			err = s.limited(c, peer, log, func() error { return s.servePull(c, peer, req, log) })
+			if err != nil {
 				return err
 			}
 		case FrameIndex:
-			if !s.limit.allow(peer) {
-				log.Info("index request rate limited")
-				if err := c.write(refuseFrame(refuseRateLimited, "rate limited: slow down")); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.serveIndex(c, log); err != nil {
+			if err := s.limited(c, peer, log, func() error { return s.serveIndex(c, log) }); err != nil {
 				return err
 			}
 		case FrameClose:
@@ -96,6 +85,24 @@ func (s *Syncer) serve(c *conn, peer string, log *slog.Logger) error {
 			return fmt.Errorf("%w: unexpected %v frame from a client", message.ErrMalformed, f.Type)
 		}
 	}
+}
+
+// limited runs answer unless peer asks too often or has too many
+// requests being answered; then it refuses the request (code 2).
+func (s *Syncer) limited(c *conn, peer string, log *slog.Logger, answer func() error) error {
+	reason := ""
+	switch {
+	case !s.limit.allow(peer):
+		reason = "rate limited: slow down"
+	case !s.enter(peer):
+		reason = "rate limited: too many requests at once"
+	}
+	if reason != "" {
+		log.Debug("sync request refused", "reason", reason)
+		return c.write(refuseFrame(refuseRateLimited, reason))
+	}
+	defer s.leave(peer)
+	return answer()
 }
 
 func refuseFrame(code byte, reason string) []byte {
@@ -174,15 +181,17 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 			}
 		}
 	}
+	// Ahead before DONE: when the client's Pull returns, the server's
+	// Source knows what to pull back.
+	if len(behind) > 0 {
+		slices.Sort(behind)
+		src.Ahead(peer, req.room, behind)
+	}
 	buf = appendFrame(buf, FrameDone, nil)
 	if err := flush(true); err != nil {
 		return err
 	}
 	log.Debug("sync request served", "room", req.room, "authors", len(authors), "events", events, "behind", len(behind))
-	if len(behind) > 0 {
-		slices.Sort(behind)
-		src.Ahead(peer, req.room, behind)
-	}
 	return nil
 }
 

@@ -66,9 +66,11 @@ func TestPullRandomHistory(t *testing.T) {
 	if st.Events != missing || st.Pages < missing/16 || st.BytesIn == 0 || st.BytesOut == 0 {
 		t.Fatalf("stats %+v, %d events were missing", st, missing)
 	}
-	if len(server.src.aheads) != 0 {
-		t.Fatalf("Ahead called: %+v", server.src.aheads)
-	}
+	server.src.locked(func() {
+		if len(server.src.aheads) != 0 {
+			t.Errorf("Ahead called: %+v", server.src.aheads)
+		}
+	})
 	// Again: nothing is missing, nothing comes.
 	st, err = client.s.Pull(ctxT(t), server.id.id, h.room, client.src.vector(h.room), client.src)
 	if err != nil || st.Events != 0 || st.Pages != 0 {
@@ -115,7 +117,9 @@ func TestPullConverges(t *testing.T) {
 		sameEvents(t, "b", b.src.events(h.room), union)
 		// b, serving a first, was told which authors a had more of.
 		var told []string
-		for _, c := range b.src.aheads {
+		var calls []aheadCall
+		b.src.locked(func() { calls = slices.Clone(b.src.aheads) })
+		for _, c := range calls {
 			if c.peer != a.id.id || c.room != h.room {
 				t.Fatalf("seed %d: Ahead(%s, %s)", seed, mesh.ShortID(c.peer), c.room)
 			}
@@ -136,17 +140,21 @@ func TestPullRefused(t *testing.T) {
 	server, client := newPeer(t, n, nil, nil), newPeer(t, n, nil, nil)
 	h := newHistory(t, "#secret", []int{5})
 	h.give(server.src, map[string]int{h.authors[0].id: 5})
-	server.src.authorize = func(peer, room string) error {
-		if peer == client.id.id {
-			return errors.New("not a member of " + room)
+	server.src.locked(func() {
+		server.src.authorize = func(peer, room string) error {
+			if peer == client.id.id {
+				return errors.New("not a member of " + room)
+			}
+			return nil
 		}
-		return nil
-	}
+	})
 	_, err := client.s.Pull(ctxT(t), server.id.id, h.room, nil, client.src)
 	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrRateLimited) || !strings.Contains(err.Error(), "not a member of #secret") {
 		t.Fatalf("Pull = %v, want ErrRefused with the reason", err)
 	}
-	if len(client.src.events(h.room)) != 0 || server.src.heads != 0 {
+	var heads int
+	server.src.locked(func() { heads = server.src.heads })
+	if len(client.src.events(h.room)) != 0 || heads != 0 {
 		t.Fatal("a refused request was served")
 	}
 }
@@ -206,9 +214,8 @@ func TestHostileClientFlood(t *testing.T) {
 			t.Fatalf("unexpected %v", f.Type)
 		}
 	}
-	server.src.mu.Lock()
-	heads := server.src.heads
-	server.src.mu.Unlock()
+	var heads int
+	server.src.locked(func() { heads = server.src.heads })
 	if served != 5 || heads != 5 {
 		t.Fatalf("%d served, Heads asked %d times; want 5", served, heads)
 	}
@@ -217,7 +224,8 @@ func TestHostileClientFlood(t *testing.T) {
 // Index returns a peer's memberships, each checked.
 func TestIndex(t *testing.T) {
 	n := newTestNet()
-	server, client := newPeer(t, n, nil, nil), newPeer(t, n, func(c *Config) { c.PageBytes = 500 }, nil)
+	server := newPeer(t, n, func(c *Config) { c.PageBytes = 500 }, nil) // several pages
+	client := newPeer(t, n, nil, nil)
 	var want []string
 	for i, room := range []string{"#general", "#dev", "#random"} {
 		kind := message.KindJoin
@@ -229,10 +237,9 @@ func TestIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		server.src.memberships = append(server.src.memberships, b)
+		server.src.locked(func() { server.src.memberships = append(server.src.memberships, b) })
 		want = append(want, room+" "+kind)
 	}
-	server.s.cfg.PageBytes = 500 // several pages
 	got, err := client.s.Index(ctxT(t), server.id.id)
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +338,7 @@ func TestPullSinkError(t *testing.T) {
 	h := newHistory(t, "#general", []int{3})
 	h.give(server.src, map[string]int{h.authors[0].id: 3})
 	sentinel := errors.New("disk full")
-	client.src.acceptErr = sentinel
+	client.src.locked(func() { client.src.acceptErr = sentinel })
 	if _, err := client.s.Pull(ctxT(t), server.id.id, h.room, nil, client.src); !errors.Is(err, sentinel) {
 		t.Fatalf("Pull = %v, want the sink's error", err)
 	}

@@ -38,7 +38,8 @@ var (
 	// ErrClosed is returned by a Syncer after Close.
 	ErrClosed = errors.New("room sync closed")
 
-	errIdle = errors.New("idle") // no frame came in time
+	errIdle  = errors.New("idle")         // no frame came in time
+	errWrite = errors.New("write failed") // the stream cannot be written
 )
 
 // Source is what the server side reads through: the chat service
@@ -56,11 +57,13 @@ type Source interface {
 	Page(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error)
 	// Memberships returns this node's own latest membership event
 	// (room.join or room.leave, sealed) of every room it has ever joined.
+	// It answers INDEX requests, which any verified peer may make.
 	Memberships(ctx context.Context) ([][]byte, error)
 	// Ahead tells the server that peer holds more of these authors'
 	// events in room than it does, so it can pull from peer. It is called
-	// on the serving goroutine after the answer: it should queue the work
-	// and return.
+	// on the serving goroutine once the events have been sent and before
+	// the DONE that ends the answer (so it has been called when the
+	// peer's Pull returns): it should queue the work and return.
 	Ahead(peer, room string, authors []string)
 }
 
@@ -70,7 +73,9 @@ type Sink interface {
 	// message.Verifier, Conversation == room, author as announced, seq
 	// contiguous after what the client had or the previous page), in seq
 	// order per author. It stores them before returning; an error ends
-	// the pull.
+	// the pull. Its context ends with Pull's or when the Syncer closes.
+	// The server waits meanwhile: an Accept that takes longer than the
+	// server's FrameTimeout (30 s) may lose the stream.
 	Accept(ctx context.Context, from, room string, envs []*message.Envelope) error
 }
 
@@ -101,6 +106,10 @@ type Config struct {
 	// requests beyond it are refused ("rate limited"), not served.
 	RequestRate  float64
 	RequestBurst int
+	// MaxConcurrent is how many requests of one peer are answered at
+	// once; more are refused ("rate limited") while they run, so that a
+	// peer cannot make the server hold many pages at a time.
+	MaxConcurrent int
 	// DialTimeout bounds opening a stream.
 	DialTimeout time.Duration
 	// IdleTimeout closes a served stream on which no request has come
@@ -124,6 +133,7 @@ func DefaultConfig() Config {
 		MaxIndex:        4096,
 		RequestRate:     4,
 		RequestBurst:    64,
+		MaxConcurrent:   8,
 		DialTimeout:     5 * time.Second,
 		IdleTimeout:     30 * time.Second,
 		ResponseTimeout: 30 * time.Second,
@@ -157,6 +167,7 @@ type Syncer struct {
 	mu      sync.Mutex                  // guards the fields below
 	closed  bool                        // set by Close; nothing new starts after it
 	streams map[message.Stream]struct{} // open streams, served or pulling
+	busy    map[string]int              // by peer id: its requests being answered
 }
 
 // New returns a Syncer for cfg, filling zero fields from DefaultConfig.
@@ -181,6 +192,9 @@ func New(cfg Config) *Syncer {
 	}
 	if cfg.RequestBurst <= 0 {
 		cfg.RequestBurst = def.RequestBurst
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = def.MaxConcurrent
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = def.DialTimeout
@@ -207,6 +221,28 @@ func New(cfg Config) *Syncer {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		streams: make(map[message.Stream]struct{}),
+		busy:    make(map[string]int),
+	}
+}
+
+// enter counts one more of peer's requests as being answered, or reports
+// false if MaxConcurrent are already. Every true must be followed by
+// leave.
+func (s *Syncer) enter(peer string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[peer] >= s.cfg.MaxConcurrent {
+		return false
+	}
+	s.busy[peer]++
+	return true
+}
+
+func (s *Syncer) leave(peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[peer]--; s.busy[peer] <= 0 {
+		delete(s.busy, peer)
 	}
 }
 
@@ -322,7 +358,7 @@ func (c *conn) write(frames []byte) error {
 	n, err := c.st.Write(frames)
 	c.out += int64(n)
 	if err != nil {
-		return fmt.Errorf("write: %w", err)
+		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
 }

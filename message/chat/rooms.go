@@ -292,6 +292,14 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 	for room := range gaps {
 		r.pullLater(from, room)
 	}
+	// A member who just joined, heard from directly, may lack the room's
+	// history: pulling from it shows its server our vector, and it
+	// fetches what we are ahead by (roomsync's Ahead).
+	for _, env := range added {
+		if env.Kind == message.KindJoin && env.Author == from && from != r.s.cfg.Self {
+			r.pullLater(from, env.Conversation)
+		}
+	}
 	return errs
 }
 

@@ -127,6 +127,13 @@ func (k lanLink) Pull(ctx context.Context, peer, room string, have map[string]ui
 	if err != nil {
 		return err
 	}
+	// As roomsync's server does: tell the source where the client is ahead.
+	for author, count := range have {
+		if count > heads[author] {
+			defer n.svc.Ahead(k.self, room)
+			break
+		}
+	}
 	for author, count := range heads {
 		for after := have[author]; after < count; {
 			page, err := n.svc.Page(ctx, room, author, after, 7)

@@ -65,7 +65,11 @@
 //
 // Entries are in strictly ascending order of author id and have n >= 1; an
 // author the client holds nothing of is left out. A server may allow fewer
-// entries (Config.MaxAuthors) and ends the stream on a larger vector.
+// entries (Config.MaxAuthors) and ends the stream on a larger vector. A
+// client that holds events of more than 4096 authors (anyone may join a
+// room, with as many keys as they like) names the 4096 of whom it holds
+// most, ties broken by ascending id; the others' events come again from
+// seq 1, and it keeps those it holds already.
 //
 // The answer to a PULL is, for every author of whom the server holds more
 // events than the client's vector says (also authors the vector leaves

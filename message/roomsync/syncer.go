@@ -70,7 +70,8 @@ type Sink interface {
 	// message.Verifier, Conversation == room, author as announced, seq
 	// contiguous after what the client had or the previous page), in seq
 	// order per author. It stores them before returning; an error ends
-	// the pull.
+	// the pull. A page may hold events the sink holds already: those of
+	// the authors left out of a vector over MaxVectorLen (see Pull).
 	Accept(ctx context.Context, from, room string, envs []*message.Envelope) error
 }
 

@@ -55,6 +55,12 @@ type RoomConflict struct {
 // errRoomEvent: an event that is not a room event.
 var errRoomEvent = errors.New("not a room event")
 
+// ErrIDReused: a room event carries the id of another event of its
+// author (another room, sequence number or a direct message). Only its
+// author can sign that, and no honest one does; storing it would move
+// the author's head past a row that was skipped as a duplicate.
+var ErrIDReused = errors.New("message id already used by another event of its author")
+
 // WriteRooms stores w in one transaction. An event whose (id, author) is
 // stored already is skipped; one that takes a sequence number already
 // held by another event fails the whole write (the chat service checks
@@ -86,8 +92,17 @@ func (s *Store) WriteRooms(ctx context.Context, w RoomWrite) error {
 	err := s.write(ctx, func(tx *wtx) error {
 		now := time.Now()
 		for _, r := range rows {
-			if _, err := insert(tx, r, now); err != nil {
+			ins, err := insert(tx, r, now)
+			if err != nil {
 				return err
+			}
+			if !ins {
+				// Skipped as a duplicate (id, author): it must be this
+				// very event, not another one under the same id, or
+				// the heads below would count a row that is not there.
+				if err := sameRoomEvent(tx, r.env); err != nil {
+					return err
+				}
 			}
 		}
 		for _, h := range w.Heads {
@@ -117,6 +132,23 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
 	})
 	if err != nil {
 		return fmt.Errorf("store room events: %w", err)
+	}
+	return nil
+}
+
+// sameRoomEvent checks that the row held under env's (id, author) is
+// env's place in its room's log.
+func sameRoomEvent(tx *wtx, env *message.Envelope) error {
+	var (
+		room string
+		seq  int64
+	)
+	err := tx.QueryRow("SELECT conversation, rseq FROM messages WHERE id = ?1 AND author = ?2", env.ID, env.Author).Scan(&room, &seq)
+	if err != nil {
+		return fmt.Errorf("store room event %s: %w", env.ID, err)
+	}
+	if room != env.Conversation || uint64(seq) != env.Seq {
+		return fmt.Errorf("store room event %s (seq %d of %s): %w", env.ID, env.Seq, env.Conversation, ErrIDReused)
 	}
 	return nil
 }
@@ -165,8 +197,11 @@ WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3`, r
 }
 
 // RoomPage returns up to limit of author's events in room after seq
-// after, as sealed envelopes in ascending sequence.
-func (s *Store) RoomPage(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error) {
+// after, as sealed envelopes in ascending sequence, and no more than
+// maxBytes of them beyond the first (maxBytes <= 0: no bound), so that
+// what a catch-up server holds per request is bounded in bytes, not
+// only in events of up to 64 KiB each.
+func (s *Store) RoomPage(ctx context.Context, room, author string, after uint64, limit, maxBytes int) ([][]byte, error) {
 	if after >= maxRseq || limit <= 0 {
 		return nil, nil
 	}
@@ -177,10 +212,14 @@ WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq > ?3 ORD
 	}
 	defer rows.Close()
 	var out [][]byte
+	size := 0
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
 			return nil, err
+		}
+		if size += len(b); maxBytes > 0 && len(out) > 0 && size > maxBytes {
+			break
 		}
 		out = append(out, b)
 	}

@@ -12,6 +12,7 @@ import (
 	"lanchat/internal/testutil"
 	"lanchat/mesh"
 	"lanchat/message"
+	"lanchat/message/store"
 )
 
 // Room rules tried as a hostile host on the LAN would: it holds valid
@@ -345,5 +346,36 @@ func TestRoomTriggersRacingCloseStartNothingAfterIt(t *testing.T) {
 		close(stop)
 		<-done
 		ann.stop()
+	}
+}
+
+// An author may sign as many different events under one sequence
+// number as it likes; each was kept as evidence, unseen, at up to 64 KiB
+// a piece: a disk filled by something nobody is shown.
+func TestHostileAuthorCannotFillTheDiskWithConflictEvidence(t *testing.T) {
+	l := newLAN()
+	ann := l.add(t, "ann")
+	inGeneral(t, ann)
+	ctx := context.Background()
+	mallory := newParty(t, "mallory")
+	first := []*message.Envelope{
+		roomEvent(t, mallory, GeneralRoom, 1, message.KindJoin, "", ""),
+		roomEvent(t, mallory, GeneralRoom, 2, message.KindText, "the one", ""),
+	}
+	if errs := ann.svc.rooms.accept(ctx, mallory.id, first); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	for i := range 200 {
+		ann.svc.rooms.accept(ctx, mallory.id, []*message.Envelope{roomEvent(t, mallory, GeneralRoom, 2, message.KindText, fmt.Sprintf("other %d", i), "")})
+	}
+	ev, err := ann.st.RoomConflicts(ctx, GeneralRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) == 0 || len(ev) > store.MaxConflictsPerAuthor {
+		t.Fatalf("%d conflicting events kept, want 1 to %d", len(ev), store.MaxConflictsPerAuthor)
+	}
+	if log := ann.roomLog(t, GeneralRoom); len(log) != 3 {
+		t.Fatalf("log %q", log)
 	}
 }

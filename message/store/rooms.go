@@ -27,7 +27,7 @@ type RoomWrite struct {
 	Events    []RoomEvent
 	Heads     []RoomHeadUpdate
 	Directory []*message.Envelope // membership events (room.join, room.leave); only a later rseq replaces what is held
-	Conflicts []RoomConflict
+	Conflicts []RoomConflict      // at most MaxConflictsPerAuthor are kept per room and author; the rest are dropped
 }
 
 // RoomEvent is an event to add to a room's log. Outgoing ones (ours) are
@@ -123,8 +123,10 @@ WHERE excluded.rseq > room_directory.rseq`,
 		for _, c := range w.Conflicts {
 			e := c.Env
 			if _, err := tx.Exec(`INSERT INTO room_conflicts (room, author, rseq, id, from_peer, received_at, sealed)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
-				e.Conversation, e.Author, int64(e.Seq), e.ID, c.From, now.UnixNano(), e.Sealed()); err != nil {
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+WHERE (SELECT count(*) FROM room_conflicts WHERE room = ?1 AND author = ?2) < ?8
+ON CONFLICT DO NOTHING`,
+				e.Conversation, e.Author, int64(e.Seq), e.ID, c.From, now.UnixNano(), e.Sealed(), MaxConflictsPerAuthor); err != nil {
 				return fmt.Errorf("room conflict: %w", err)
 			}
 		}
@@ -152,6 +154,12 @@ func sameRoomEvent(tx *wtx, env *message.Envelope) error {
 	}
 	return nil
 }
+
+// MaxConflictsPerAuthor is how many conflicting events are kept as
+// evidence per author and room: one proves the author signed two events
+// under one number; an author may sign any number of them, and without a
+// bound they would fill the disk unseen.
+const MaxConflictsPerAuthor = 8
 
 // maxRseq is the largest sequence number SQLite's integers hold.
 const maxRseq = 1<<63 - 1

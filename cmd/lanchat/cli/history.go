@@ -77,11 +77,25 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 	}
 	for _, h := range list {
 		t := h.Time.Local().Format("2006-01-02 15:04:05")
-		if h.Outgoing {
+		switch {
+		case h.Kind == "join" || h.Kind == "leave":
+			fmt.Fprintf(e.stdout, "%s * %s: %s\n", t, sender(h.Room, h.From.Name), map[string]string{"join": "joined", "leave": "left"}[h.Kind])
+		case h.Outgoing:
 			fmt.Fprintf(e.stdout, "%s → %s: %s  [%s]\n", t, cleanLine(h.To.Name), cleanLines(h.Text), h.State)
-		} else {
-			fmt.Fprintf(e.stdout, "%s %s: %s\n", t, cleanLine(h.From.Name), cleanLines(h.Text))
+		default:
+			fmt.Fprintf(e.stdout, "%s %s: %s\n", t, sender(h.Room, h.From.Name), cleanLines(h.Text))
 		}
 	}
 	return exitOK
+}
+
+// sender names who wrote a received message: for a room message, the
+// room first. Every node is in #general, so anyone on the LAN (a fresh
+// key named "bob") writes to everyone there: shown as "bob: …" alone,
+// that passed for a direct message from bob.
+func sender(room, name string) string {
+	if room == "" {
+		return cleanLine(name)
+	}
+	return cleanLine(room) + " " + cleanLine(name)
 }

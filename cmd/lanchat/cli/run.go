@@ -118,7 +118,7 @@ func (e *env) printEvent(ev api.Event) {
 		if v.Outgoing {
 			fmt.Fprintf(e.stdout, "%s → %s: %s\n", now, cleanLine(v.To.Name), cleanLines(v.Text))
 		} else {
-			fmt.Fprintf(e.stdout, "%s %s: %s\n", now, cleanLine(v.From.Name), cleanLines(v.Text))
+			fmt.Fprintf(e.stdout, "%s %s: %s\n", now, sender(v.Room, v.From.Name), cleanLines(v.Text))
 		}
 	case api.Presence:
 		if v.Change != api.ChangeVerified { // a person is told when a key fails, not each time one holds

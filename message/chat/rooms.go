@@ -495,7 +495,8 @@ func (r *rooms) onlineMembers(ctx context.Context, room string) ([]string, error
 
 // fanout hands env to each of peers and returns how many stored it. A
 // peer that refuses it for a gap in our sequence is fetching the gap
-// from us; it is offered again until ctx ends.
+// from us; it is offered again until ctx ends, for at most
+// RoomPullTimeout.
 func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []string) int {
 	if r.s.cfg.Transport == nil || len(peers) == 0 {
 		return 0
@@ -510,6 +511,7 @@ func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var giveUp time.Time // when a peer that keeps finding a gap is no longer waited for
 			for {
 				errs := r.s.cfg.Transport.SendBatch(ctx, p, item, func(bool) {})
 				if errs[0] == nil {
@@ -520,6 +522,16 @@ func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []strin
 				}
 				if !strings.Contains(errs[0].Error(), errGap.Error()) {
 					r.s.log.Debug("room event not delivered", "peer", mesh.ShortID(p), "room", env.Conversation, "err", errs[0])
+					return
+				}
+				// The peer fetches the gap with a pull, which takes at
+				// most RoomPullTimeout; one that still says "gap" after
+				// that (a hostile one can, for ever) gets the event from
+				// its next pull instead of holding a waiting send.
+				if giveUp.IsZero() {
+					giveUp = time.Now().Add(r.s.cfg.RoomPullTimeout)
+				} else if time.Now().After(giveUp) {
+					r.s.log.Debug("room event not delivered: the peer still finds a gap", "peer", mesh.ShortID(p), "room", env.Conversation)
 					return
 				}
 				select {

@@ -379,3 +379,62 @@ func TestHostileAuthorCannotFillTheDiskWithConflictEvidence(t *testing.T) {
 		t.Fatalf("log %q", log)
 	}
 }
+
+// gapper is a transport to which one peer always answers that the event
+// leaves a gap in its author's sequence: what a member that is catching
+// up says, and what a hostile member can say for ever.
+type gapper struct {
+	Transport
+	mu      sync.Mutex // guards hostile
+	hostile string
+}
+
+func (g *gapper) SendBatch(ctx context.Context, to string, items []message.Queued, written func(bool)) []error {
+	g.mu.Lock()
+	h := g.hostile
+	g.mu.Unlock()
+	if to != h {
+		return g.Transport.SendBatch(ctx, to, items, written)
+	}
+	written(true)
+	errs := make([]error, len(items))
+	for i := range errs {
+		errs[i] = fmt.Errorf("rejected: %w: have 0 of the author's events", errGap)
+	}
+	return errs
+}
+
+// With --wait, a room send retried a member that answers "gap" until
+// the caller gave up: one hostile member made every waiting send to the
+// room hang for ever.
+func TestHostileMemberClaimingAGapCannotHoldAWaitingSend(t *testing.T) {
+	l := newLAN()
+	g := &gapper{}
+	ann := l.addWith(t, "ann", func(c *Config) {
+		g.Transport = c.Transport
+		c.Transport = g
+		c.RoomPullTimeout = 300 * time.Millisecond
+	})
+	mal := l.add(t, "mal")
+	inGeneral(t, ann)
+	inGeneral(t, mal)
+	l.met()
+	waitSame(t, GeneralRoom, []*lanNode{ann, mal}, 2)
+	g.mu.Lock()
+	g.hostile = mal.p.id
+	g.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := ann.svc.SendRoom(ctx, GeneralRoom, "anyone?", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a waiting send took %v", d)
+	}
+	if res.Online != 1 || res.Reached != 0 {
+		t.Fatalf("result %+v", res)
+	}
+}

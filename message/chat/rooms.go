@@ -61,7 +61,7 @@ var (
 const (
 	maxRooms         = 1024
 	maxPulls         = 4
-	maxPendingPulls  = 64 // pulls waiting for a slot or running, of all peers and rooms
+	maxPendingPulls  = maxRooms // pulls waiting for a slot or running, of all peers and rooms: one per room we could be in
 	antiEntropyEvery = 30 * time.Second
 	gapRetry         = 300 * time.Millisecond
 	fanoutTimeout    = 5 * time.Second
@@ -782,6 +782,9 @@ func (r *rooms) antiEntropy(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		// In a random order: when pulls are dropped for too many
+		// waiting, the same rooms are not the ones left out every round.
+		rand.Shuffle(len(rooms), func(i, j int) { rooms[i], rooms[j] = rooms[j], rooms[i] })
 		for _, room := range rooms {
 			r.catchUp(room, 1)
 		}

@@ -204,7 +204,7 @@ func TestHostileFreshKeysCannotQueueUnboundedPulls(t *testing.T) {
 		c.RoomSync = tp
 	})
 	inGeneral(t, ann)
-	for range 500 {
+	for range maxPendingPulls + 100 {
 		gapFrom(t, ann, tp, GeneralRoom)
 	}
 	ann.svc.rooms.pmu.Lock()

@@ -76,7 +76,10 @@
 // out), in ascending order of author id: a HEAD frame, then PAGE frames
 // carrying that author's events, in seq order, until all announced have
 // come. A DONE frame ends the answer. A client that holds everything the
-// server does gets DONE alone. For authors of whom the client holds more
+// server does gets DONE alone. A server that cannot read an author's
+// events before it has announced them leaves that author out of the
+// answer (so one author cannot stop the rest); once announced, it ends
+// the answer with REFUSE code 3. For authors of whom the client holds more
 // than the server, the server may pull from the client in turn.
 //
 // HEAD (server to client) announces the events of one author that follow:

@@ -37,3 +37,38 @@ func TestHostileKeyFloodDoesNotStopCatchUp(t *testing.T) {
 		t.Fatalf("client holds %d of the real member's events, want 5 (stats %+v)", got, st)
 	}
 }
+
+// A server whose heads announce more of one author than its store
+// serves (a hostile author once got it there by reusing an event id)
+// answered every PULL with REFUSE at that author, so no client caught up
+// on the authors after it from that server either.
+func TestOneUnservableAuthorDoesNotStopTheRestOfTheAnswer(t *testing.T) {
+	const room = "#general"
+	h := newHistory(t, room, []int{3, 4, 5})
+	n := newTestNet()
+	server, client := newPeer(t, n, nil, nil), newPeer(t, n, nil, nil)
+	all := map[string]int{}
+	for a, evs := range h.events {
+		all[a] = len(evs)
+	}
+	h.give(server.src, all)
+	// The first author in id order is announced with one event more
+	// than held; the client holds what there is of it, and nothing of
+	// the others.
+	bad := h.authors[0].id
+	for _, a := range h.authors {
+		bad = min(bad, a.id)
+	}
+	server.src.mu.Lock()
+	server.src.inflate = map[string]uint64{bad: 1}
+	server.src.mu.Unlock()
+	h.give(client.src, map[string]int{bad: all[bad]})
+	if _, err := client.s.Pull(ctxT(t), server.id.id, room, client.src.vector(room), client.src); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	for _, a := range h.authors {
+		if got, want := client.src.vector(room)[a.id], uint64(len(h.events[a.id])); a.id != bad && got != want {
+			t.Fatalf("client holds %d of %s's events, want %d", got, a.id[:6], want)
+		}
+	}
+}

@@ -51,6 +51,10 @@ type Config struct {
 	// RoomSync fetches rooms' events from members (catch-up); nil
 	// means rooms are only what arrives on direct streams.
 	RoomSync RoomSync
+	// RoomPullTimeout bounds one catch-up pull from one peer, so that a
+	// peer that answers slowly for ever cannot keep a pull slot; what is
+	// left is fetched by the next pull. 0 means DefaultRoomPullTimeout.
+	RoomPullTimeout time.Duration
 	// NoGeneral: do not join GeneralRoom at first start (tests).
 	NoGeneral bool
 	// ContactsPath is the contact book's file; "" keeps it in memory.
@@ -74,6 +78,8 @@ type Config struct {
 const (
 	DefaultPeerRate  = 5000
 	DefaultPeerBurst = 50000
+
+	DefaultRoomPullTimeout = 2 * time.Minute
 )
 
 // Errors callers act on.
@@ -157,6 +163,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Presence == nil {
 		cfg.Presence = nobody{}
 	}
+	if cfg.RoomPullTimeout <= 0 {
+		cfg.RoomPullTimeout = DefaultRoomPullTimeout
+	}
 	rate, burst := cfg.PeerRate, cfg.PeerBurst
 	if rate == 0 {
 		rate = DefaultPeerRate
@@ -225,7 +234,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	s.out.run(s.ctx) // returns once every session and record is done
 	wg.Wait()
-	s.rooms.wg.Wait()
+	s.rooms.stop()
 	if err := s.contacts.save(); err != nil {
 		s.log.Warn("save contacts", "err", err)
 	}
@@ -242,7 +251,7 @@ func (s *Service) Close() error {
 		<-s.stopped
 	} else {
 		s.once.Do(func() {
-			s.rooms.wg.Wait()
+			s.rooms.stop()
 			s.out.drain()
 			if err := s.contacts.save(); err != nil {
 				s.log.Warn("save contacts", "err", err)

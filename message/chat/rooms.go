@@ -61,6 +61,7 @@ var (
 const (
 	maxRooms         = 1024
 	maxPulls         = 4
+	maxPendingPulls  = maxRooms // pulls waiting for a slot or running, of all peers and rooms: one per room we could be in
 	antiEntropyEvery = 30 * time.Second
 	gapRetry         = 300 * time.Millisecond
 	fanoutTimeout    = 5 * time.Second
@@ -111,7 +112,10 @@ type rooms struct {
 	pmu     sync.Mutex         // guards pulling
 	pulling map[[2]string]bool // (peer, room) pulls in flight
 	sem     chan struct{}      // bounds pulls at once
-	wg      sync.WaitGroup     // pulls and fan-outs in the background
+
+	bmu     sync.Mutex     // guards stopped, and orders wg.Add before stop's wg.Wait
+	stopped bool           // set by stop: no more background work starts
+	wg      sync.WaitGroup // pulls and fan-outs in the background
 }
 
 func newRooms(s *Service) *rooms {
@@ -499,7 +503,8 @@ func (r *rooms) onlineMembers(ctx context.Context, room string) ([]string, error
 
 // fanout hands env to each of peers and returns how many stored it. A
 // peer that refuses it for a gap in our sequence is fetching the gap
-// from us; it is offered again until ctx ends.
+// from us; it is offered again until ctx ends, for at most
+// RoomPullTimeout.
 func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []string) int {
 	if r.s.cfg.Transport == nil || len(peers) == 0 {
 		return 0
@@ -514,6 +519,7 @@ func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var giveUp time.Time // when a peer that keeps finding a gap is no longer waited for
 			for {
 				errs := r.s.cfg.Transport.SendBatch(ctx, p, item, func(bool) {})
 				if errs[0] == nil {
@@ -524,6 +530,16 @@ func (r *rooms) fanout(ctx context.Context, env *message.Envelope, peers []strin
 				}
 				if !strings.Contains(errs[0].Error(), errGap.Error()) {
 					r.s.log.Debug("room event not delivered", "peer", mesh.ShortID(p), "room", env.Conversation, "err", errs[0])
+					return
+				}
+				// The peer fetches the gap with a pull, which takes at
+				// most RoomPullTimeout; one that still says "gap" after
+				// that (a hostile one can, for ever) gets the event from
+				// its next pull instead of holding a waiting send.
+				if giveUp.IsZero() {
+					giveUp = time.Now().Add(r.s.cfg.RoomPullTimeout)
+				} else if time.Now().After(giveUp) {
+					r.s.log.Debug("room event not delivered: the peer still finds a gap", "peer", mesh.ShortID(p), "room", env.Conversation)
 					return
 				}
 				select {
@@ -625,16 +641,31 @@ func (r *rooms) announce(env *message.Envelope) {
 	})
 }
 
-// background runs f on the service's context, counted for Close.
-func (r *rooms) background(f func(ctx context.Context)) {
-	if r.s.ctx.Err() != nil {
-		return
+// background runs f on the service's context, counted for Close, and
+// reports whether it did: after stop nothing starts.
+func (r *rooms) background(f func(ctx context.Context)) bool {
+	r.bmu.Lock()
+	defer r.bmu.Unlock()
+	if r.stopped || r.s.ctx.Err() != nil {
+		return false
 	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		f(r.s.ctx)
 	}()
+	return true
+}
+
+// stop lets no more background work start and waits for what runs. A
+// stream still delivering (the message service closes after us) may
+// trigger a pull at any moment: without the lock its wg.Add could race
+// with the Wait.
+func (r *rooms) stop() {
+	r.bmu.Lock()
+	r.stopped = true
+	r.bmu.Unlock()
+	r.wg.Wait()
 }
 
 // catchUp pulls room from up to n of its online members, picked at random.
@@ -657,13 +688,16 @@ func (r *rooms) pullLater(peer, room string) {
 	}
 	k := [2]string{peer, room}
 	r.pmu.Lock()
-	if r.pulling[k] {
+	if r.pulling[k] || len(r.pulling) >= maxPendingPulls {
+		// Under way, or too many waiting already: every key a stranger
+		// makes could ask for one. What is dropped is fetched by a
+		// later trigger or the anti-entropy round.
 		r.pmu.Unlock()
 		return
 	}
 	r.pulling[k] = true
 	r.pmu.Unlock()
-	r.background(func(ctx context.Context) {
+	started := r.background(func(ctx context.Context) {
 		defer func() {
 			r.pmu.Lock()
 			delete(r.pulling, k)
@@ -675,10 +709,19 @@ func (r *rooms) pullLater(peer, room string) {
 			return
 		}
 		defer func() { <-r.sem }()
-		if err := r.pull(ctx, peer, room); err != nil && ctx.Err() == nil {
+		// A slot is held for a bounded time, however slowly the peer
+		// answers; what it did send is kept.
+		pctx, cancel := context.WithTimeout(ctx, r.s.cfg.RoomPullTimeout)
+		defer cancel()
+		if err := r.pull(pctx, peer, room); err != nil && ctx.Err() == nil {
 			r.s.log.Info("room catch-up failed", "room", room, "peer", mesh.ShortID(peer), "err", err)
 		}
 	})
+	if !started {
+		r.pmu.Lock()
+		delete(r.pulling, k)
+		r.pmu.Unlock()
+	}
 }
 
 // pull fetches what peer holds of room past what we hold.
@@ -747,6 +790,9 @@ func (r *rooms) antiEntropy(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		// In a random order: when pulls are dropped for too many
+		// waiting, the same rooms are not the ones left out every round.
+		rand.Shuffle(len(rooms), func(i, j int) { rooms[i], rooms[j] = rooms[j], rooms[i] })
 		for _, room := range rooms {
 			r.catchUp(room, 1)
 		}
@@ -853,9 +899,28 @@ func (s *Service) RoomMembers(ctx context.Context, room string) ([]RoomMember, e
 }
 
 // Mentions lists the members of room that text names with @name or
-// @id-prefix (at least 4 characters of the id).
+// @id-prefix (at least 4 characters of the id). Its cost is bounded
+// whatever the text: the distinct words with '@' are gathered first (at
+// most maxMentionWords of them), and each member's name is looked up
+// once.
 func (s *Service) Mentions(room, text string) []string {
 	if !strings.Contains(text, "@") {
+		return nil
+	}
+	var words []string
+	for _, word := range strings.Fields(text) {
+		if len(word) < 2 || word[0] != '@' {
+			continue
+		}
+		w := strings.TrimRight(word[1:], ".,:;!?)")
+		if w == "" || slices.Contains(words, w) {
+			continue
+		}
+		if words = append(words, w); len(words) == maxMentionWords {
+			break
+		}
+	}
+	if len(words) == 0 {
 		return nil
 	}
 	ids, _, err := s.rooms.members(s.ctx, room)
@@ -863,22 +928,21 @@ func (s *Service) Mentions(room, text string) []string {
 		return nil
 	}
 	var out []string
-	for _, word := range strings.Fields(text) {
-		if len(word) < 2 || word[0] != '@' {
-			continue
-		}
-		w := strings.TrimRight(word[1:], ".,:;!?)")
-		for _, id := range ids {
-			name := s.PeerRef(id).Name
+	for _, id := range ids {
+		name := s.PeerRef(id).Name
+		for _, w := range words {
 			if strings.EqualFold(w, name) || len(w) >= 4 && strings.HasPrefix(id, strings.ToUpper(w)) {
-				if !slices.Contains(out, id) {
-					out = append(out, id)
-				}
+				out = append(out, id)
+				break
 			}
 		}
 	}
 	return out
 }
+
+// maxMentionWords is the most distinct @words of one message that are
+// matched against the members.
+const maxMentionWords = 32
 
 // Source for the catch-up server: what we serve to members.
 
@@ -901,10 +965,17 @@ func (s *Service) Heads(ctx context.Context, room string) (map[string]uint64, er
 	return v, err
 }
 
-// Page returns author's events in room past after.
+// Page returns author's events in room past after: at most limit, and
+// at most maxPageBytes of them beyond the first, so that a request costs
+// the server one frame's worth of memory (limit events of 64 KiB each
+// were 16 MiB, held by every stream a stranger opened).
 func (s *Service) Page(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error) {
-	return s.st.RoomPage(ctx, room, author, after, limit)
+	return s.st.RoomPage(ctx, room, author, after, limit, maxPageBytes)
 }
+
+// maxPageBytes is the catch-up protocol's largest PAGE payload
+// (roomsync.MaxPage).
+const maxPageBytes = 1 << 20
 
 // Memberships is our own latest membership event of every room we have
 // been in.

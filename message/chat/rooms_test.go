@@ -175,7 +175,10 @@ func (k lanLink) Index(ctx context.Context, peer string) ([]*message.Envelope, e
 	return out, nil
 }
 
-func (l *lan) add(t *testing.T, name string) *lanNode {
+func (l *lan) add(t *testing.T, name string) *lanNode { return l.addWith(t, name, nil) }
+
+// addWith adds a node whose Config edit changes first.
+func (l *lan) addWith(t *testing.T, name string, edit func(*Config)) *lanNode {
 	t.Helper()
 	p := newParty(t, name)
 	dir := t.TempDir()
@@ -188,11 +191,15 @@ func (l *lan) add(t *testing.T, name string) *lanNode {
 	}
 	n := &lanNode{lan: l, p: p, st: st, ev: &events{}}
 	link := lanLink{l: l, self: p.id}
-	n.svc, err = New(Config{
+	cfg := Config{
 		Store: st, Self: p.id, Key: p.key, Name: func() string { return name },
 		Presence: lanPresence{l: l, self: p.id}, Transport: link, RoomSync: link,
 		Publish: n.ev.publish, Logger: testutil.Logger(t, slog.LevelWarn),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	n.svc, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
 package roomsync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"lanchat/mesh"
 	"lanchat/message"
@@ -27,9 +30,7 @@ func (s *Syncer) Pull(ctx context.Context, peer, room string, have Vector, sink 
 	if !message.ValidRoom(room) {
 		return fail(fmt.Errorf("%w: invalid room name %q", message.ErrMalformed, room))
 	}
-	if n := vectorLen(have); n > MaxVectorLen {
-		return fail(fmt.Errorf("%w: vector of %d authors, limit %d", message.ErrTooLarge, n, MaxVectorLen))
-	}
+	have = trimVector(have, MaxVectorLen)
 	for a, n := range have {
 		if n > 0 && !mesh.ValidID(a) {
 			return fail(fmt.Errorf("%w: invalid author id %q in the vector", message.ErrMalformed, a))
@@ -54,6 +55,35 @@ func (s *Syncer) Pull(ctx context.Context, peer, room string, have Vector, sink 
 		return fail(err)
 	}
 	return st, nil
+}
+
+// trimVector returns have if it names at most limit authors, else a
+// copy with the limit authors of whom it holds most (ties by id). A room
+// anyone may join can have more authors than a PULL can name (fresh keys
+// cost nothing): the events of the authors left out come again, and the
+// sink keeps what it holds already, instead of the room never being
+// caught up on again.
+func trimVector(have Vector, limit int) Vector {
+	if vectorLen(have) <= limit {
+		return have
+	}
+	authors := make([]string, 0, len(have))
+	for a, n := range have {
+		if n > 0 {
+			authors = append(authors, a)
+		}
+	}
+	slices.SortFunc(authors, func(a, b string) int {
+		if c := cmp.Compare(have[b], have[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	out := make(Vector, limit)
+	for _, a := range authors[:limit] {
+		out[a] = have[a]
+	}
+	return out
 }
 
 // puller is the state of one Pull.

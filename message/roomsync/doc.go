@@ -65,14 +65,21 @@
 //
 // Entries are in strictly ascending order of author id and have n >= 1; an
 // author the client holds nothing of is left out. A server may allow fewer
-// entries (Config.MaxAuthors) and ends the stream on a larger vector.
+// entries (Config.MaxAuthors) and ends the stream on a larger vector. A
+// client that holds events of more than 4096 authors (anyone may join a
+// room, with as many keys as they like) names the 4096 of whom it holds
+// most, ties broken by ascending id; the others' events come again from
+// seq 1, and it keeps those it holds already.
 //
 // The answer to a PULL is, for every author of whom the server holds more
 // events than the client's vector says (also authors the vector leaves
 // out), in ascending order of author id: a HEAD frame, then PAGE frames
 // carrying that author's events, in seq order, until all announced have
 // come. A DONE frame ends the answer. A client that holds everything the
-// server does gets DONE alone. For authors of whom the client holds more
+// server does gets DONE alone. A server that cannot read an author's
+// events before it has announced them leaves that author out of the
+// answer (so one author cannot stop the rest); once announced, it ends
+// the answer with REFUSE code 3. For authors of whom the client holds more
 // than the server, the server may pull from the client in turn (this
 // implementation notes them before it sends DONE).
 //

@@ -272,11 +272,12 @@ type memSource struct {
 	rooms       map[string]map[string][][]byte // room → author → events, seq 1 first
 	authorize   func(peer, room string) error  // nil serves everyone
 	memberships [][]byte
-	aheads      []aheadCall // what Ahead was told, in order
-	heads       int         // Heads calls
-	pages       int         // Page calls
-	accepted    int         // Accept calls
-	acceptErr   error       // Accept's answer when set
+	aheads      []aheadCall       // what Ahead was told, in order
+	heads       int               // Heads calls
+	pages       int               // Page calls
+	accepted    int               // Accept calls
+	acceptErr   error             // Accept's answer when set
+	inflate     map[string]uint64 // added to Heads' counts, by author: heads that announce more than Page holds
 }
 
 type aheadCall struct {
@@ -308,7 +309,7 @@ func (m *memSource) Heads(ctx context.Context, room string) (Vector, error) {
 	v := make(Vector)
 	for a, evs := range m.rooms[room] {
 		if len(evs) > 0 {
-			v[a] = uint64(len(evs))
+			v[a] = uint64(len(evs)) + m.inflate[a]
 		}
 	}
 	return v, nil
@@ -350,6 +351,9 @@ func (m *memSource) Accept(ctx context.Context, from, room string, envs []*messa
 		if r == nil {
 			r = make(map[string][][]byte)
 			m.rooms[room] = r
+		}
+		if held := r[env.Author]; env.Seq <= uint64(len(held)) && bytes.Equal(held[env.Seq-1], env.Sealed()) {
+			continue // held already, as a store would say
 		}
 		if env.Seq != uint64(len(r[env.Author]))+1 {
 			return fmt.Errorf("event %d of %s after %d", env.Seq, mesh.ShortID(env.Author), len(r[env.Author]))

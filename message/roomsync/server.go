@@ -150,17 +150,30 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 	events := 0
 	for _, a := range authors {
 		after, until := req.have[a], heads[a]
-		buf = appendFrame(buf, FrameHead, appendHead(nil, head{author: a, after: after, until: until}))
+		first := true
 		for after < until {
 			limit := int(min(uint64(s.cfg.PageEvents), until-after))
 			page, err := src.Page(s.ctx, req.room, a, after, limit)
 			if err == nil && len(page) == 0 {
 				err = fmt.Errorf("no events of %s after %d, heads say %d", mesh.ShortID(a), after, until)
 			}
+			if err != nil && first {
+				// Nothing of this author is announced yet: leave it
+				// out rather than end the answer, so that one author's
+				// events the store cannot serve (whatever put it in
+				// that state) do not stop the room's catch-up for
+				// every author after it.
+				log.Warn("sync: reading a page; leaving the author out", "room", req.room, "err", err)
+				break
+			}
 			if err != nil {
 				log.Warn("sync: reading a page", "room", req.room, "err", err)
 				buf = append(buf, refuseFrame(refuseUnavailable, "cannot read the room")...)
 				return flush(true)
+			}
+			if first {
+				buf = appendFrame(buf, FrameHead, appendHead(nil, head{author: a, after: after, until: until}))
+				first = false
 			}
 			if len(page) > limit {
 				page = page[:limit]

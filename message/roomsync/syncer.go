@@ -75,7 +75,9 @@ type Sink interface {
 	// order per author. It stores them before returning; an error ends
 	// the pull. Its context ends with Pull's or when the Syncer closes.
 	// The server waits meanwhile: an Accept that takes longer than the
-	// server's FrameTimeout (30 s) may lose the stream.
+	// server's FrameTimeout (30 s) may lose the stream. A page may hold
+	// events the sink holds already: those of the authors left out of a
+	// vector over MaxVectorLen (see Pull).
 	Accept(ctx context.Context, from, room string, envs []*message.Envelope) error
 }
 

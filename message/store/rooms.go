@@ -27,7 +27,7 @@ type RoomWrite struct {
 	Events    []RoomEvent
 	Heads     []RoomHeadUpdate
 	Directory []*message.Envelope // membership events (room.join, room.leave); only a later rseq replaces what is held
-	Conflicts []RoomConflict
+	Conflicts []RoomConflict      // at most MaxConflictsPerAuthor are kept per room and author; the rest are dropped
 }
 
 // RoomEvent is an event to add to a room's log. Outgoing ones (ours) are
@@ -54,6 +54,12 @@ type RoomConflict struct {
 
 // errRoomEvent: an event that is not a room event.
 var errRoomEvent = errors.New("not a room event")
+
+// ErrIDReused: a room event carries the id of another event of its
+// author (another room, sequence number or a direct message). Only its
+// author can sign that, and no honest one does; storing it would move
+// the author's head past a row that was skipped as a duplicate.
+var ErrIDReused = errors.New("message id already used by another event of its author")
 
 // WriteRooms stores w in one transaction. An event whose (id, author) is
 // stored already is skipped; one that takes a sequence number already
@@ -86,8 +92,17 @@ func (s *Store) WriteRooms(ctx context.Context, w RoomWrite) error {
 	err := s.write(ctx, func(tx *wtx) error {
 		now := time.Now()
 		for _, r := range rows {
-			if _, err := insert(tx, r, now); err != nil {
+			ins, err := insert(tx, r, now)
+			if err != nil {
 				return err
+			}
+			if !ins {
+				// Skipped as a duplicate (id, author): it must be this
+				// very event, not another one under the same id, or
+				// the heads below would count a row that is not there.
+				if err := sameRoomEvent(tx, r.env); err != nil {
+					return err
+				}
 			}
 		}
 		for _, h := range w.Heads {
@@ -108,8 +123,10 @@ WHERE excluded.rseq > room_directory.rseq`,
 		for _, c := range w.Conflicts {
 			e := c.Env
 			if _, err := tx.Exec(`INSERT INTO room_conflicts (room, author, rseq, id, from_peer, received_at, sealed)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
-				e.Conversation, e.Author, int64(e.Seq), e.ID, c.From, now.UnixNano(), e.Sealed()); err != nil {
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+WHERE (SELECT count(*) FROM room_conflicts WHERE room = ?1 AND author = ?2) < ?8
+ON CONFLICT DO NOTHING`,
+				e.Conversation, e.Author, int64(e.Seq), e.ID, c.From, now.UnixNano(), e.Sealed(), MaxConflictsPerAuthor); err != nil {
 				return fmt.Errorf("room conflict: %w", err)
 			}
 		}
@@ -120,6 +137,29 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
 	}
 	return nil
 }
+
+// sameRoomEvent checks that the row held under env's (id, author) is
+// env's place in its room's log.
+func sameRoomEvent(tx *wtx, env *message.Envelope) error {
+	var (
+		room string
+		seq  int64
+	)
+	err := tx.QueryRow("SELECT conversation, rseq FROM messages WHERE id = ?1 AND author = ?2", env.ID, env.Author).Scan(&room, &seq)
+	if err != nil {
+		return fmt.Errorf("store room event %s: %w", env.ID, err)
+	}
+	if room != env.Conversation || uint64(seq) != env.Seq {
+		return fmt.Errorf("store room event %s (seq %d of %s): %w", env.ID, env.Seq, env.Conversation, ErrIDReused)
+	}
+	return nil
+}
+
+// MaxConflictsPerAuthor is how many conflicting events are kept as
+// evidence per author and room: one proves the author signed two events
+// under one number; an author may sign any number of them, and without a
+// bound they would fill the disk unseen.
+const MaxConflictsPerAuthor = 8
 
 // maxRseq is the largest sequence number SQLite's integers hold.
 const maxRseq = 1<<63 - 1
@@ -165,8 +205,11 @@ WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3`, r
 }
 
 // RoomPage returns up to limit of author's events in room after seq
-// after, as sealed envelopes in ascending sequence.
-func (s *Store) RoomPage(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error) {
+// after, as sealed envelopes in ascending sequence, and no more than
+// maxBytes of them beyond the first (maxBytes <= 0: no bound), so that
+// what a catch-up server holds per request is bounded in bytes, not
+// only in events of up to 64 KiB each.
+func (s *Store) RoomPage(ctx context.Context, room, author string, after uint64, limit, maxBytes int) ([][]byte, error) {
 	if after >= maxRseq || limit <= 0 {
 		return nil, nil
 	}
@@ -177,10 +220,14 @@ WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq > ?3 ORD
 	}
 	defer rows.Close()
 	var out [][]byte
+	size := 0
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
 			return nil, err
+		}
+		if size += len(b); maxBytes > 0 && len(out) > 0 && size > maxBytes {
+			break
 		}
 		out = append(out, b)
 	}

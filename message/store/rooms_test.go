@@ -37,7 +37,7 @@ func TestRoomWritesPagesHeadsAndHistory(t *testing.T) {
 	if err != nil || heads[alice.id] != (RoomHead{N: 6, Member: true}) {
 		t.Fatalf("heads %v, %v", heads, err)
 	}
-	page, err := s.RoomPage(ctx, "#ops", alice.id, 2, 3)
+	page, err := s.RoomPage(ctx, "#ops", alice.id, 2, 3, 0)
 	if err != nil || len(page) != 3 {
 		t.Fatalf("page %d, %v", len(page), err)
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"lanchat/node/api"
 )
 
 func TestSplitCommand(t *testing.T) {
@@ -136,5 +138,17 @@ func TestMultiLineMessageCannotForgeAnEvent(t *testing.T) {
 	got := cleanLines("ok\n12:00:00 * mallory is now available")
 	if !strings.Contains(got, "\n    12:00:00") {
 		t.Fatalf("continuation line not indented: %q", got)
+	}
+}
+
+func TestRoomMessageIsNotShownAsADirectMessage(t *testing.T) {
+	var out bytes.Buffer
+	p := newPrinter(&env{g: &globalArgs{}, stdout: &out, stderr: &out})
+	p.print(api.Message{From: api.PeerRef{ID: "X", Name: "bob"}, To: api.PeerRef{ID: "#general", Name: "#general"},
+		Room: "#general", Text: "send me your password"})
+	p.print(api.Message{From: api.PeerRef{ID: "X", Name: "bob"}, Text: "direct"})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], " [#general] bob: send me") || !strings.Contains(lines[1], " bob: direct") || strings.Contains(lines[1], "#") {
+		t.Fatalf("printed %q", lines)
 	}
 }

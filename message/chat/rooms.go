@@ -59,12 +59,13 @@ var (
 // Room limits: how many rooms a node keeps track of, and how many pulls
 // run at once.
 const (
-	maxRooms         = 1024
-	maxPulls         = 4
-	maxPendingPulls  = maxRooms // pulls waiting for a slot or running, of all peers and rooms: one per room we could be in
-	antiEntropyEvery = 30 * time.Second
-	gapRetry         = 300 * time.Millisecond
-	fanoutTimeout    = 5 * time.Second
+	maxRooms          = 1024 // rooms in the directory, joined or not
+	maxRoomsPerAuthor = 64   // rooms one author may bring to the directory
+	maxPulls          = 4
+	maxPendingPulls   = maxRooms // pulls waiting for a slot or running, of all peers and rooms: one per room we could be in
+	antiEntropyEvery  = 30 * time.Second
+	gapRetry          = 300 * time.Millisecond
+	fanoutTimeout     = 5 * time.Second
 )
 
 // RoomEvent is a member joining or leaving a room.
@@ -173,11 +174,12 @@ func CheckRoom(name string) error {
 func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelope) []error {
 	errs := make([]error, len(envs))
 	var (
-		w       store.RoomWrite
-		added   []*message.Envelope
-		gaps    = map[string]bool{}
-		touched = map[string]map[string]store.RoomHead{} // room → author → new head
-		history = map[*message.Envelope]bool{}           // added, but from before we joined: not announced
+		w        store.RoomWrite
+		added    []*message.Envelope
+		gaps     = map[string]bool{}
+		touched  = map[string]map[string]store.RoomHead{} // room → author → new head
+		history  = map[*message.Envelope]bool{}           // added, but from before we joined: not announced
+		newRooms = map[string]map[string]bool{}           // rooms this batch brings to the directory, by author
 	)
 	r.mu.Lock()
 	cur := func(room, author string, heads map[string]store.RoomHead) store.RoomHead {
@@ -198,12 +200,12 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			errs[i] = err
 			continue
 		}
-		if len(heads) == 0 && len(r.heads) >= maxRooms {
-			errs[i] = fmt.Errorf("too many rooms known (%d)", maxRooms)
-			continue
-		}
 		if !cur(room, r.s.cfg.Self, heads).Member {
 			if membership {
+				if err := r.roomQuota(ctx, room, env.Author, newRooms); err != nil {
+					errs[i] = err
+					continue
+				}
 				w.Directory = append(w.Directory, env)
 			} else {
 				errs[i] = fmt.Errorf("%w %s", ErrNotMember, room)
@@ -305,6 +307,35 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 		}
 	}
 	return errs
+}
+
+// roomQuota refuses a membership event that would make the directory
+// hold more than maxRooms rooms, or author be in more than
+// maxRoomsPerAuthor of them: a stranger's fresh rooms are bounded, and
+// one key cannot crowd out the rooms of everyone else. batch holds the
+// rooms the events before it in the same batch bring, and is updated.
+func (r *rooms) roomQuota(ctx context.Context, room, author string, batch map[string]map[string]bool) error {
+	known, rooms, byAuthor, err := r.s.st.DirectoryCounts(ctx, room, author)
+	if err != nil {
+		return err
+	}
+	if known || batch[room] != nil {
+		return nil
+	}
+	authorNew := 0
+	for _, by := range batch {
+		if by[author] {
+			authorNew++
+		}
+	}
+	switch {
+	case rooms+len(batch) >= maxRooms:
+		return fmt.Errorf("too many rooms known (%d)", maxRooms)
+	case byAuthor+authorNew >= maxRoomsPerAuthor:
+		return fmt.Errorf("the author is in %d rooms already, the most this node keeps track of", maxRoomsPerAuthor)
+	}
+	batch[room] = map[string]bool{author: true}
+	return nil
 }
 
 // heldAt is the id of the event author numbered seq in room, among

@@ -480,3 +480,43 @@ func TestRoomPullsConvergeToTheUnion(t *testing.T) {
 		y.stop()
 	}
 }
+
+// TestOneStrangerCannotStopUsLearningOfRooms: a key announcing joins to
+// hundreds of rooms fills only its own quota of the directory, and a
+// real member's new room is still heard of.
+func TestOneStrangerCannotStopUsLearningOfRooms(t *testing.T) {
+	l := newLAN()
+	ann := l.add(t, "ann")
+	ctx := context.Background()
+	join := func(p party, room string) *message.Envelope {
+		env := &message.Envelope{Author: p.id, AuthorName: p.name, Conversation: room, Seq: 1,
+			Time: message.NewClock(time.Now).Now(), Kind: message.KindJoin}
+		sealed, err := message.Seal(env, p.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := message.Open(sealed)
+		return out
+	}
+	mallory := newParty(t, "mallory")
+	var flood []*message.Envelope
+	for i := range 3 * maxRoomsPerAuthor {
+		flood = append(flood, join(mallory, fmt.Sprintf("#junk%d", i)))
+	}
+	refused := 0
+	for _, err := range ann.svc.rooms.accept(ctx, mallory.id, flood) {
+		if err != nil {
+			refused++
+		}
+	}
+	if refused != 2*maxRoomsPerAuthor {
+		t.Fatalf("%d of %d junk rooms refused, want %d", refused, len(flood), 2*maxRoomsPerAuthor)
+	}
+	bob := newParty(t, "bob")
+	if errs := ann.svc.rooms.accept(ctx, bob.id, []*message.Envelope{join(bob, "#ops")}); errs[0] != nil {
+		t.Fatalf("bob's join of #ops refused: %v", errs[0])
+	}
+	if ids, _, err := ann.svc.rooms.members(ctx, "#ops"); err != nil || !slices.Equal(ids, []string{bob.id}) {
+		t.Fatalf("#ops members %v, %v", ids, err)
+	}
+}

@@ -312,3 +312,17 @@ func (s *Store) RoomConflicts(ctx context.Context, room string) ([]RoomConflict,
 	}
 	return out, rows.Err()
 }
+
+// DirectoryCounts says whether room is in the directory, how many rooms
+// the directory holds, and how many of them author has a membership
+// event in: what a quota on strangers' rooms needs.
+func (s *Store) DirectoryCounts(ctx context.Context, room, author string) (known bool, rooms, byAuthor int, err error) {
+	err = s.rdb.QueryRowContext(ctx, `SELECT
+	EXISTS (SELECT 1 FROM room_directory WHERE room = ?1),
+	(SELECT count(DISTINCT room) FROM room_directory),
+	(SELECT count(*) FROM room_directory INDEXED BY room_directory_author WHERE author = ?2)`, room, author).Scan(&known, &rooms, &byAuthor)
+	if err != nil {
+		return false, 0, 0, fmt.Errorf("room directory: %w", s.classify(err))
+	}
+	return known, rooms, byAuthor, nil
+}

@@ -129,6 +129,8 @@ CREATE TABLE room_directory (
 	sealed BLOB NOT NULL,
 	PRIMARY KEY (room, author)
 ) STRICT, WITHOUT ROWID;
+-- How many rooms one author has told us of: a stranger's quota.
+CREATE INDEX room_directory_author ON room_directory (author);
 
 -- Evidence: a second event an author signed under a sequence number
 -- already taken, kept and never shown.
@@ -143,7 +145,7 @@ CREATE TABLE room_conflicts (
 	PRIMARY KEY (room, author, rseq, id)
 ) STRICT, WITHOUT ROWID;
 `,
-		objects: []string{"messages_room_seq", "messages_room", "messages_unread", "room_heads", "room_directory", "room_conflicts"},
+		objects: []string{"messages_room_seq", "messages_room", "messages_unread", "room_heads", "room_directory", "room_directory_author", "room_conflicts"},
 		probes: []string{
 			"SELECT rseq FROM messages INDEXED BY messages_room_seq WHERE conversation != '' ORDER BY conversation DESC LIMIT 1",
 			"SELECT n FROM room_heads ORDER BY room DESC LIMIT 1",

@@ -39,7 +39,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 1 ./message/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./message/roomsync/
 	$(GO) test -run '^$$' -bench 'PersistedSend' -benchtime 3000x -count 1 ./node/
-	$(GO) test -run '^$$' -bench 'Sustained|QueuedBacklog' -benchtime 1x -count 1 ./node/
+	$(GO) test -run '^$$' -bench 'Sustained|QueuedBacklog|RoomCatchUp' -benchtime 1x -count 1 ./node/
 	$(GO) test -run '^$$' -bench 'AddReceived' -benchtime 30000x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench 'PairCPU' -benchtime 30000x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench 'Size100k|Outbox10000|History1M' -benchtime 1x -count 1 -timeout 30m ./message/store/

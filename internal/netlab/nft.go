@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -79,4 +80,42 @@ func nftSet(names []string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return "{ " + strings.Join(q, ", ") + " }"
+}
+
+// countTable holds CountPackets' counters, in a host's namespace.
+const countTable = "inet netlab_count"
+
+// countScript returns the nft script that counts what enters a host's eth0:
+// every packet, and apart the TCP connection attempts (SYN without ACK).
+// Its hook runs before netlab_drop's, so dropped packets count too.
+func countScript() string {
+	var b strings.Builder
+	b.WriteString(deleteTableScript(countTable))
+	fmt.Fprintf(&b, "table %s {\n", countTable)
+	b.WriteString("\tchain input {\n\t\ttype filter hook input priority -300; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tiifname %q counter\n", hostIface)
+	fmt.Fprintf(&b, "\t\tiifname %q tcp flags & (syn | ack) == syn counter\n", hostIface)
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
+
+// counterRE matches the counters of `nft list table`, in rule order.
+var counterRE = regexp.MustCompile(`counter packets (\d+) bytes (\d+)`)
+
+// parseCounts reads the counters of countScript's rules from the listing of
+// its table.
+func parseCounts(listing string) (Counts, error) {
+	m := counterRE.FindAllStringSubmatch(listing, -1)
+	if len(m) != 2 {
+		return Counts{}, fmt.Errorf("want 2 counters in %s, found %d", countTable, len(m))
+	}
+	var n [3]uint64
+	for i, s := range []string{m[0][1], m[0][2], m[1][1]} {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return Counts{}, err
+		}
+		n[i] = v
+	}
+	return Counts{Packets: n[0], Bytes: n[1], SYNs: n[2]}, nil
 }

@@ -113,6 +113,7 @@ func (n *Node) build() error {
 	}
 	mcfg.GossipPort, mcfg.TLSPort = cfg.GossipPort, cfg.Port
 	mcfg.Join = cfg.Join
+	mcfg.ReconnectHorizon = cfg.ReconnectHorizon
 	mcfg.Tune = cfg.MeshTune
 	mcfg.Logger = n.log.With("part", "mesh")
 	if n.mesh, err = mesh.New(mcfg); err != nil {

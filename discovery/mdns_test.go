@@ -334,9 +334,8 @@ func TestCancelDuringQuery(t *testing.T) {
 	cfg.QuickQueries = -1
 	cfg.QueryWindow = time.Hour // capped at MaxQueryWindow
 	a := start(t, "a", cfg)
-	// The library logs (at debug level) as it opens a query's sockets.
 	waitFor(t, "a query to start", func() bool {
-		return len(a.log.records(slog.LevelDebug, "mdns library:")) > 0
+		return len(a.log.records(slog.LevelDebug, "query sent")) > 0
 	})
 	if err := a.m.Run(t.Context(), func(Candidate) {}); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run = %v, want ErrRunning", err)

@@ -393,6 +393,10 @@ func (m *Mesh) Peers() []Peer {
 	return out
 }
 
+// LiveCount is how many peers memberlist counts as live now, this node
+// excluded. It is cheap (discovery asks it every second).
+func (m *Mesh) LiveCount() int { return int(m.members.Load()) - 1 }
+
 // Peer returns what is known of one peer.
 func (m *Mesh) Peer(id string) (Peer, bool) {
 	m.mu.Lock()

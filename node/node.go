@@ -276,6 +276,9 @@ func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gp
 		Proto: mesh.ProtocolVersion,
 	}
 	dcfg.Iface = n.ifi
+	// Queries back off while gossip holds the cluster, and start over
+	// quickly when every peer is lost.
+	dcfg.Peers = n.mesh.LiveCount
 	dcfg.Logger = n.log.With("part", "discovery")
 	d, err := discovery.New(dcfg)
 	if err != nil {

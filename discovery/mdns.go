@@ -107,7 +107,8 @@ type Browser interface {
 	Refresh()
 }
 
-// MDNS is a Browser on github.com/hashicorp/mdns.
+// MDNS is a Browser speaking mDNS itself (wire.go), with the records of
+// a github.com/hashicorp/mdns zone.
 type MDNS struct {
 	cfg     Config
 	log     *slog.Logger

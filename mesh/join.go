@@ -110,7 +110,9 @@ func (m *Mesh) reconnectLoop(ctx context.Context) {
 			})
 		}
 		if !any {
-			wait = time.Minute // only seeds' liveness to look at again
+			// Nothing due: a loss, a finished dial or a seed's
+			// liveness (looked at each minute) wakes the loop.
+			wait = time.Minute
 		}
 		timer.Reset(max(wait, 10*time.Millisecond))
 	}

@@ -134,8 +134,11 @@ func (r *reconnector) next(now time.Time) (dialPlan, bool) {
 }
 
 // wait is how long after now next may have something to do; ok false when
-// nothing is scheduled at all.
+// nothing is scheduled at all, or nothing can be until a dial is done.
 func (r *reconnector) wait(now time.Time) (time.Duration, bool) {
+	if r.inFlight >= r.cfg.maxInFlight {
+		return 0, false // done comes first
+	}
 	var first time.Time
 	for _, p := range r.peers {
 		if p.inFlight {

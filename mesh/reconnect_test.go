@@ -119,6 +119,9 @@ func TestReconnectKeepsAtMostMaxInFlight(t *testing.T) {
 	if len(held) != 4 {
 		t.Fatalf("%d dials in flight, want 4", len(held))
 	}
+	if _, ok := r.wait(t0.Add(time.Minute)); ok {
+		t.Fatal("wait reports work while every dial slot is taken")
+	}
 	r.done(held[0], dialFailed, t0.Add(time.Minute))
 	if _, ok := r.next(t0.Add(time.Minute + time.Second)); !ok {
 		t.Fatal("no dial after one of four finished")

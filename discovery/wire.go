@@ -152,7 +152,6 @@ type knownAnswers struct {
 type knownPTR struct {
 	until time.Time // when the record expires
 	half  time.Time // when half its TTL is gone: then it is no longer listed
-	ans   answer    // what was heard, handed on again while the PTR is listed
 }
 
 // remove forgets name (its goodbye was heard).
@@ -162,8 +161,7 @@ func (k *knownAnswers) remove(name string) {
 	delete(k.expiry, strings.ToLower(name))
 }
 
-func (k *knownAnswers) add(a answer, now time.Time) {
-	name, ttl := a.name, a.ttl
+func (k *knownAnswers) add(name string, ttl uint32, now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.expiry == nil {
@@ -180,18 +178,18 @@ func (k *knownAnswers) add(a answer, now time.Time) {
 		}
 	}
 	d := time.Duration(min(ttl, 4*3600)) * time.Second
-	k.expiry[strings.ToLower(name)] = knownPTR{until: now.Add(d), half: now.Add(d / 2), ans: a}
+	k.expiry[strings.ToLower(name)] = knownPTR{until: now.Add(d), half: now.Add(d / 2)}
 }
 
-// list returns the PTR records to put in a query's answer section at now
-// (those with more than half their TTL left, with the TTL left), and what
-// was heard of each: responders leave those out of their answers, so the
-// query hands them on itself.
-func (k *knownAnswers) list(now time.Time) ([]dns.RR, []answer) {
+// list returns the PTR records to put in a query's answer section at now:
+// those with more than half their TTL left, with the TTL left. Responders
+// leave those out of their answers, so a query yields only the nodes that
+// are new to this one, or that it has not heard of for half a TTL; a
+// candidate whose join failed comes again then.
+func (k *knownAnswers) list(now time.Time) []dns.RR {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []dns.RR
-	var heard []answer
 	for name, e := range k.expiry {
 		if now.After(e.until) {
 			delete(k.expiry, name)
@@ -204,9 +202,8 @@ func (k *knownAnswers) list(now time.Time) ([]dns.RR, []answer) {
 			Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: uint32(e.until.Sub(now) / time.Second)},
 			Ptr: name,
 		})
-		heard = append(heard, e.ans)
 	}
-	return out, heard
+	return out
 }
 
 // newQuery builds the query for the service, with as many of known as fit
@@ -244,7 +241,7 @@ func (m *MDNS) query(ctx context.Context, out chan<- answer, window time.Duratio
 			return err
 		}
 	}
-	known, heard := m.known.list(time.Now())
+	known := m.known.list(time.Now())
 	msg := newQuery(known)
 	buf, err := msg.Pack()
 	if err != nil {
@@ -254,14 +251,6 @@ func (m *MDNS) query(ctx context.Context, out chan<- answer, window time.Duratio
 		return err
 	}
 	m.log.Debug("discovery: query sent", "known_answers", len(msg.Answer), "window", window)
-	// What the query lists as known, nobody answers: hand it on from
-	// memory, so that every query still yields every node present.
-	for _, a := range heard[:len(msg.Answer)] {
-		select {
-		case out <- a:
-		default:
-		}
-	}
 	deadline := time.Now().Add(window)
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
@@ -294,7 +283,7 @@ func (m *MDNS) hand(ctx context.Context, out chan<- answer, resp *dns.Msg, from 
 	}
 	for _, a := range parseAnswers(resp, m.zoneOf(from)) {
 		if strings.HasSuffix(strings.ToLower(a.name), instanceSuffix) && a.txt != nil {
-			m.known.add(a, now)
+			m.known.add(a.name, a.ttl, now)
 		}
 		select {
 		case out <- a:

@@ -27,7 +27,9 @@ import (
 //	LANCHAT_SCALE_SIZES=10,30 LANCHAT_E2E_BINARY=/tmp/lanchat-old go test …
 //
 // Sizes come from LANCHAT_SCALE_SIZES (default 10,30), the window from
-// LANCHAT_SCALE_WINDOW (default 20s).
+// LANCHAT_SCALE_WINDOW (default 20s), the wait between all seeing all and
+// the idle window from LANCHAT_SCALE_SETTLE (default 5s; mDNS backs off
+// over minutes, so a longer one shows a later steady state).
 func BenchmarkScale(b *testing.B) {
 	sizes := []int{10, 30}
 	if s := os.Getenv("LANCHAT_SCALE_SIZES"); s != "" {
@@ -48,17 +50,25 @@ func BenchmarkScale(b *testing.B) {
 		}
 		window = d
 	}
+	settle := 5 * time.Second
+	if s := os.Getenv("LANCHAT_SCALE_SETTLE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("LANCHAT_SCALE_SETTLE: %v", err)
+		}
+		settle = d
+	}
 	for _, size := range sizes {
-		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) { benchScale(b, size, window) })
+		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) { benchScale(b, size, window, settle) })
 	}
 }
 
-func benchScale(b *testing.B, size int, window time.Duration) {
+func benchScale(b *testing.B, size int, window, settle time.Duration) {
 	lab := netlab.New(b, size+1)
 	hosts, spare := lab.Hosts[:size], lab.Hosts[size]
 	nodes := startBenchNodes(b, hosts, "n")
 	waitSees(b, seeTimeout*3, nodes, nodes, "available")
-	time.Sleep(5 * time.Second) // let the joins' gossip die down
+	time.Sleep(settle) // let the joins' gossip die down
 
 	idle := countWindow(b, hosts, window)
 	reportRates(b, "idle", idle, window)

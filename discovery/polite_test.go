@@ -294,3 +294,65 @@ func TestAnnouncedAtStartAndGoodbyeOnExit(t *testing.T) {
 		t.Errorf("a sent %d queries, want 1", n)
 	}
 }
+
+// TestHostileTrafficOnTheGroup: garbage on the group does not stop the
+// responder, a flood of queries gets at most answerRate answers a second,
+// and forged announcements are handed on at most announceRate a second.
+func TestHostileTrafficOnTheGroup(t *testing.T) {
+	if !inNetns(t, withMulticast()) {
+		return
+	}
+	bSelf := peer(t, 7003)
+	b := start(t, "b", fast(bSelf))
+	waitFor(t, "b's responder", func() bool { return len(b.log.records(slog.LevelDebug, "responder started")) > 0 })
+
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 200 {
+		junk := make([]byte, i*37%1500)
+		for j := range junk {
+			junk[j] = byte(i*j + 7)
+		}
+		c.WriteToUDP(junk, groupV4)
+	}
+	q, _ := newQuery(nil).Pack()
+	for range 200 {
+		c.WriteToUDP(q, groupV4)
+	}
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	answers := 0
+	buf := make([]byte, maxPacket)
+	for {
+		if _, _, err := c.ReadFromUDP(buf); err != nil {
+			break
+		}
+		answers++
+	}
+	if answers == 0 || answers > answerRate+5 {
+		t.Fatalf("%d answers to a flood of 200 queries, want 1 to about %d", answers, answerRate)
+	}
+	time.Sleep(time.Second) // the bucket refills
+	if got := rawQuery(t, newQuery(nil), 300*time.Millisecond); len(got) != 1 {
+		t.Fatalf("%d answers after the flood, want 1", len(got))
+	}
+
+	// Forged announcements of many ids, from port 5353.
+	src, err := net.ListenMulticastUDP("udp4", nil, groupV4) // port 5353, shared
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range 200 {
+		z := zoneOf(t, peer(t, 7100))
+		msg := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true}, Answer: z.Records(dns.Question{Name: serviceFQDN, Qtype: dns.TypePTR, Qclass: dns.ClassINET})}
+		pkt, _ := msg.Pack()
+		src.WriteToUDP(pkt, groupV4)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(b.seen.ids()); n == 0 || n > announceRate+5 {
+		t.Fatalf("%d forged announcements handed on in a burst, want 1 to about %d", n, announceRate)
+	}
+}

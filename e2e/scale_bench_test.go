@@ -146,13 +146,22 @@ func readCounts(b *testing.B, hosts []*netlab.Host) []netlab.Counts {
 // per host, and the mean bytes per second.
 func reportRates(b *testing.B, what string, counts []netlab.Counts, window time.Duration) {
 	b.Helper()
-	var pps, bps []float64
+	var pps, bps, mdns, gossip, tcp []float64
 	for _, c := range counts {
-		pps = append(pps, float64(c.Packets)/window.Seconds())
-		bps = append(bps, float64(c.Bytes)/window.Seconds())
+		s := window.Seconds()
+		pps = append(pps, float64(c.Packets)/s)
+		bps = append(bps, float64(c.Bytes)/s)
+		mdns = append(mdns, float64(c.MDNS)/s)
+		gossip = append(gossip, float64(c.UDP-c.MDNS)/s)
+		tcp = append(tcp, float64(c.TCP)/s)
 	}
 	b.ReportMetric(mean(pps), what+"-pkt/s/host")
 	b.ReportMetric(slices.Max(pps), what+"-pkt/s-max")
 	b.ReportMetric(mean(bps), what+"-B/s/host")
+	// The parts: mDNS, other UDP (memberlist's probes and gossip), TCP
+	// (memberlist's push-pull and joins, TLS streams).
+	b.ReportMetric(mean(mdns), what+"-mdns-pkt/s")
+	b.ReportMetric(mean(gossip), what+"-udp-pkt/s")
+	b.ReportMetric(mean(tcp), what+"-tcp-pkt/s")
 	b.Logf("%s: packets/s per host %v", what, pps)
 }

@@ -200,6 +200,8 @@ func (l *Lab) Heal() error {
 type Counts struct {
 	Packets, Bytes uint64 // every IP packet (unicast, multicast, broadcast)
 	SYNs           uint64 // of which TCP connection attempts (SYN without ACK)
+	TCP, UDP       uint64 // of which TCP, and UDP
+	MDNS           uint64 // of which mDNS (UDP from or to port 5353)
 }
 
 // CountPackets starts counting, with nftables counters in the host's

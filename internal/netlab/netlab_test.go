@@ -913,7 +913,7 @@ func TestCountPackets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Packets < n+1 || c.SYNs != 1 || c.Bytes < c.Packets*20 {
+	if c.Packets < n+1 || c.SYNs != 1 || c.TCP != 1 || c.UDP < n || c.MDNS != 0 || c.Bytes < c.Packets*20 {
 		t.Fatalf("counted %+v after %d datagrams and one connection attempt", c, n)
 	}
 }

@@ -285,7 +285,7 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 				lastNetCheck = now
 				if p := netFingerprint(m.cfg.Iface); p != netPrint {
 					netPrint = p
-					m.log.Debug("discovery: network changed; querying and announcing again")
+					m.log.Info("network changed: querying and announcing again on mDNS")
 					sched.restart(now)
 					restart = true
 					if rsp != nil {

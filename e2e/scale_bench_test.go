@@ -72,6 +72,11 @@ func benchScale(b *testing.B, size int, window, settle time.Duration) {
 
 	idle := countWindow(b, hosts, window)
 	reportRates(b, "idle", idle, window)
+	changes := 0
+	for _, n := range nodes {
+		changes += strings.Count(n.stderr.String(), "network changed")
+	}
+	b.ReportMetric(float64(changes), "net-changes-logged")
 
 	// A third killed without a goodbye.
 	dead, alive := nodes[:size/3], nodes[size/3:]

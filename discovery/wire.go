@@ -251,12 +251,12 @@ func (m *MDNS) query(ctx context.Context, out chan<- answer, window time.Duratio
 		return err
 	}
 	m.log.Debug("discovery: query sent", "known_answers", len(msg.Answer), "window", window)
-	deadline := time.Now().Add(window)
-	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
-	defer stop()
-	if err := conn.SetReadDeadline(deadline); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(window)); err != nil {
 		return err
 	}
+	// After the deadline is set, so that a cancel cannot be overwritten.
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
 	pkt := make([]byte, maxPacket)
 	for {
 		n, from, err := conn.ReadFromUDP(pkt)

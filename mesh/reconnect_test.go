@@ -2,7 +2,9 @@ package mesh
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -273,5 +275,57 @@ func TestReconnectRetiresAnAddressNowHeldByAnotherIdentity(t *testing.T) {
 	}
 	if p, _ := a.peer(b.m.ID()); p.Online() {
 		t.Fatal("bob shown online")
+	}
+}
+
+// TestJoinDoesNotWaitBehindDeadDials: with the reconnect schedule full of
+// addresses that accept a connection and then never answer (every dial
+// hangs until its timeout), a candidate from discovery is still joined at
+// once.
+func TestJoinDoesNotWaitBehindDeadDials(t *testing.T) {
+	tar, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tar.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := tar.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	a := startNode(t, t.TempDir(), "alice")
+	hang := netip.MustParseAddrPort(tar.Addr().String())
+	a.m.mu.Lock()
+	for i := range 20 {
+		a.m.recon.lost(fmt.Sprintf("ghost%d", i), hang.String(), hang, time.Now().Add(-time.Minute))
+	}
+	a.m.mu.Unlock()
+	a.m.wakeReconnect()
+	waitFor(t, "reconnect dials in flight", 5*time.Second, func() bool {
+		a.m.mu.Lock()
+		defer a.m.mu.Unlock()
+		return a.m.recon.inFlight > 0
+	})
+	b := startNode(t, t.TempDir(), "bob")
+	start := time.Now()
+	a.m.AddCandidate(b.m.ID(), b.gossipAddr())
+	waitFor(t, "a joins b", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() })
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("joining a candidate took %v behind hanging reconnect dials", d)
 	}
 }

@@ -170,3 +170,49 @@ func reportRates(b *testing.B, what string, counts []netlab.Counts, window time.
 	b.ReportMetric(mean(tcp), what+"-tcp-pkt/s")
 	b.Logf("%s: packets/s per host %v", what, pps)
 }
+
+// BenchmarkSplitHeal: a LAN split in two halves for long enough that every
+// node's reconnect backoff has reached its cap, then healed: the time
+// until every node lists every other available again (the target:
+// 30 s). Size from LANCHAT_SPLIT_SIZE (default 20), the split's length
+// from LANCHAT_SPLIT_HOLD (default 90s).
+//
+//	go test -run '^$' -bench SplitHeal -benchtime 1x ./e2e/
+func BenchmarkSplitHeal(b *testing.B) {
+	size := 20
+	if s := os.Getenv("LANCHAT_SPLIT_SIZE"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			b.Fatalf("LANCHAT_SPLIT_SIZE: bad size %q", s)
+		}
+		size = n
+	}
+	hold := 90 * time.Second
+	if s := os.Getenv("LANCHAT_SPLIT_HOLD"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("LANCHAT_SPLIT_HOLD: %v", err)
+		}
+		hold = d
+	}
+	lab := netlab.New(b, size)
+	nodes := startBenchNodes(b, lab.Hosts, "n")
+	waitSees(b, seeTimeout*3, nodes, nodes, "available")
+	left, right := nodes[:size/2], nodes[size/2:]
+	if err := lab.Partition(lab.Hosts[:size/2], lab.Hosts[size/2:]); err != nil {
+		b.Fatal(err)
+	}
+	split := time.Now()
+	waitSees(b, offlineWithin*2, left, right, "offline")
+	waitSees(b, offlineWithin*2, right, left, "offline")
+	b.ReportMetric(float64(time.Since(split).Milliseconds()), "split-seen-ms")
+	time.Sleep(time.Until(split.Add(hold)))
+	if err := lab.Heal(); err != nil {
+		b.Fatal(err)
+	}
+	healed := time.Now()
+	waitSees(b, 2*healWithin, nodes, nodes, "available")
+	d := time.Since(healed)
+	b.ReportMetric(float64(d.Milliseconds()), "healed-all-ms")
+	b.Logf("%d nodes split for %v: all available again %v after the heal", size, hold, d.Round(time.Millisecond))
+}

@@ -26,14 +26,13 @@ const Domain = "local"
 // instanceSuffix ends the name of every answer that is accepted.
 const instanceSuffix = "." + ServiceName + "." + Domain + "."
 
-// MaxQueryWindow is the longest a query listens for answers. The mdns
-// library cannot end a query before its window is over, so Run waits for it
-// after ctx ends; answers come within milliseconds of a query, so listening
-// longer would gain nothing.
+// MaxQueryWindow is the longest a query listens for answers: they come
+// within milliseconds of a query, so listening longer would gain nothing.
+// A query ends early when Run's ctx ends.
 const MaxQueryWindow = time.Second
 
 // entryBuffer is how many answers may wait for the found callback before
-// the library starts dropping them.
+// new ones are dropped (they come again: a later query, or half a TTL on).
 const entryBuffer = 64
 
 var (

@@ -2,8 +2,10 @@
 // multicast DNS (RFC 6762) and DNS service discovery (RFC 6763), and
 // advertises this one. Its only output is a stream of candidates: claims of
 // an id, addresses and ports, which mesh verifies over TLS before trusting.
-// It knows nothing of memberlist; the Browser interface lets another mDNS
-// library replace github.com/hashicorp/mdns.
+// It knows nothing of memberlist (a Peers hook tells it how many live
+// peers gossip holds); the Browser interface lets another mDNS
+// implementation replace this one, which speaks mDNS itself on
+// github.com/miekg/dns (hashicorp/mdns builds its records).
 //
 // # Wire format
 //
@@ -53,31 +55,56 @@
 // receiver takes the union of both. A link-local IPv6 address gets the
 // zone of the interface the answer came in on.
 //
-// Queries. The library sends no announcement and no goodbye, and its
-// responder answers by unicast to the port the query came from, so nobody
-// learns of a node by listening: every node queries, and departures travel
-// by gossip. A node asks:
+// Announcements. When its responder starts, a node multicasts its
+// records unsolicited (RFC 6762 §8.3), twice, one second apart, so that
+// every node on the link learns of it at once without querying: a
+// response with header ID=0, QR=1, AA=1, the PTR, SRV, A, AAAA and TXT
+// records above in the answer section and no question, sent from port
+// 5353 to 224.0.0.251:5353 ([ff02::fb]:5353 when IPv4 is unavailable). It
+// announces again after a network change (see below). On a clean exit it
+// sends the same message with every TTL 0, a goodbye (§10.1): receivers
+// drop the records, and hand on no candidate for them. Departures are
+// still told by gossip; the goodbye is for mDNS caches.
+//
+// Queries. A node asks:
 //
 //	question  _lanchat._tcp.local.  PTR  IN   (QU bit clear)
 //	header    random ID, QR=0, OPCODE=0, RD=0
+//	answers   known answers: a PTR record per instance heard of whose TTL
+//	          is more than half left, with the TTL left (§7.1), as many
+//	          as fit in 1400 bytes
 //	to        224.0.0.251:5353 from an ephemeral UDP port
 //	          ([ff02::fb]:5353 when IPv4 multicast is unavailable)
 //
-// three times 250 ms apart at start, then once every 10 seconds, with an
-// extra query whenever mesh suspects a partition has healed. After a
-// multicast failure it retries every 10 seconds, and repeats the three
-// quick queries once it works again. Each query listens for answers for at
-// most one second.
+// three times 250 ms apart at start, then after 10 seconds; while mesh
+// gossip holds the cluster (the node knows live peers) each gap doubles, up
+// to an hour (§5.2); while it knows none the gap stays 10 seconds, and
+// when it loses every peer (a cable out, Wi-Fi gone) it starts over with
+// the three quick queries. It does the same when the addresses or carrier
+// of its interfaces change. After a multicast failure it retries every 10
+// seconds, and repeats the three quick queries once it works again. Each
+// query listens for answers for at most one second. What a query lists
+// as known is not answered, so the querier hands on, for each, what it
+// heard last.
 //
 // Answers. The responder of a node listens on 224.0.0.251:5353 (and
-// [ff02::fb]:5353) and answers, from port 5353, to the source address and
-// port of the query, with header ID=0, QR=1, AA=1, RCODE=0, and the PTR,
-// SRV, A, AAAA and TXT records above in the answer section. It also answers
-// a PTR question for _services._dns-sd._udp.local. (with a PTR to
+// [ff02::fb]:5353) and answers, from port 5353, a query from another port
+// (or with the QU bit) by unicast to the source address and port, with the
+// query's ID and question; a query from port 5353 without the QU bit by
+// multicast, with ID=0. Either has QR=1, AA=1, RCODE=0, and the PTR, SRV,
+// A, AAAA and TXT records above in the answer section. It also answers a
+// PTR question for _services._dns-sd._udp.local. (with a PTR to
 // _lanchat._tcp.local.), SRV, TXT and ANY questions for its instance name,
-// and A and AAAA questions for its host name. When an answer lacks SRV, TXT
-// or an address, the querier asks a PTR question for the instance name.
+// and A and AAAA questions for its host name. It leaves out every record
+// the query lists as a known answer with at least half the record's TTL
+// (§7.1); a known PTR leaves out the instance's other records too, and a
+// query whose answers are all known gets no reply. It answers at most 50
+// queries a second.
 //
+// A receiver reads at most 9000 bytes of a message and looks at its first
+// 64 records and 16 instances. It ignores messages whose OPCODE or RCODE is
+// not zero, and responses heard on the group that do not come from port
+// 5353; it hands on at most 32 announcements a second.
 // A receiver accepts only answers whose instance name ends in
 // "._lanchat._tcp.local." and whose TXT record is valid, and skips its own.
 // Everything else (other services on the network, malformed answers) is
@@ -91,7 +118,8 @@
 //	    Q  _lanchat._tcp.local. PTR IN
 //
 //	192.168.1.20:5353 → 192.168.1.31:41234
-//	    ID 0x0000, flags 0x8400 (QR, AA), AN 5
+//	    ID 0x3a7c, flags 0x8400 (QR, AA), QD 1, AN 5
+//	    Q  _lanchat._tcp.local. PTR IN
 //	    _lanchat._tcp.local. 120 IN PTR 5zqhf…aq._lanchat._tcp.local.
 //	    5zqhf…aq._lanchat._tcp.local. 120 IN SRV 10 1 7738 5zqhf…aq.local.
 //	    5zqhf…aq.local. 120 IN A 192.168.1.20

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -27,14 +26,13 @@ const Domain = "local"
 // instanceSuffix ends the name of every answer that is accepted.
 const instanceSuffix = "." + ServiceName + "." + Domain + "."
 
-// MaxQueryWindow is the longest a query listens for answers. The mdns
-// library cannot end a query before its window is over, so Run waits for it
-// after ctx ends; answers come within milliseconds of a query, so listening
-// longer would gain nothing.
+// MaxQueryWindow is the longest a query listens for answers: they come
+// within milliseconds of a query, so listening longer would gain nothing.
+// A query ends early when Run's ctx ends.
 const MaxQueryWindow = time.Second
 
 // entryBuffer is how many answers may wait for the found callback before
-// the library starts dropping them.
+// new ones are dropped (they come again: a later query, or half a TTL on).
 const entryBuffer = 64
 
 var (
@@ -65,6 +63,17 @@ type Config struct {
 	// SlowInterval is the gap between queries after the quick ones, and
 	// between retries while discovery fails.
 	SlowInterval time.Duration
+	// MaxInterval caps the gap between queries while Peers reports live
+	// peers: from SlowInterval it doubles after each query up to this
+	// (RFC 6762 §5.2), since gossip, not mDNS, then keeps the cluster
+	// together. Zero means an hour.
+	MaxInterval time.Duration
+	// Peers, if set, reports how many live peers this node knows of by
+	// other means (mesh gossip). While it is 0 queries stay at
+	// SlowInterval; when it drops to 0 from more (cable out, Wi-Fi gone)
+	// the quick queries start over. Nil means always 0. It is called from
+	// Run's goroutine about once a second and must be cheap.
+	Peers func() int
 	// QueryWindow is how long each query listens for answers. Zero means
 	// four fifths of the interval that follows the query; it is capped at
 	// MaxQueryWindow.
@@ -81,6 +90,7 @@ func DefaultConfig() Config {
 		QuickQueries:  3,
 		QuickInterval: 250 * time.Millisecond,
 		SlowInterval:  10 * time.Second,
+		MaxInterval:   time.Hour,
 	}
 }
 
@@ -96,15 +106,16 @@ type Browser interface {
 	Refresh()
 }
 
-// MDNS is a Browser on github.com/hashicorp/mdns.
+// MDNS is a Browser speaking mDNS itself (wire.go), with the records of
+// a github.com/hashicorp/mdns zone.
 type MDNS struct {
 	cfg     Config
 	log     *slog.Logger
-	libLog  *log.Logger       // the library's logger, forwarding to log at debug level
 	zone    *mdns.MDNSService // the records advertised; nil when browsing only
 	selfID  string            // Self.ID upper-cased; "" when browsing only
 	refresh chan struct{}     // buffered 1: a query is wanted soon
 	running atomic.Bool       // set while Run runs
+	known   knownAnswers      // instances heard of, for the known-answer lists of queries
 }
 
 var _ Browser = (*MDNS)(nil)
@@ -124,6 +135,10 @@ func New(cfg Config) (*MDNS, error) {
 	if cfg.SlowInterval <= 0 {
 		cfg.SlowInterval = def.SlowInterval
 	}
+	if cfg.MaxInterval <= 0 {
+		cfg.MaxInterval = def.MaxInterval
+	}
+	cfg.MaxInterval = max(cfg.MaxInterval, cfg.SlowInterval)
 	if cfg.QueryWindow < 0 {
 		cfg.QueryWindow = 0
 	}
@@ -135,7 +150,6 @@ func New(cfg Config) (*MDNS, error) {
 		log:     cfg.Logger,
 		refresh: make(chan struct{}, 1),
 	}
-	m.libLog = log.New(debugWriter{m.log}, "", 0)
 	if cfg.Self != nil {
 		self := *cfg.Self
 		self.Addrs = nil
@@ -182,7 +196,8 @@ func (m *MDNS) Refresh() {
 // calling found for every valid candidate answer, from one goroutine, in
 // the order answers arrive. It keeps running when multicast fails, logging
 // once and retrying every SlowInterval. It returns nil when ctx ends, after
-// every goroutine it started has finished (within MaxQueryWindow).
+// saying goodbye and after every goroutine it started has finished (within
+// MaxQueryWindow).
 func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 	if found == nil {
 		return errors.New("discovery: run needs a found function")
@@ -192,14 +207,13 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 	}
 	defer m.running.Store(false)
 
-	// The library sends each complete answer to entries without blocking
-	// and drops it when the buffer is full, so a goroutine of its own
-	// reads them, as they arrive, for the whole of Run.
-	entries := make(chan *mdns.ServiceEntry, entryBuffer)
+	// Answers (to queries, and announcements heard) go to one goroutine
+	// of their own, which reads them as they arrive for the whole of Run.
+	answers := make(chan answer, entryBuffer)
 	var reader sync.WaitGroup
-	reader.Go(func() { m.deliver(ctx, entries, found) })
+	reader.Go(func() { m.deliver(ctx, answers, found) })
 
-	var srv *mdns.Server // the responder; nil until it starts
+	var rsp *responder // nil until it starts
 
 	// Queries run in goroutines of their own, so that a Refresh need not
 	// wait for the window of the query before it.
@@ -210,23 +224,29 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 
 	defer func() {
 		queries.Wait()
-		close(entries) // no query runs: the library sends nothing more
-		reader.Wait()
-		if srv != nil {
-			srv.Shutdown()
+		if rsp != nil {
+			rsp.goodbye()
+			rsp.close()
 		}
+		close(answers) // nothing sends any more
+		reader.Wait()
 	}()
 
 	var h health
-	quickLeft := m.cfg.QuickQueries
+	now := time.Now()
+	sched := newSchedule(m.cfg.QuickQueries, m.cfg.QuickInterval, m.cfg.SlowInterval, m.cfg.MaxInterval, now)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	netPrint := netFingerprint(m.cfg.Iface)
+	lastNetCheck := now
 
-	// launch starts the responder if it is wanted and not running, and
-	// sends a query with the window of interval.
+	// launch starts the responder if it is wanted and not running (and
+	// announces this node), and sends a query with the window of interval.
 	launch := func(interval time.Duration) {
-		if m.zone != nil && srv == nil {
-			s, err := mdns.NewServer(&mdns.Config{Zone: m.zone, Iface: m.cfg.Iface, Logger: m.libLog})
+		if m.zone != nil && rsp == nil {
+			r, err := m.startResponder(answers)
 			if err != nil {
 				err = m.classify(fmt.Errorf("start mdns responder: %w", err))
 				results <- err // room is left: inFlight < maxInFlight
@@ -237,13 +257,14 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 				// Browse all the same: once this node joins a peer it
 				// found, gossip makes it known to the others.
 			} else {
-				srv = s
+				rsp = r
 				m.log.Debug("discovery: responder started", "instance", m.zone.Instance, "iface", m.ifaceName())
+				rsp.announce()
 			}
 		}
 		inFlight++
 		window := m.window(interval)
-		queries.Go(func() { results <- m.browse(ctx, entries, window) })
+		queries.Go(func() { results <- m.browse(ctx, answers, window) })
 	}
 
 	for {
@@ -251,14 +272,28 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
-			interval := m.cfg.SlowInterval
-			if quickLeft > 1 {
-				interval = m.cfg.QuickInterval
-			}
-			quickLeft = max(quickLeft-1, 0)
+			now := time.Now()
+			interval := sched.fire(now, m.peers())
 			timer.Reset(interval)
 			if inFlight+1 < maxInFlight {
 				launch(interval)
+			}
+		case now := <-poll.C:
+			restart := sched.peers(m.peers(), now)
+			if now.Sub(lastNetCheck) >= netCheckInterval {
+				lastNetCheck = now
+				if p := netFingerprint(m.cfg.Iface); p != netPrint {
+					netPrint = p
+					m.log.Info("network changed: querying and announcing again on mDNS")
+					sched.restart(now)
+					restart = true
+					if rsp != nil {
+						rsp.announce()
+					}
+				}
+			}
+			if restart {
+				timer.Reset(0)
 			}
 		case <-m.refresh:
 			if inFlight+1 < maxInFlight {
@@ -272,18 +307,18 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 				continue
 			}
 			if err == nil {
-				if m.zone == nil || srv != nil {
+				if m.zone == nil || rsp != nil {
 					m.succeeded(&h)
 				}
 			} else {
 				m.failed(&h, err)
-				if errors.Is(err, ErrNoMulticast) && srv != nil {
+				if errors.Is(err, ErrNoMulticast) && rsp != nil {
 					// Its group membership may be gone with the
 					// route: start it afresh once multicast works.
-					srv.Shutdown()
-					srv = nil
+					rsp.close()
+					rsp = nil
 				}
-				quickLeft = m.cfg.QuickQueries
+				sched.failed(time.Now())
 				timer.Reset(m.cfg.SlowInterval)
 			}
 			if refreshPending && inFlight+1 < maxInFlight {
@@ -294,8 +329,23 @@ func (m *MDNS) Run(ctx context.Context, found func(Candidate)) error {
 	}
 }
 
+// Polling: how often the live-peer hook is asked, and how often the
+// interfaces' addresses are compared with the last ones seen.
+const (
+	pollInterval     = time.Second
+	netCheckInterval = 3 * time.Second
+)
+
+// peers asks the Peers hook.
+func (m *MDNS) peers() int {
+	if m.cfg.Peers == nil {
+		return 0
+	}
+	return m.cfg.Peers()
+}
+
 // maxInFlight bounds the results Run is waiting for: queries running (each
-// holds two sockets for at most MaxQueryWindow) and failed responder starts.
+// holds a socket for at most MaxQueryWindow) and failed responder starts.
 const maxInFlight = 8
 
 // window is how long a query followed by interval listens.
@@ -308,38 +358,23 @@ func (m *MDNS) window(interval time.Duration) time.Duration {
 }
 
 // browse sends one query and listens for window. It asks over IPv4 only: a
-// responder listening on both families would answer twice, and the library
-// changes an entry it has already handed over when a second answer for it
-// arrives. IPv6 is the fallback when IPv4 fails.
-func (m *MDNS) browse(ctx context.Context, entries chan<- *mdns.ServiceEntry, window time.Duration) error {
-	err := m.query(ctx, entries, window, false)
+// responder listening on both families would answer twice. IPv6 is the
+// fallback when IPv4 fails.
+func (m *MDNS) browse(ctx context.Context, out chan<- answer, window time.Duration) error {
+	err := m.query(ctx, out, window, false)
 	if err == nil || ctx.Err() != nil {
 		return nil
 	}
-	if err6 := m.query(ctx, entries, window, true); err6 == nil || ctx.Err() != nil {
+	if err6 := m.query(ctx, out, window, true); err6 == nil || ctx.Err() != nil {
 		return nil
 	}
 	return m.classify(fmt.Errorf("send mdns query: %w", err))
 }
 
-// query sends one query over IPv4 (over IPv6 if v6) and listens for window.
-func (m *MDNS) query(ctx context.Context, entries chan<- *mdns.ServiceEntry, window time.Duration, v6 bool) error {
-	return mdns.QueryContext(ctx, &mdns.QueryParam{
-		Service:     ServiceName,
-		Domain:      Domain,
-		Timeout:     window,
-		Interface:   m.cfg.Iface,
-		Entries:     entries,
-		DisableIPv4: v6,
-		DisableIPv6: !v6,
-		Logger:      m.libLog,
-	})
-}
-
 // deliver turns answers into candidates and hands the valid ones to found.
-func (m *MDNS) deliver(ctx context.Context, entries <-chan *mdns.ServiceEntry, found func(Candidate)) {
-	for e := range entries {
-		name, c, err := m.candidate(e)
+func (m *MDNS) deliver(ctx context.Context, answers <-chan answer, found func(Candidate)) {
+	for a := range answers {
+		name, c, err := m.candidate(a)
 		if err != nil {
 			m.log.Debug("discovery: ignoring answer", "name", name, "err", err)
 			continue
@@ -352,48 +387,32 @@ func (m *MDNS) deliver(ctx context.Context, entries <-chan *mdns.ServiceEntry, f
 }
 
 // candidate checks one answer and returns the candidate it describes.
-func (m *MDNS) candidate(e *mdns.ServiceEntry) (string, Candidate, error) {
-	// Copy first: the library may still write to e if another answer for
-	// the same name arrives during its query.
-	name, txt := e.Name, append([]string(nil), e.InfoFields...)
-	v4 := e.AddrV4
-	var v6 *net.IPAddr
-	if e.AddrV6IPAddr != nil {
-		cp := *e.AddrV6IPAddr
-		v6 = &cp
-	}
+func (m *MDNS) candidate(a answer) (string, Candidate, error) {
+	name := a.name
 	if len(name) > 300 {
 		name = name[:300] + "…"
 	}
-
 	if len(name) <= len(instanceSuffix) || !strings.HasSuffix(strings.ToLower(name), instanceSuffix) {
 		return name, Candidate{}, errors.New("not a lanchat service")
 	}
-	c, err := ParseTXT(txt)
+	if a.txt == nil {
+		return name, Candidate{}, errors.New("answer has no TXT record")
+	}
+	c, err := ParseTXT(a.txt)
 	if err != nil {
 		return name, Candidate{}, err
 	}
 	zone := ""
 	if m.cfg.Iface != nil {
 		zone = m.cfg.Iface.Name
-	} else if v6 != nil {
-		zone = v6.Zone
 	}
-	for i, a := range c.Addrs {
-		if a.Is6() && a.IsLinkLocalUnicast() {
-			c.Addrs[i] = a.WithZone(zone)
+	for i, ad := range c.Addrs {
+		if ad.Is6() && ad.IsLinkLocalUnicast() {
+			c.Addrs[i] = ad.WithZone(zone)
 		}
 	}
-	if a, ok := netip.AddrFromSlice(v4.To4()); ok {
-		c.Addrs = appendAddr(c.Addrs, a)
-	}
-	if v6 != nil {
-		if a, ok := netip.AddrFromSlice(v6.IP.To16()); ok {
-			if a.IsLinkLocalUnicast() {
-				a = a.WithZone(v6.Zone)
-			}
-			c.Addrs = appendAddr(c.Addrs, a.Unmap())
-		}
+	for _, ad := range a.addrs {
+		c.Addrs = appendAddr(c.Addrs, ad)
 	}
 	if len(c.Addrs) == 0 {
 		return name, Candidate{}, errors.New("answer gives no address")
@@ -549,13 +568,4 @@ func fitAddrs(c Candidate, addrs []netip.Addr) []netip.Addr {
 		addrs = addrs[:len(addrs)-1]
 	}
 	return addrs
-}
-
-// debugWriter forwards the mdns library's log lines to a slog logger at
-// debug level: the library is noisy, and reports failures by its errors.
-type debugWriter struct{ log *slog.Logger }
-
-func (w debugWriter) Write(p []byte) (int, error) {
-	w.log.Debug("mdns library: " + strings.TrimSpace(string(p)))
-	return len(p), nil
 }

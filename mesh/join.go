@@ -2,7 +2,10 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -54,37 +57,122 @@ func (m *Mesh) joinWorker(ctx context.Context) {
 	}
 }
 
-// rejoinLoop dials peers lost without a goodbye, and the seeds while none
-// of them is alive. memberlist never contacts a dead node again by itself,
-// so without this the two halves of a healed split stay apart.
-func (m *Mesh) rejoinLoop(ctx context.Context) {
-	t := time.NewTicker(m.cfg.RejoinInterval)
-	defer t.Stop()
+// Reconnect timing. The delays cap at reconnectMaxDelay so that a healed
+// split, whose two sides each see the other as lost, re-merges within
+// about that long even when only two nodes were cut apart: one dial across
+// is enough, push-pull merges the rest.
+const (
+	reconnectBaseDelay = time.Second
+	reconnectMaxDelay  = 20 * time.Second
+	reconnectInFlight  = 4
+	// probeTimeout bounds the TLS probe of a lost peer: on a LAN a live
+	// peer answers in milliseconds, and a dead address only times out.
+	probeTimeout = 2 * time.Second
+)
+
+// reconnectLoop dials peers lost without a goodbye, and the seeds while
+// none of them is alive, on the reconnector's schedule. memberlist never
+// contacts a dead node again by itself, so without this the two halves of
+// a healed split stay apart. Its dials run beside the join workers, so a
+// candidate from discovery never waits behind a dead address.
+func (m *Mesh) reconnectLoop(ctx context.Context) {
+	var dials sync.WaitGroup
+	defer dials.Wait()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-timer.C:
+		case <-m.reconnectWake:
 		}
-		var addrs []string
-		aliveAddrs := map[string]bool{}
+		now := time.Now()
 		m.mu.Lock()
-		for _, e := range m.table.peers {
-			a := netip.AddrPortFrom(e.Addr, e.GossipPort).String()
-			if e.alive {
-				aliveAddrs[a] = true
-			} else if e.State == Offline {
-				addrs = append(addrs, a)
+		m.updateSeeds(now)
+		var plans []dialPlan
+		for {
+			p, ok := m.recon.next(now)
+			if !ok {
+				break
 			}
+			plans = append(plans, p)
 		}
+		wait, any := m.recon.wait(now)
 		m.mu.Unlock()
-		for _, s := range m.cfg.Join {
-			if !aliveAddrs[s] {
-				addrs = append(addrs, s)
-			}
+		for _, p := range plans {
+			dials.Go(func() {
+				out := m.reconnect(ctx, p)
+				m.mu.Lock()
+				m.recon.done(p, out, time.Now())
+				m.mu.Unlock()
+				m.wakeReconnect()
+			})
 		}
-		for _, a := range addrs {
-			m.enqueueJoin(a)
+		if !any {
+			// Nothing due: a loss, a finished dial or a seed's
+			// liveness (looked at each minute) wakes the loop.
+			wait = time.Minute
+		}
+		timer.Reset(max(wait, 10*time.Millisecond))
+	}
+}
+
+// updateSeeds keeps the seeds on the schedule while none of them is a live
+// member's address, and off it while one is. Called with mu held.
+func (m *Mesh) updateSeeds(now time.Time) {
+	if len(m.cfg.Join) == 0 {
+		return
+	}
+	alive := false
+	for _, e := range m.table.peers {
+		if e.alive && slices.Contains(m.cfg.Join, netip.AddrPortFrom(e.Addr, e.GossipPort).String()) {
+			alive = true
+			break
 		}
 	}
+	for _, s := range m.cfg.Join {
+		if alive {
+			m.recon.found(seedKey(s))
+		} else {
+			m.recon.seed(s, now)
+		}
+	}
+}
+
+// wakeReconnect makes reconnectLoop look at its schedule again soon.
+func (m *Mesh) wakeReconnect() {
+	select {
+	case m.reconnectWake <- struct{}{}:
+	default:
+	}
+}
+
+// reconnect makes one dial of the schedule. A known peer's address is
+// first proven to still be that peer's, by a TLS handshake checking its
+// key: memberlist's join checks no identity, and a laptop's old DHCP
+// address may be another machine's now. Only then is it joined.
+func (m *Mesh) reconnect(ctx context.Context, p dialPlan) dialOutcome {
+	if p.id != "" {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		s, err := m.dialer.DialAddr(pctx, p.tls.String(), p.id, ALPNPing)
+		cancel()
+		if errors.Is(err, ErrWrongPeer) {
+			m.log.Info("a lost peer's address now holds another identity; no longer dialling it", "peer", ShortID(p.id), "addr", p.tls)
+			return dialWrongKey
+		}
+		if err != nil {
+			m.log.Debug("reconnect: peer not reachable", "peer", ShortID(p.id), "addr", p.tls, "err", err)
+			return dialFailed
+		}
+		s.Close()
+	}
+	m.mu.Lock()
+	ml := m.ml
+	m.mu.Unlock()
+	if _, err := ml.Join([]string{p.gossip}); err != nil {
+		m.log.Debug("reconnect: join failed", "addr", p.gossip, "err", err)
+		return dialFailed
+	}
+	return dialReached
 }

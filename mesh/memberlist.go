@@ -58,6 +58,11 @@ func (m *Mesh) Ports() (gossip, tls int) {
 	return gossip, tls
 }
 
+// pushPullInterval is the base period of memberlist's full-state
+// exchange with one random member (memberlist stretches it above 32
+// nodes); see the package doc.
+const pushPullInterval = 60 * time.Second
+
 func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c := memberlist.DefaultLANConfig()
 	c.Name = m.member
@@ -87,6 +92,12 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c.SuspicionMult = 3
 	c.SuspicionMaxTimeoutMult = 2
 	c.GossipToTheDeadTime = 15 * time.Second
+	// Sized for tens to hundreds of nodes; the package doc has the
+	// reasoning and the formulas.
+	c.PushPullInterval = pushPullInterval
+	c.GossipNodes = 3
+	c.RetransmitMult = 4
+	c.ProbeInterval = time.Second
 	if m.cfg.Tune != nil {
 		m.cfg.Tune(c)
 	}

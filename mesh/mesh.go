@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -53,10 +54,14 @@ type Config struct {
 	// to retry while none of them is reachable: seeds for a network that
 	// multicast DNS does not reach.
 	Join []string
-	// RejoinInterval is how often peers that were lost without a goodbye,
-	// and the Join seeds while none is alive, are dialled again. This is
-	// what re-merges a healed network split: memberlist alone does not.
-	RejoinInterval time.Duration
+	// ReconnectHorizon is how long a peer lost without a goodbye is still
+	// dialled (with backoff, see reconnector); then it is forgotten, as
+	// Serf forgets failed members after its ReconnectTimeout. These dials
+	// are what re-merge a healed network split: memberlist alone does not.
+	ReconnectHorizon time.Duration
+	// ReconnectInterval is the least time between two reconnect dials of
+	// this node, however many peers are lost.
+	ReconnectInterval time.Duration
 	// LeaveTimeout bounds how long a clean exit waits for its goodbye to go out.
 	LeaveTimeout time.Duration
 	// Tune, if set, adjusts the memberlist configuration after the
@@ -70,11 +75,12 @@ type Config struct {
 // DefaultConfig returns a configuration for a LAN.
 func DefaultConfig() Config {
 	return Config{
-		GossipPort:     DefaultGossipPort,
-		TLSPort:        DefaultTLSPort,
-		PortFallback:   true,
-		RejoinInterval: 5 * time.Second,
-		LeaveTimeout:   2 * time.Second,
+		GossipPort:        DefaultGossipPort,
+		TLSPort:           DefaultTLSPort,
+		PortFallback:      true,
+		ReconnectHorizon:  72 * time.Hour,
+		ReconnectInterval: time.Second,
+		LeaveTimeout:      2 * time.Second,
 	}
 }
 
@@ -152,18 +158,20 @@ type Mesh struct {
 	q      *eventQueue           // news for the peer table, applied in order by processEvents
 	subs   event.Registry[Event] // membership events, published from processEvents
 
-	bcast    *memberlist.TransmitLimitedQueue // our gossip messages (leave intents)
-	members  atomic.Int32                     // live members including us, for bcast; copied from table.live
-	joinCh   chan string                      // gossip addresses to join, fed by AddCandidate
-	verifyCh chan string                      // peer ids whose key should be checked
-	done     chan struct{}                    // closed by Close
-	wg       sync.WaitGroup                   // accepted connections
-	once     sync.Once                        // makes Close idempotent
+	bcast         *memberlist.TransmitLimitedQueue // our gossip messages (leave intents)
+	members       atomic.Int32                     // live members including us, for bcast; copied from table.live
+	joinCh        chan string                      // gossip addresses to join, fed by AddCandidate
+	verifyCh      chan string                      // peer ids whose key should be checked
+	reconnectWake chan struct{}                    // buffered 1: the reconnect schedule changed
+	done          chan struct{}                    // closed by Close
+	wg            sync.WaitGroup                   // accepted connections
+	once          sync.Once                        // makes Close idempotent
 
 	mu        sync.Mutex // guards the fields below
 	meta      Meta
 	metaBytes []byte
-	table     peerTable // read by anyone under mu; changed only by processEvents (and verify retries)
+	table     peerTable    // read by anyone under mu; changed only by processEvents (and verify retries)
+	recon     *reconnector // lost peers to dial again; fed by processEvents, run by reconnectLoop
 	handlers  map[string]func(*Stream)
 	ml        *memberlist.Memberlist
 	ln        net.Listener
@@ -179,8 +187,11 @@ func New(cfg Config) (*Mesh, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.RejoinInterval <= 0 {
-		cfg.RejoinInterval = DefaultConfig().RejoinInterval
+	if cfg.ReconnectHorizon <= 0 {
+		cfg.ReconnectHorizon = DefaultConfig().ReconnectHorizon
+	}
+	if cfg.ReconnectInterval <= 0 {
+		cfg.ReconnectInterval = DefaultConfig().ReconnectInterval
 	}
 	if cfg.LeaveTimeout <= 0 {
 		cfg.LeaveTimeout = DefaultConfig().LeaveTimeout
@@ -200,19 +211,24 @@ func New(cfg Config) (*Mesh, error) {
 		return nil, fmt.Errorf("make certificate: %w", err)
 	}
 	m := &Mesh{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		id:       cfg.Identity.ID,
-		member:   cfg.Identity.ID + "-" + hex.EncodeToString(nonce[:]),
-		cert:     cert,
-		dialer:   &Dialer{cert: cert},
-		q:        newEventQueue(),
-		table:    newPeerTable(cfg.Identity.ID),
-		handlers: make(map[string]func(*Stream)),
-		conns:    make(map[net.Conn]struct{}),
-		joinCh:   make(chan string, 256),
-		verifyCh: make(chan string, 256),
-		done:     make(chan struct{}),
+		cfg:           cfg,
+		log:           cfg.Logger,
+		id:            cfg.Identity.ID,
+		member:        cfg.Identity.ID + "-" + hex.EncodeToString(nonce[:]),
+		cert:          cert,
+		dialer:        &Dialer{cert: cert},
+		q:             newEventQueue(),
+		table:         newPeerTable(cfg.Identity.ID),
+		handlers:      make(map[string]func(*Stream)),
+		conns:         make(map[net.Conn]struct{}),
+		joinCh:        make(chan string, 256),
+		verifyCh:      make(chan string, 256),
+		reconnectWake: make(chan struct{}, 1),
+		recon: newReconnector(reconnectConfig{
+			base: reconnectBaseDelay, maxDelay: reconnectMaxDelay, gap: cfg.ReconnectInterval,
+			horizon: cfg.ReconnectHorizon, maxInFlight: reconnectInFlight,
+		}, mathrand.Float64),
+		done: make(chan struct{}),
 	}
 	m.members.Store(1)
 	m.bcast = &memberlist.TransmitLimitedQueue{
@@ -256,7 +272,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
 		m.processEvents,
-		m.rejoinLoop,
+		m.reconnectLoop,
 		m.verifyLoop,
 		func(ctx context.Context) { m.acceptLoop(ctx, ln) },
 	}
@@ -377,6 +393,10 @@ func (m *Mesh) Peers() []Peer {
 	return out
 }
 
+// LiveCount is how many peers memberlist counts as live now, this node
+// excluded. It is cheap (discovery asks it every second).
+func (m *Mesh) LiveCount() int { return int(m.members.Load()) - 1 }
+
 // Peer returns what is known of one peer.
 func (m *Mesh) Peer(id string) (Peer, bool) {
 	m.mu.Lock()
@@ -432,8 +452,12 @@ func (m *Mesh) processEvents(ctx context.Context) {
 			return
 		}
 		m.mu.Lock()
-		r := m.table.apply(ev, time.Now())
+		now := time.Now()
+		r := m.table.apply(ev, now)
 		m.members.Store(int32(m.table.live))
+		if r.event != nil {
+			m.scheduleReconnect(*r.event, now)
+		}
 		m.mu.Unlock()
 		if r.refused != nil {
 			m.log.Warn("ignoring a peer's news", "member", ev.name, "err", r.refused)
@@ -446,6 +470,20 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		}
 		if r.event != nil {
 			m.subs.Publish(*r.event)
+			if r.event.Change == Lost {
+				m.wakeReconnect()
+			}
 		}
+	}
+}
+
+// scheduleReconnect tells the reconnector of a change. Called with mu held.
+func (m *Mesh) scheduleReconnect(ev Event, now time.Time) {
+	p := ev.Peer
+	switch ev.Change {
+	case Lost:
+		m.recon.lost(p.ID, netip.AddrPortFrom(p.Addr, p.GossipPort).String(), netip.AddrPortFrom(p.Addr, p.TLSPort), now)
+	case Joined, Returned, Departed:
+		m.recon.found(p.ID)
 	}
 }

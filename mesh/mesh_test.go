@@ -79,6 +79,12 @@ func (n *testNode) stop() { n.cancel(); <-n.done }
 
 func startNode(t *testing.T, dir, name string, join ...string) *testNode {
 	t.Helper()
+	return startNodeWith(t, dir, name, nil, join...)
+}
+
+// startNodeWith is startNode with tune applied to the configuration last.
+func startNodeWith(t *testing.T, dir, name string, tune func(*Config), join ...string) *testNode {
+	t.Helper()
 	id, err := LoadOrCreateIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -89,13 +95,16 @@ func startNode(t *testing.T, dir, name string, join ...string) *testNode {
 	cfg.AdvertiseAddr = netip.MustParseAddr("127.0.0.1")
 	cfg.GossipPort, cfg.TLSPort = 0, 0
 	cfg.Join = join
-	cfg.RejoinInterval = 300 * time.Millisecond
+	cfg.ReconnectInterval = 100 * time.Millisecond
 	cfg.Logger = testLogger(t)
 	cfg.Tune = func(c *memberlist.Config) {
 		c.ProbeInterval = 100 * time.Millisecond
 		c.ProbeTimeout = 50 * time.Millisecond
 		c.SuspicionMult = 2
 		c.PushPullInterval = time.Second
+	}
+	if tune != nil {
+		tune(&cfg)
 	}
 	m, err := New(cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
@@ -35,6 +36,10 @@ type Config struct {
 	Join []string
 	// NoMDNS turns multicast discovery off; peers come from Join only.
 	NoMDNS bool
+	// ReconnectHorizon is how long a peer lost without a goodbye is still
+	// dialled again (with backoff) before it is forgotten; 0 means the
+	// mesh's default, 72 hours.
+	ReconnectHorizon time.Duration
 	// Logger receives diagnostics (not events); nil discards them.
 	Logger *slog.Logger
 	// Sync is how hard the history is pushed to disk: "normal" (the
@@ -57,10 +62,11 @@ type Config struct {
 // DefaultConfig returns the configuration `lanchat run` uses with no flags.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:    DefaultDataDir(),
-		Name:       DefaultName(),
-		Port:       mesh.DefaultTLSPort,
-		GossipPort: mesh.DefaultGossipPort,
+		DataDir:          DefaultDataDir(),
+		Name:             DefaultName(),
+		Port:             mesh.DefaultTLSPort,
+		GossipPort:       mesh.DefaultGossipPort,
+		ReconnectHorizon: mesh.DefaultConfig().ReconnectHorizon,
 	}
 }
 

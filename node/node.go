@@ -115,6 +115,7 @@ func (n *Node) build() error {
 	}
 	mcfg.GossipPort, mcfg.TLSPort = cfg.GossipPort, cfg.Port
 	mcfg.Join = cfg.Join
+	mcfg.ReconnectHorizon = cfg.ReconnectHorizon
 	mcfg.Tune = cfg.MeshTune
 	mcfg.Logger = n.log.With("part", "mesh")
 	if n.mesh, err = mesh.New(mcfg); err != nil {
@@ -298,6 +299,9 @@ func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gp
 		Proto: mesh.ProtocolVersion,
 	}
 	dcfg.Iface = n.ifi
+	// Queries back off while gossip holds the cluster, and start over
+	// quickly when every peer is lost.
+	dcfg.Peers = n.mesh.LiveCount
 	dcfg.Logger = n.log.With("part", "discovery")
 	d, err := discovery.New(dcfg)
 	if err != nil {

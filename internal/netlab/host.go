@@ -195,3 +195,36 @@ func (l *Lab) Heal() error {
 	}
 	return nil
 }
+
+// Counts is what has entered a host's eth0 since CountPackets.
+type Counts struct {
+	Packets, Bytes uint64 // every IP packet (unicast, multicast, broadcast)
+	SYNs           uint64 // of which TCP connection attempts (SYN without ACK)
+	TCP, UDP       uint64 // of which TCP, and UDP
+	MDNS           uint64 // of which mDNS (UDP from or to port 5353)
+}
+
+// CountPackets starts counting, with nftables counters in the host's
+// namespace, the packets that enter its eth0 (from zero, replacing earlier
+// counters). ARP is not counted: it is not IP.
+func (h *Host) CountPackets() error {
+	if err := h.lab.nft(h.NS, countScript()); err != nil {
+		return fmt.Errorf("count packets on %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// Counted reads the counters CountPackets started.
+func (h *Host) Counted() (Counts, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := runTool(ctx, "", h.lab.tools.ip, "netns", "exec", h.NS, h.lab.tools.nft, "list", "table", countTable)
+	if err != nil {
+		return Counts{}, fmt.Errorf("read packet counters of %s: %w", h.Name, err)
+	}
+	c, err := parseCounts(out)
+	if err != nil {
+		return Counts{}, fmt.Errorf("read packet counters of %s: %w", h.Name, err)
+	}
+	return c, nil
+}

@@ -890,3 +890,30 @@ func TestRequireSkipsOrFailsInCI(t *testing.T) {
 		})
 	}
 }
+
+func TestCountPackets(t *testing.T) {
+	if s := countScript(); !strings.Contains(s, `iifname "eth0" counter`+"\n") || !strings.Contains(s, "delete table inet netlab_count\n") {
+		t.Fatalf("count script:\n%s", s)
+	}
+	lab := New(t, 2)
+	a, b := lab.Hosts[0], lab.Hosts[1]
+	if err := b.CountPackets(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	if got := countDelivered(t, a, b, n, func() error { return nil }); got != n {
+		t.Fatalf("%d of %d datagrams delivered", got, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, err := a.Dial(ctx, "tcp", netip.AddrPortFrom(b.Addr, 9).String()); err == nil {
+		c.Close() // refused is expected; the SYN arrived either way
+	}
+	c, err := b.Counted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Packets < n+1 || c.SYNs != 1 || c.TCP != 1 || c.UDP < n || c.MDNS != 0 || c.Bytes < c.Packets*20 {
+		t.Fatalf("counted %+v after %d datagrams and one connection attempt", c, n)
+	}
+}

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -79,4 +80,51 @@ func nftSet(names []string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return "{ " + strings.Join(q, ", ") + " }"
+}
+
+// countTable holds CountPackets' counters, in a host's namespace.
+const countTable = "inet netlab_count"
+
+// countScript returns the nft script that counts what enters a host's eth0:
+// every packet, and apart the TCP connection attempts (SYN without ACK),
+// all TCP, all UDP, and mDNS (UDP from or to port 5353). Its hook runs
+// before netlab_drop's, so dropped packets count too.
+func countScript() string {
+	var b strings.Builder
+	b.WriteString(deleteTableScript(countTable))
+	fmt.Fprintf(&b, "table %s {\n", countTable)
+	b.WriteString("\tchain input {\n\t\ttype filter hook input priority -300; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tiifname %q counter\n", hostIface)
+	fmt.Fprintf(&b, "\t\tiifname %q tcp flags & (syn | ack) == syn counter\n", hostIface)
+	fmt.Fprintf(&b, "\t\tiifname %q meta l4proto tcp counter\n", hostIface)
+	fmt.Fprintf(&b, "\t\tiifname %q meta l4proto udp counter\n", hostIface)
+	fmt.Fprintf(&b, "\t\tiifname %q udp sport 5353 counter\n", hostIface)
+	fmt.Fprintf(&b, "\t\tiifname %q udp dport 5353 udp sport != 5353 counter\n", hostIface)
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
+
+// counterRE matches the counters of `nft list table`, in rule order.
+var counterRE = regexp.MustCompile(`counter packets (\d+) bytes (\d+)`)
+
+// parseCounts reads the counters of countScript's rules from the listing of
+// its table.
+func parseCounts(listing string) (Counts, error) {
+	m := counterRE.FindAllStringSubmatch(listing, -1)
+	if len(m) != 6 {
+		return Counts{}, fmt.Errorf("want 6 counters in %s, found %d", countTable, len(m))
+	}
+	var n [6]uint64
+	for i := range m {
+		v, err := strconv.ParseUint(m[i][1], 10, 64)
+		if err != nil {
+			return Counts{}, err
+		}
+		n[i] = v
+	}
+	bytes, err := strconv.ParseUint(m[0][2], 10, 64)
+	if err != nil {
+		return Counts{}, err
+	}
+	return Counts{Packets: n[0], Bytes: bytes, SYNs: n[1], TCP: n[2], UDP: n[3], MDNS: n[4] + n[5]}, nil
 }

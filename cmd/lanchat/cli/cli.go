@@ -51,6 +51,8 @@ type globalArgs struct {
 	logLevel   string
 	json       bool
 	sync       string
+	// reconnectHorizon: how long peers lost without a goodbye are dialled
+	reconnectHorizon time.Duration
 }
 
 func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
@@ -66,6 +68,7 @@ func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
 	fs.StringVar(&g.logLevel, "log-level", defLevel, "debug, info, warn or error (logs go to standard error)")
 	fs.BoolVar(&g.json, "json", false, "print JSON instead of text")
 	fs.StringVar(&g.sync, "sync", "normal", "history durability: normal (survives a crash of lanchat) or full (also a power cut; slower)")
+	fs.DurationVar(&g.reconnectHorizon, "reconnect-horizon", def.ReconnectHorizon, "how long a peer lost without a goodbye is still dialled (with backoff) before it is forgotten")
 }
 
 // valueFlags are the global flags that take a value, so the command name
@@ -73,6 +76,7 @@ func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
 var valueFlags = map[string]bool{
 	"name": true, "data-dir": true, "bind": true, "iface": true, "port": true,
 	"gossip-port": true, "join": true, "log-level": true, "sync": true,
+	"reconnect-horizon": true,
 }
 
 type command struct {
@@ -218,7 +222,8 @@ func (e *env) nodeConfig() node.Config {
 	return node.Config{
 		DataDir: e.g.dataDir, Name: e.g.name, Bind: e.g.bind, Iface: e.g.iface,
 		Port: e.g.port, GossipPort: e.g.gossipPort, Join: e.g.join, NoMDNS: e.g.noMDNS,
-		Sync: e.g.sync, Logger: e.log,
+		ReconnectHorizon: e.g.reconnectHorizon,
+		Sync:             e.g.sync, Logger: e.log,
 	}
 }
 

@@ -265,8 +265,10 @@ func (n *Node) serve(ctx context.Context) error {
 		if ev.Change == mesh.Joined || ev.Change == mesh.Returned {
 			n.chat.PeerOnline(ev.Peer.ID)
 		}
-		if ev.Change == mesh.Verified {
-			n.chat.PeerVerified(ev.Peer.ID) // rooms: what it is in, and what we missed
+		// Rooms: what it is in, and what we missed while apart. A peer
+		// back on the run we verified before is not verified again.
+		if ev.Change == mesh.Verified || ev.Change == mesh.Returned && ev.Peer.Verified {
+			n.chat.PeerMet(ev.Peer.ID)
 		}
 	})
 	defer cancelSub()

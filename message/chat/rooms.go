@@ -771,9 +771,11 @@ func (r *rooms) pull(ctx context.Context, peer, room string) error {
 	})
 }
 
-// PeerVerified tells the service that a peer's key was proven: ask it
-// which rooms it is in, then catch up on the rooms we share.
-func (s *Service) PeerVerified(id string) {
+// PeerMet tells the service that we met a peer: its key was just
+// proven, or it came back (a healed split, a replugged cable) on a run
+// proven before. Ask it which rooms it is in, then catch up on the rooms
+// we share. The streams this opens check the peer's key themselves.
+func (s *Service) PeerMet(id string) {
 	r := s.rooms
 	if s.cfg.RoomSync == nil || id == s.cfg.Self {
 		return

@@ -335,7 +335,7 @@ func TestRoomTriggersRacingCloseStartNothingAfterIt(t *testing.T) {
 				default:
 				}
 				ann.svc.Ahead(fmt.Sprintf("peer%d", i), GeneralRoom)
-				ann.svc.PeerVerified(fmt.Sprintf("peer%d", i))
+				ann.svc.PeerMet(fmt.Sprintf("peer%d", i))
 				if i == 10 {
 					close(going)
 				}

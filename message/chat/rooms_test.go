@@ -226,7 +226,7 @@ func (l *lan) met() {
 	for _, a := range all {
 		for _, b := range all {
 			if a != b && l.reach(a.p.id, b.p.id) {
-				a.svc.PeerVerified(b.p.id)
+				a.svc.PeerMet(b.p.id)
 			}
 		}
 	}

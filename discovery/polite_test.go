@@ -319,6 +319,7 @@ func TestHostileTrafficOnTheGroup(t *testing.T) {
 		c.WriteToUDP(junk, groupV4)
 	}
 	q, _ := newQuery(nil).Pack()
+	floodStart := time.Now()
 	for range 200 {
 		c.WriteToUDP(q, groupV4)
 	}
@@ -331,8 +332,13 @@ func TestHostileTrafficOnTheGroup(t *testing.T) {
 		}
 		answers++
 	}
-	if answers == 0 || answers > answerRate+5 {
-		t.Fatalf("%d answers to a flood of 200 queries, want 1 to about %d", answers, answerRate)
+	// The bucket refills while the flood is sent and read: on a loaded
+	// machine that takes a while, and what it allows grows with it.
+	// No lower bound: an answer multicast just before the flood may keep
+	// the responder quiet for its first second (RFC 6762 §6); that it
+	// still answers is checked once the bucket has refilled, below.
+	if allowed := answerRate + int(answerRate*time.Since(floodStart).Seconds()) + 5; answers > allowed {
+		t.Fatalf("%d answers to a flood of 200 queries, want at most %d", answers, allowed)
 	}
 	time.Sleep(time.Second) // the bucket refills
 	if got := rawQuery(t, newQuery(nil), 300*time.Millisecond); len(got) != 1 {
@@ -345,6 +351,7 @@ func TestHostileTrafficOnTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
+	floodStart = time.Now()
 	for range 200 {
 		z := zoneOf(t, peer(t, 7100))
 		msg := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true}, Answer: z.Records(dns.Question{Name: serviceFQDN, Qtype: dns.TypePTR, Qclass: dns.ClassINET})}
@@ -352,7 +359,7 @@ func TestHostileTrafficOnTheGroup(t *testing.T) {
 		src.WriteToUDP(pkt, groupV4)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(b.seen.ids()); n == 0 || n > announceRate+5 {
-		t.Fatalf("%d forged announcements handed on in a burst, want 1 to about %d", n, announceRate)
+	if allowed := announceRate + int(announceRate*time.Since(floodStart).Seconds()) + 5; len(b.seen.ids()) == 0 || len(b.seen.ids()) > allowed {
+		t.Fatalf("%d forged announcements handed on in a burst, want 1 to %d", len(b.seen.ids()), allowed)
 	}
 }

@@ -53,10 +53,7 @@ func (m *Mesh) sayGoodbye(ml *memberlist.Memberlist) {
 	m.bcast.QueueBroadcast(leaveBroadcast(m.member))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
-	for _, n := range ml.Members() {
-		if n.Name == m.member {
-			continue
-		}
+	for _, n := range m.liveMembers() {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -83,4 +80,20 @@ func (m *Mesh) sayGoodbye(ml *memberlist.Memberlist) {
 	if err := ml.Leave(m.cfg.LeaveTimeout / 2); err != nil {
 		m.log.Debug("leave", "err", err)
 	}
+}
+
+// liveMembers are the runs the peer table counts alive, as nodes to send
+// to. They are copies: the *memberlist.Node values Members returns are
+// memberlist's own, which its packet handler rewrites (address, port)
+// under a lock we cannot take, so reading them from here races.
+func (m *Mesh) liveMembers() []*memberlist.Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*memberlist.Node
+	for _, e := range m.table.peers {
+		if e.alive && e.Addr.IsValid() {
+			out = append(out, &memberlist.Node{Name: e.member, Addr: e.Addr.AsSlice(), Port: e.GossipPort})
+		}
+	}
+	return out
 }

@@ -62,3 +62,34 @@ func BenchmarkRoomCatchUp10k(b *testing.B) {
 		a.stop()
 	}
 }
+
+// BenchmarkRoomSend: one node sends room messages to 9 others, all in
+// this process on loopback; for profiling the fan-out (the e2e
+// benchmark measures it on the LAN, per process).
+func BenchmarkRoomSend(b *testing.B) {
+	ctx := context.Background()
+	a := startNode(b, Config{DataDir: b.TempDir(), Name: "alice", Logger: quiet(), Sync: benchSync()})
+	for i := range 9 {
+		startNode(b, Config{DataDir: b.TempDir(), Name: fmt.Sprintf("m%d", i), Logger: quiet(), Sync: benchSync(), Join: []string{a.gossip()}})
+	}
+	waitFor(b, "all in #general", 20*time.Second, func() bool {
+		ms, _ := a.n.RoomMembers(ctx, "#general")
+		online := 0
+		for _, m := range ms {
+			if m.Online {
+				online++
+			}
+		}
+		return online == 10
+	})
+	if _, err := a.n.Send(ctx, api.SendRequest{To: "#general", Text: "warm-up", Wait: true, TimeoutMS: 10000}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		rep, err := a.n.Send(ctx, api.SendRequest{To: "#general", Text: fmt.Sprintf("line %d", i)})
+		if err != nil || rep.Reached != 9 {
+			b.Fatalf("%+v %v", rep, err)
+		}
+	}
+}

@@ -109,6 +109,11 @@ type rooms struct {
 	mu    sync.Mutex                           // guards heads; held while an event is checked and written, so a room's log changes one write at a time
 	heads map[string]map[string]store.RoomHead // by room, then author; loaded from the store on first use
 	since map[string]message.Timestamp         // by room: the time of our latest join; what is older is history, not news
+	// dirMembers caches, by room, who the directory says is in it: every
+	// send asks. A write to the directory drops it and bumps dirGen, so
+	// that a read begun before the write is not cached.
+	dirMembers map[string][]string
+	dirGen     uint64
 
 	pmu     sync.Mutex         // guards pulling
 	pulling map[[2]string]bool // (peer, room) pulls in flight
@@ -121,11 +126,12 @@ type rooms struct {
 
 func newRooms(s *Service) *rooms {
 	return &rooms{
-		s:       s,
-		heads:   map[string]map[string]store.RoomHead{},
-		since:   map[string]message.Timestamp{},
-		pulling: map[[2]string]bool{},
-		sem:     make(chan struct{}, maxPulls),
+		s:          s,
+		heads:      map[string]map[string]store.RoomHead{},
+		since:      map[string]message.Timestamp{},
+		dirMembers: map[string][]string{},
+		pulling:    map[[2]string]bool{},
+		sem:        make(chan struct{}, maxPulls),
 	}
 }
 
@@ -282,6 +288,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			}
 			return errs
 		}
+		r.dirChanged(w.Directory)
 	}
 	for room, authors := range touched {
 		for author, h := range authors {
@@ -412,6 +419,7 @@ func (r *rooms) author(ctx context.Context, room, kind, body string) (*message.E
 	if err := r.s.st.WriteRooms(context.WithoutCancel(ctx), w); err != nil {
 		return nil, err
 	}
+	r.dirChanged(w.Directory)
 	heads[r.s.cfg.Self] = next
 	if kind == message.KindJoin {
 		r.since[room] = env.Time
@@ -448,17 +456,38 @@ func (r *rooms) members(ctx context.Context, room string) ([]string, bool, error
 // directoryMembers are those whose latest membership event of room that
 // we heard of is a join.
 func (r *rooms) directoryMembers(ctx context.Context, room string) ([]string, error) {
-	dir, err := r.s.st.Directory(ctx, room, "")
+	r.mu.Lock()
+	ids, ok := r.dirMembers[room]
+	gen := r.dirGen
+	r.mu.Unlock()
+	if ok {
+		return slices.Clone(ids), nil
+	}
+	ids, err := r.s.st.DirectoryMembers(ctx, room)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for _, e := range dir {
-		if e.Joined {
-			ids = append(ids, e.Author)
+	r.mu.Lock()
+	if r.dirGen == gen {
+		if len(r.dirMembers) >= maxRooms {
+			clear(r.dirMembers)
 		}
+		r.dirMembers[room] = ids
 	}
-	return ids, nil
+	r.mu.Unlock()
+	return slices.Clone(ids), nil
+}
+
+// dirChanged forgets the cached directory of the rooms envs are about.
+// Called with mu held, once they are written.
+func (r *rooms) dirChanged(envs []*message.Envelope) {
+	if len(envs) == 0 {
+		return
+	}
+	r.dirGen++
+	for _, e := range envs {
+		delete(r.dirMembers, e.Conversation)
+	}
 }
 
 // reachable are the peers to hand room's events to and fetch them from:

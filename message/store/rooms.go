@@ -326,3 +326,22 @@ func (s *Store) DirectoryCounts(ctx context.Context, room, author string) (known
 	}
 	return known, rooms, byAuthor, nil
 }
+
+// DirectoryMembers lists the authors whose latest membership event of
+// room is a join, without reading the events.
+func (s *Store) DirectoryMembers(ctx context.Context, room string) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT author FROM room_directory WHERE room = ? AND joined = 1 ORDER BY author", room)
+	if err != nil {
+		return nil, fmt.Errorf("room directory: %w", s.classify(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

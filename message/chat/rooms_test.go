@@ -360,17 +360,7 @@ func TestRoomRefusesNonMembersGapsAndConflicts(t *testing.T) {
 	})
 	mallory := newParty(t, "mallory")
 	ev := func(seq uint64, kind, body string) *message.Envelope {
-		env := &message.Envelope{Author: mallory.id, AuthorName: "mallory", Conversation: GeneralRoom, Seq: seq,
-			Time: message.NewClock(time.Now).Now(), Kind: kind, Body: body}
-		sealed, err := message.Seal(env, mallory.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := message.Open(sealed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return roomEvent(t, mallory, GeneralRoom, seq, kind, body, "")
 	}
 	for _, c := range []struct {
 		name string
@@ -489,14 +479,7 @@ func TestOneStrangerCannotStopUsLearningOfRooms(t *testing.T) {
 	ann := l.add(t, "ann")
 	ctx := context.Background()
 	join := func(p party, room string) *message.Envelope {
-		env := &message.Envelope{Author: p.id, AuthorName: p.name, Conversation: room, Seq: 1,
-			Time: message.NewClock(time.Now).Now(), Kind: message.KindJoin}
-		sealed, err := message.Seal(env, p.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, _ := message.Open(sealed)
-		return out
+		return roomEvent(t, p, room, 1, message.KindJoin, "", "")
 	}
 	mallory := newParty(t, "mallory")
 	var flood []*message.Envelope

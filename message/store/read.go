@@ -118,32 +118,19 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 
 // peerHistory reads one direct conversation through its index.
 func (s *Store) peerHistory(ctx context.Context, q Query) ([]Record, error) {
-	args := []any{q.Peer}
-	where := "peer = ? AND conversation = '' AND kind IN (" + placeholders(len(q.Kinds)) + ")"
-	args = append(args, anySlice(q.Kinds)...)
-	if !q.Since.IsZero() {
-		where += " AND wall >= ?"
-		args = append(args, sinceNanos(q.Since))
-	}
-	limit := -1
-	if q.Limit > 0 {
-		limit = q.Limit
-	}
-	args = append(args, limit)
-	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+" FROM messages INDEXED BY messages_peer WHERE "+where+
-		" ORDER BY "+orderByDesc+" LIMIT ?", args...)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := scanRecords(rows)
-	slices.Reverse(recs)
-	return recs, err
+	return s.indexedHistory(ctx, q, "messages_peer", "peer = ? AND conversation = ''", q.Peer)
 }
 
 // roomHistory reads one room through its index.
 func (s *Store) roomHistory(ctx context.Context, q Query) ([]Record, error) {
-	args := []any{q.Room}
-	where := "conversation = ? AND conversation != '' AND kind IN (" + placeholders(len(q.Kinds)) + ")"
+	return s.indexedHistory(ctx, q, "messages_room", "conversation = ? AND conversation != ''", q.Room)
+}
+
+// indexedHistory reads the newest q.Limit messages of one conversation,
+// which where (with its one argument) selects through index, oldest first.
+func (s *Store) indexedHistory(ctx context.Context, q Query, index, where string, arg any) ([]Record, error) {
+	args := []any{arg}
+	where += " AND kind IN (" + placeholders(len(q.Kinds)) + ")"
 	args = append(args, anySlice(q.Kinds)...)
 	if !q.Since.IsZero() {
 		where += " AND wall >= ?"
@@ -154,7 +141,7 @@ func (s *Store) roomHistory(ctx context.Context, q Query) ([]Record, error) {
 		limit = q.Limit
 	}
 	args = append(args, limit)
-	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+" FROM messages INDEXED BY messages_room WHERE "+where+
+	rows, err := s.rdb.QueryContext(ctx, "SELECT "+recordCols+" FROM messages INDEXED BY "+index+" WHERE "+where+
 		" ORDER BY "+orderByDesc+" LIMIT ?", args...)
 	if err != nil {
 		return nil, err

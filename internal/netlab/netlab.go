@@ -113,6 +113,9 @@ func (l *Lab) build(n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout+time.Duration(n)*time.Second)
 	defer cancel()
 
+	if err := raiseNeighbourLimit(n); err != nil {
+		return err
+	}
 	if err := l.makeBridgeNS(ctx); err != nil {
 		return err
 	}
@@ -323,4 +326,35 @@ func runTool(ctx context.Context, stdin, name string, args ...string) (string, e
 		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
 	}
 	return stdout.String(), nil
+}
+
+// raiseNeighbourLimit makes room in the kernel's neighbour (ARP) table for
+// a lab of n hosts, each of which learns every other: the limit
+// (gc_thresh3, 1024 by default) counts the entries of every namespace
+// together, and past it hosts silently hear no one — at about 33 hosts.
+// It only ever raises the limits, so that labs running at the same time
+// do not undo each other's room.
+func raiseNeighbourLimit(n int) error {
+	need := 2 * n * n
+	for _, knob := range []struct {
+		name string
+		val  int
+	}{{"gc_thresh3", need}, {"gc_thresh2", need / 2}, {"gc_thresh1", need / 4}} { // largest first: they stay ordered
+		path := "/proc/sys/net/ipv4/neigh/default/" + knob.name
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("neighbour table limit: %w", err)
+		}
+		cur, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return fmt.Errorf("neighbour table limit %s: %q", knob.name, b)
+		}
+		if cur >= knob.val {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(strconv.Itoa(knob.val)), 0o644); err != nil {
+			return fmt.Errorf("raise the neighbour table limit for %d hosts: %w", n, err)
+		}
+	}
+	return nil
 }

@@ -909,11 +909,12 @@ func (s *Service) RoomInfo(ctx context.Context, room string) (RoomInfo, error) {
 	if err := CheckRoom(room); err != nil {
 		return RoomInfo{}, err
 	}
-	unread, err := s.st.RoomUnread(ctx)
+	// One room's count, not every room's: this runs for every room event.
+	n, err := s.st.RoomUnreadIn(ctx, room)
 	if err != nil {
 		return RoomInfo{}, err
 	}
-	return s.roomInfo(ctx, room, unread)
+	return s.roomInfo(ctx, room, map[string]int{room: n})
 }
 
 func (s *Service) roomInfo(ctx context.Context, room string, unread map[string]int) (RoomInfo, error) {

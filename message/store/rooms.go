@@ -288,6 +288,17 @@ WHERE outgoing = 0 AND state < 3 AND conversation != '' AND kind = 'text' GROUP 
 	return out, rows.Err()
 }
 
+// RoomUnreadIn counts the received messages of room not yet read.
+func (s *Store) RoomUnreadIn(ctx context.Context, room string) (int, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages INDEXED BY messages_unread
+WHERE conversation = ?1 AND conversation != '' AND outgoing = 0 AND state < 3 AND kind = 'text'`, room).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("room unread: %w", s.classify(err))
+	}
+	return n, nil
+}
+
 // RoomConflicts returns the evidence kept for room.
 func (s *Store) RoomConflicts(ctx context.Context, room string) ([]RoomConflict, error) {
 	rows, err := s.rdb.QueryContext(ctx, "SELECT from_peer, sealed FROM room_conflicts WHERE room = ? ORDER BY author, rseq, id", room)

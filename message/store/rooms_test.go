@@ -109,3 +109,34 @@ func TestSchemaOneMigratesToRooms(t *testing.T) {
 		t.Fatalf("%d records, want 2", n)
 	}
 }
+
+func TestRoomUnreadInCountsOneRoom(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	var w RoomWrite
+	for i := uint64(1); i <= 3; i++ {
+		kind := message.KindText
+		if i == 1 {
+			kind = message.KindJoin
+		}
+		w.Events = append(w.Events, RoomEvent{Env: bob.roomEv(t, "#a", i, at(float64(i)), kind, "")})
+		w.Events = append(w.Events, RoomEvent{Env: carol.roomEv(t, "#b", i, at(float64(i)), kind, "")})
+	}
+	w.Events = append(w.Events, RoomEvent{Env: bob.roomEv(t, "#a", 4, at(4), message.KindText, "old"), Read: true})
+	if err := s.WriteRooms(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.RoomUnread(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, room := range []string{"#a", "#b", "#c"} {
+		n, err := s.RoomUnreadIn(ctx, room)
+		if err != nil || n != all[room] {
+			t.Fatalf("%s: %d unread, %v; RoomUnread says %d", room, n, err, all[room])
+		}
+	}
+	if all["#a"] != 2 || all["#b"] != 2 {
+		t.Fatalf("unread %v, want 2 in each", all)
+	}
+}

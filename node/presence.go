@@ -52,7 +52,7 @@ func SavePresence(dir string, state mesh.State, text string) error {
 	if err := mesh.ValidStatus(text); err != nil {
 		return err
 	}
-	if err := checkDataDir(dir); err != nil {
+	if err := checkDataDir(dir, nil); err != nil {
 		return err
 	}
 	return savePresence(dir, presence{state: state, text: text})

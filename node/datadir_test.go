@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"lanchat/internal/fsutil"
 )
 
 // TestCheckDataDirModes pins the rule for a data directory's mode and
@@ -98,4 +100,42 @@ func skipUnlessCI(t *testing.T, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// TestHostilePresenceAndLock pins that presence.json and the lock are not
+// read through a symbolic link, and that an oversized presence.json is
+// refused and left as it was.
+func TestHostilePresenceAndLock(t *testing.T) {
+	t.Run("presence too large", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, presenceName)
+		os.WriteFile(p, bytes.Repeat([]byte(" "), maxPresenceFile+1), 0o600)
+		if _, err := loadPresence(dir); !errors.Is(err, fsutil.ErrTooLarge) {
+			t.Fatalf("loadPresence: %v, want ErrTooLarge", err)
+		}
+		if fi, _ := os.Stat(p); fi.Size() != maxPresenceFile+1 {
+			t.Errorf("presence.json changed")
+		}
+	})
+	for _, name := range []string{presenceName, "lock"} {
+		t.Run(name+" is a symlink", func(t *testing.T) {
+			dir := t.TempDir()
+			target := filepath.Join(t.TempDir(), "elsewhere")
+			os.WriteFile(target, []byte(`{"state":0}`), 0o600)
+			os.Symlink(target, filepath.Join(dir, name))
+			var err error
+			if name == "lock" {
+				var f *os.File
+				f, err = lockDir(dir)
+				if f != nil {
+					f.Close()
+				}
+			} else {
+				_, err = loadPresence(dir)
+			}
+			if !errors.Is(err, fsutil.ErrSymlink) {
+				t.Fatalf("error %v, want ErrSymlink", err)
+			}
+		})
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"lanchat/internal/fsutil"
@@ -26,8 +25,12 @@ type presenceFile struct {
 
 const presenceName = "presence.json"
 
+// maxPresenceFile bounds presence.json: a state and a status text of at
+// most a few hundred bytes; a larger file is refused, not read.
+const maxPresenceFile = 64 << 10
+
 func loadPresence(dir string) (presence, error) {
-	b, err := os.ReadFile(filepath.Join(dir, presenceName))
+	b, err := fsutil.ReadFileLimit(filepath.Join(dir, presenceName), maxPresenceFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return presence{}, nil
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"lanchat/internal/fsutil"
 )
 
 // IDLen is the length of a peer id: base32 (RFC 4648, no padding) of a
@@ -26,6 +28,9 @@ var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // KeyFile is the name of the private key inside the data directory.
 const KeyFile = "identity.key"
+
+// maxKeyFile bounds the key file read: a PEM Ed25519 key is ~120 bytes.
+const maxKeyFile = 64 << 10
 
 // IDFromPublicKey returns the peer id of an Ed25519 public key: the base32
 // SHA-256 of its 32 raw bytes, as Syncthing does for device ids. Anyone can
@@ -75,7 +80,7 @@ func LoadOrCreateIdentity(dir string) (*Identity, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, KeyFile)
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFileLimit(path, maxKeyFile)
 	switch {
 	case err == nil:
 		return parseIdentity(path, b)

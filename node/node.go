@@ -84,7 +84,7 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) build() error {
 	cfg := n.cfg
-	if err := checkDataDir(cfg.DataDir); err != nil {
+	if err := checkDataDir(cfg.DataDir, cfg.Logger); err != nil {
 		return err
 	}
 	var err error

@@ -45,7 +45,7 @@ func NewOneShot(cfg Config) (*OneShot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDataDir(cfg.DataDir); err != nil {
+	if err := checkDataDir(cfg.DataDir, cfg.Logger); err != nil {
 		return nil, err
 	}
 	id, err := mesh.LoadOrCreateIdentity(cfg.DataDir)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"lanchat/internal/fsutil"
@@ -26,8 +25,12 @@ type presenceFile struct {
 
 const presenceName = "presence.json"
 
+// maxPresenceFile bounds presence.json: a state and a status text of at
+// most a few hundred bytes; a larger file is refused, not read.
+const maxPresenceFile = 64 << 10
+
 func loadPresence(dir string) (presence, error) {
-	b, err := os.ReadFile(filepath.Join(dir, presenceName))
+	b, err := fsutil.ReadFileLimit(filepath.Join(dir, presenceName), maxPresenceFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return presence{}, nil
 	}
@@ -52,7 +55,7 @@ func SavePresence(dir string, state mesh.State, text string) error {
 	if err := mesh.ValidStatus(text); err != nil {
 		return err
 	}
-	if err := checkDataDir(dir); err != nil {
+	if err := checkDataDir(dir, nil); err != nil {
 		return err
 	}
 	return savePresence(dir, presence{state: state, text: text})

@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -47,7 +48,7 @@ func loadContacts(path string) (*contacts, error) {
 	if path == "" {
 		return c, nil
 	}
-	f, err := os.Open(c.path)
+	f, err := fsutil.OpenNoFollow(c.path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
@@ -59,7 +60,7 @@ func loadContacts(path string) (*contacts, error) {
 		return c, errors.New("contacts.json is too large; ignoring it")
 	}
 	var list []contact
-	if err := json.NewDecoder(f).Decode(&list); err != nil {
+	if err := json.NewDecoder(io.LimitReader(f, maxContactsB)).Decode(&list); err != nil {
 		return c, err
 	}
 	for _, k := range list {

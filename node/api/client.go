@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -294,7 +297,37 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
+// ErrUnsafeSocket is returned when the file at the control socket's path
+// is not a socket of our own uid: a client would hand what it sends to
+// whoever put it there.
+var ErrUnsafeSocket = errors.New("control socket is not ours")
+
+// unsafeSocketError is a refusal to dial: a check, not a failure to reach.
+type unsafeSocketError struct{ err error }
+
+func (e *unsafeSocketError) Error() string { return e.err.Error() }
+func (e *unsafeSocketError) Unwrap() error { return e.err }
+
+// checkSocket refuses a path that is not a socket (a symlink included)
+// owned by our uid. A missing one is a dialError: no node runs.
+func checkSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return &dialError{err}
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return &unsafeSocketError{fmt.Errorf("%w: %s is %s, not a socket; refusing to talk to it", ErrUnsafeSocket, path, kindOf(fi.Mode()))}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return &unsafeSocketError{fmt.Errorf("%w: %s belongs to uid %d, not to us (uid %d); refusing to talk to it", ErrUnsafeSocket, path, st.Uid, os.Geteuid())}
+	}
+	return nil
+}
+
 func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	if err := checkSocket(c.path); err != nil {
+		return nil, err
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.path)
 	if err != nil {
@@ -312,6 +345,10 @@ func (c *Client) lost(ctx context.Context, method, path string, err error) error
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
+	}
+	var ue2 *unsafeSocketError
+	if errors.As(err, &ue2) {
+		return ue2.err
 	}
 	var de *dialError
 	if errors.As(err, &de) {

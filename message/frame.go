@@ -69,9 +69,7 @@ type Frame struct {
 // AppendFrame appends the encoding of one frame to dst. The caller keeps
 // payloads within their limits; ReadFrame refuses any that are not.
 func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
-	dst = append(dst, frameMagic0, frameMagic1, byte(t))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
-	return append(dst, payload...)
+	return AppendFrameOf(dst, [2]byte{frameMagic0, frameMagic1}, t, payload)
 }
 
 // ReadFrame reads one frame from r. It checks the magic, that the type is
@@ -80,30 +78,54 @@ func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
 // MaxFrame bytes. Errors wrap ErrMalformed, ErrTooLarge, io.EOF (nothing
 // read at all) or io.ErrUnexpectedEOF (a frame cut short), or are r's.
 func ReadFrame(r io.Reader) (Frame, error) {
-	var h [FrameHeaderLen]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	t, p, err := ReadFrameOf(r, [2]byte{frameMagic0, frameMagic1}, func(t FrameType) (int, bool) {
+		limit := t.maxPayload()
+		return min(limit, MaxFrame), limit != 0
+	})
+	if err != nil {
 		return Frame{}, err
 	}
-	if h[0] != frameMagic0 || h[1] != frameMagic1 {
-		return Frame{}, fmt.Errorf("%w: bad frame magic %#x", ErrMalformed, h[:2])
+	return Frame{Type: t, Payload: p}, nil
+}
+
+// AppendFrameOf appends one frame of a protocol that shares this frame
+// header (two magic bytes, a type, a 4-byte big-endian length) with its
+// own magic and types: the sync protocol's (message/roomsync) is one.
+func AppendFrameOf[T ~byte](dst []byte, magic [2]byte, t T, payload []byte) []byte {
+	dst = append(dst, magic[0], magic[1], byte(t))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
+	return append(dst, payload...)
+}
+
+// ReadFrameOf reads one frame of such a protocol: limit gives the largest
+// payload of a type, and ok false for a type the protocol does not know.
+// The magic, the type and the length are checked before the payload is
+// allocated; the errors are ReadFrame's.
+func ReadFrameOf[T ~byte](r io.Reader, magic [2]byte, limit func(T) (most int, ok bool)) (T, []byte, error) {
+	var h [FrameHeaderLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
 	}
-	t := FrameType(h[2])
-	limit := t.maxPayload()
-	if limit == 0 {
-		return Frame{}, fmt.Errorf("%w: unknown frame type %#02x", ErrMalformed, h[2])
+	if h[0] != magic[0] || h[1] != magic[1] {
+		return 0, nil, fmt.Errorf("%w: bad frame magic %#x", ErrMalformed, h[:2])
+	}
+	t := T(h[2])
+	most, ok := limit(t)
+	if !ok {
+		return 0, nil, fmt.Errorf("%w: unknown frame type %#02x", ErrMalformed, h[2])
 	}
 	n := binary.BigEndian.Uint32(h[3:])
-	if uint64(n) > uint64(min(limit, MaxFrame)) {
-		return Frame{}, fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrTooLarge, t, n, limit)
+	if uint64(n) > uint64(most) {
+		return 0, nil, fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrTooLarge, t, n, most)
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return Frame{}, fmt.Errorf("%v frame payload: %w", t, err)
+		return 0, nil, fmt.Errorf("%v frame payload: %w", t, err)
 	}
-	return Frame{Type: t, Payload: p}, nil
+	return t, p, nil
 }
 
 // AckStatus is the outcome an ACK frame reports.

@@ -3,6 +3,7 @@ package roomsync
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 
@@ -98,7 +99,7 @@ func TestPullNothingMissingIsCheap(t *testing.T) {
 	// pages read, about 300 envelopes' bytes.
 	a := src.authors[7].id
 	have[a] -= 300
-	sink := &vectorSink{v: have.Clone()}
+	sink := &vectorSink{v: maps.Clone(have)}
 	st, err = client.s.Pull(ctxT(t), server.id.id, "#general", have, sink)
 	if err != nil {
 		t.Fatal(err)

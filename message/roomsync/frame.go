@@ -92,11 +92,12 @@ type Frame struct {
 	Payload []byte
 }
 
+// frameMagic is the sync protocol's: its frame header is message's.
+var frameMagic = [2]byte{frameMagic0, frameMagic1}
+
 // appendFrame appends one frame to dst.
 func appendFrame(dst []byte, t FrameType, payload []byte) []byte {
-	dst = append(dst, frameMagic0, frameMagic1, byte(t))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
-	return append(dst, payload...)
+	return message.AppendFrameOf(dst, frameMagic, t, payload)
 }
 
 // ReadFrame reads one frame from r. The magic, the type and the length
@@ -106,28 +107,12 @@ func appendFrame(dst []byte, t FrameType, payload []byte) []byte {
 // io.EOF (nothing read), io.ErrUnexpectedEOF (a frame cut short), or are
 // r's.
 func ReadFrame(r io.Reader) (Frame, error) {
-	var h [FrameHeaderLen]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	t, p, err := message.ReadFrameOf(r, frameMagic, func(t FrameType) (int, bool) {
+		limit := t.maxPayload()
+		return limit, limit >= 0
+	})
+	if err != nil {
 		return Frame{}, err
-	}
-	if h[0] != frameMagic0 || h[1] != frameMagic1 {
-		return Frame{}, fmt.Errorf("%w: bad frame magic %#x", message.ErrMalformed, h[:2])
-	}
-	t := FrameType(h[2])
-	limit := t.maxPayload()
-	if limit < 0 {
-		return Frame{}, fmt.Errorf("%w: unknown frame type %#02x", message.ErrMalformed, h[2])
-	}
-	n := binary.BigEndian.Uint32(h[3:])
-	if uint64(n) > uint64(limit) {
-		return Frame{}, fmt.Errorf("%w: %v frame of %d bytes, limit %d", message.ErrTooLarge, t, n, limit)
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return Frame{}, fmt.Errorf("%v frame payload: %w", t, err)
 	}
 	return Frame{Type: t, Payload: p}, nil
 }
@@ -135,15 +120,6 @@ func ReadFrame(r io.Reader) (Frame, error) {
 // Vector says, for each author, how many of their events in a room a node
 // holds: all of seq 1..n. An author it holds none of is absent (or 0).
 type Vector map[string]uint64
-
-// Clone returns a copy of v.
-func (v Vector) Clone() Vector {
-	c := make(Vector, len(v))
-	for a, n := range v {
-		c[a] = n
-	}
-	return c
-}
 
 // pull is a decoded PULL frame.
 type pull struct {

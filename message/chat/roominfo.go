@@ -14,15 +14,9 @@ import (
 
 // Rooms lists the rooms we are in and those we heard of, by name.
 func (s *Service) Rooms(ctx context.Context) ([]RoomInfo, error) {
-	dir, err := s.st.Directory(ctx, "", "")
+	names, err := s.st.DirectoryRooms(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var names []string
-	for _, e := range dir {
-		if len(names) == 0 || names[len(names)-1] != e.Room {
-			names = append(names, e.Room)
-		}
 	}
 	unread, err := s.st.RoomUnread(ctx)
 	if err != nil {

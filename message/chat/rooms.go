@@ -493,9 +493,9 @@ func (r *rooms) dirChanged(envs []*message.Envelope) {
 // join may not have reached our log yet (a node that just joined knows
 // of the others only from there).
 func (r *rooms) reachable(ctx context.Context, room string) ([]string, error) {
-	ids, _, err := r.members(ctx, room)
-	if err != nil {
-		return nil, err
+	ids, joined, err := r.members(ctx, room)
+	if err != nil || !joined {
+		return ids, err // not joined: members are the directory's already
 	}
 	dir, err := r.directoryMembers(ctx, room)
 	if err != nil {

@@ -341,18 +341,30 @@ func (s *Store) DirectoryCounts(ctx context.Context, room, author string) (known
 // DirectoryMembers lists the authors whose latest membership event of
 // room is a join, without reading the events.
 func (s *Store) DirectoryMembers(ctx context.Context, room string) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT author FROM room_directory WHERE room = ? AND joined = 1 ORDER BY author", room)
+	return s.strings(ctx, "room directory", "SELECT author FROM room_directory WHERE room = ? AND joined = 1 ORDER BY author", room)
+}
+
+// DirectoryRooms lists the rooms the directory holds, by name, without
+// reading their events.
+func (s *Store) DirectoryRooms(ctx context.Context) ([]string, error) {
+	return s.strings(ctx, "room directory", "SELECT DISTINCT room FROM room_directory ORDER BY room")
+}
+
+// strings runs a query of one text column and returns its values; what
+// names the query in errors.
+func (s *Store) strings(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("room directory: %w", s.classify(err))
+		return nil, fmt.Errorf("%s: %w", what, s.classify(err))
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, err
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out = append(out, a)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

@@ -10,8 +10,12 @@ import (
 
 // MaxClockAhead is how far ahead of our own clock a remote timestamp may be
 // and still move our clock. A peer whose clock is further ahead (a wrong
-// date, a hostile peer) would otherwise drag every clock on the LAN with it.
-const MaxClockAhead = time.Hour
+// date, a hostile peer) would otherwise drag every clock on the LAN with it:
+// each node that saw its message would stamp its own messages up to that
+// far into the future. Five minutes is the skew Kerberos tolerates, the
+// usual bound an office's machines are kept within; a direct message
+// stamped beyond it is kept at its arrival time instead (package chat).
+const MaxClockAhead = 5 * time.Minute
 
 // Timestamp is a hybrid logical clock reading: wall time where clocks agree,
 // and a logical counter that orders events within one wall-clock value and

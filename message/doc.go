@@ -112,9 +112,9 @@
 //
 // Time is a hybrid logical clock reading (Kulkarni et al.): wall time
 // where clocks agree, a logical counter where they do not. Each peer's
-// clock moves past every timestamp it receives, except one more than an
-// hour (MaxClockAhead) ahead of its own wall clock, which is logged and
-// ignored. Conversations are ordered by time, then author id, then message
+// clock moves past every timestamp it receives, except one more than five
+// minutes (MaxClockAhead) ahead of its own wall clock, which is logged and
+// does not move it. Conversations are ordered by time, then author id, then message
 // id (see Compare).
 //
 // # Sending and receiving

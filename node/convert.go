@@ -55,6 +55,7 @@ func apiEntries(es []chat.Entry) []api.HistoryEntry {
 		he := api.HistoryEntry{
 			ID: e.ID, From: ref(e.From), To: ref(e.To), Text: e.Text, Time: e.Time,
 			Outgoing: e.Outgoing, State: e.State.String(), Room: e.Room, Mentions: e.Mentions,
+			ClaimedTime: optTime(e.ClaimedTime), Arrived: optTime(e.Arrived),
 		}
 		if e.Room != "" {
 			he.Kind = roomKind(e.Kind)
@@ -62,6 +63,14 @@ func apiEntries(es []chat.Entry) []api.HistoryEntry {
 		out = append(out, he)
 	}
 	return out
+}
+
+// optTime is nil for the zero time, so that JSON leaves it out.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // roomKind is the API's name for a room entry's kind.

@@ -171,6 +171,7 @@ func chatEvent(ev chat.Event, info func(room string) api.Room) api.Event {
 		return api.Message{
 			Type: api.TypeMessage, ID: v.ID, From: ref(v.From), To: ref(v.To),
 			Text: v.Text, Time: v.Time, Outgoing: v.Outgoing, Room: v.Room, Mentions: v.Mentions,
+			ClaimedTime: optTime(v.ClaimedTime),
 		}
 	case chat.RoomEvent:
 		change := api.RoomLeft

@@ -107,6 +107,9 @@ type MessageEvent struct {
 	Outgoing bool
 	Room     string   // set for a room message
 	Mentions []string // peer ids the text names with @
+	// ClaimedTime is the author's time when it was too far ahead of ours
+	// to keep (Time is then the arrival); zero otherwise.
+	ClaimedTime time.Time
 }
 
 // ReceiptEvent is a step of a message we sent: queued, delivered (the

@@ -36,6 +36,14 @@ type Entry struct {
 	Room     string   // set for a room's entries
 	Kind     string   // message.KindText, KindJoin or KindLeave
 	Mentions []string // peer ids the text names with @
+	// ClaimedTime is the author's time when it was too far ahead of ours
+	// to keep (Time is then the arrival); zero otherwise.
+	ClaimedTime time.Time
+	// Arrived is when a received message reached this node, set only
+	// when that is more than message.MaxClockAhead after Time: it waited
+	// in an outbox, or its author's clock is behind (a message that
+	// claims to be from last year says when it really came).
+	Arrived time.Time
 }
 
 // History returns stored messages, newest last.
@@ -78,7 +86,10 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 		}
 		e := Entry{
 			ID: r.ID, From: from, To: s.PeerRef(r.To), Text: r.Body, Time: r.Time.WallTime(),
-			Outgoing: r.Outgoing, State: r.State, Kind: r.Kind,
+			Outgoing: r.Outgoing, State: r.State, Kind: r.Kind, ClaimedTime: r.ClaimedTime,
+		}
+		if !r.Outgoing && r.StoredAt.Sub(e.Time) > message.MaxClockAhead {
+			e.Arrived = r.StoredAt
 		}
 		if r.Conversation != "" {
 			e.Room, e.To = r.Conversation, PeerRef{ID: r.Conversation, Name: r.Conversation}

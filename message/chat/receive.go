@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"lanchat/mesh"
 	"lanchat/message"
@@ -95,8 +96,11 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			errs[roomIdx[j]] = err
 		}
 	}
+	var at []message.Timestamp // by texts' index: where each is kept, when not at its author's time
+	var claimed []time.Time    // and the author's time it then claimed
 	if len(texts) > 0 {
-		ins, err := s.st.AddReceivedBatch(ctx, texts)
+		at, claimed = s.arrivalTimes(texts)
+		ins, err := s.st.AddReceivedBatchAt(ctx, texts, at)
 		for j, i := range textIdx {
 			if err != nil {
 				errs[i] = err
@@ -105,7 +109,7 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			}
 		}
 	}
-	for _, i := range textIdx {
+	for j, i := range textIdx {
 		if errs[i] != nil || !inserted[i] {
 			continue
 		}
@@ -115,7 +119,11 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			from.Name = mesh.ShortID(env.Author)
 		}
 		s.contacts.saw(env.Author, from.Name)
-		s.cfg.Publish(MessageEvent{ID: env.ID, From: from, To: s.Self(), Text: env.Body, Time: env.Time.WallTime()})
+		ev := MessageEvent{ID: env.ID, From: from, To: s.Self(), Text: env.Body, Time: env.Time.WallTime()}
+		if !claimed[j].IsZero() {
+			ev.Time, ev.ClaimedTime = at[j].WallTime(), claimed[j]
+		}
+		s.cfg.Publish(ev)
 	}
 	// Receipts after the messages they may follow; one statement per
 	// author for the whole batch.
@@ -149,6 +157,26 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 		}
 	}
 	return errs
+}
+
+// arrivalTimes decides where each received direct message is kept: at
+// its author's time, or — when that is more than message.MaxClockAhead
+// ahead of our clock — at its arrival, so that a wrong or hostile clock
+// cannot pin a message to the end of a conversation, above everything
+// said after it, for as long as it is ahead. at[i] is zero for the first
+// kind; claimed[i] is the author's time for the second. Room events keep
+// their author's time whatever it is: every member must order a room the
+// same way, and arrival differs from member to member.
+func (s *Service) arrivalTimes(envs []*message.Envelope) (at []message.Timestamp, claimed []time.Time) {
+	at = make([]message.Timestamp, len(envs))
+	claimed = make([]time.Time, len(envs))
+	for i, env := range envs {
+		now := s.clock.Now()
+		if env.Time.Wall-now.Wall > int64(message.MaxClockAhead) {
+			at[i], claimed[i] = now, env.Time.WallTime()
+		}
+	}
+	return at, claimed
 }
 
 // validMessageID: a message id is 32 lowercase hex digits.

@@ -336,7 +336,7 @@ func load(b *testing.B, s *Store, n int) {
 		}
 	}()
 	for c := range ch {
-		if _, err := s.add(ctx, c.envs, c.outgoing); err != nil {
+		if _, err := s.add(ctx, c.envs, nil, c.outgoing); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // recordCols are the columns scanRecords reads, in its order.
-const recordCols = "seq, wall, logical, author, id, conversation, kind, outgoing, state, stored_at, recipient, author_name, body, sealed, peer"
+const recordCols = "seq, wall, logical, author, id, conversation, kind, outgoing, state, stored_at, recipient, author_name, body, sealed, peer, claimed_wall"
 
 // scanRecords reads every row of rows (recordCols) and closes rows.
 func scanRecords(rows *sql.Rows) ([]Record, error) {
@@ -28,10 +28,14 @@ func scanRecords(rows *sql.Rows) ([]Record, error) {
 			storedAt           int64
 			state              int
 			outgoing           bool
+			claimed            sql.NullInt64
 		)
 		if err := rows.Scan(&seq, &wall, &logical, &r.Author, &r.ID, &r.Conversation, &r.Kind, &outgoing, &state,
-			&storedAt, &r.To, &r.AuthorName, &r.Body, &r.Sealed, &r.Peer); err != nil {
+			&storedAt, &r.To, &r.AuthorName, &r.Body, &r.Sealed, &r.Peer, &claimed); err != nil {
 			return nil, err
+		}
+		if claimed.Valid {
+			r.ClaimedTime = time.Unix(0, claimed.Int64)
 		}
 		r.Time = message.Timestamp{Wall: wall, Logical: uint32(logical)}
 		r.Outgoing = outgoing

@@ -152,6 +152,12 @@ CREATE TABLE room_conflicts (
 			"SELECT rseq FROM room_directory ORDER BY room DESC LIMIT 1",
 			"SELECT rseq FROM room_conflicts ORDER BY room DESC LIMIT 1",
 		},
+	}, {
+		version: 3,
+		// claimed_wall: the author's wall time (unix ns) of a received
+		// message that is ordered by its arrival instead, because the
+		// author's clock was too far ahead of ours; NULL for every other.
+		sql: `ALTER TABLE messages ADD COLUMN claimed_wall INTEGER;`,
 	}}
 }
 

@@ -102,9 +102,14 @@ type Record struct {
 	Peer string
 	// Conversation is "" for direct messages (reserved for rooms).
 	Conversation string
-	Time         message.Timestamp // the author's hybrid logical clock when writing
-	Kind         string            // message.KindText for a chat message
-	Body         string
+	// Time is the author's hybrid logical clock when writing, or, for a
+	// message whose clock was too far ahead of ours, the time it arrived
+	// (see AddReceivedBatchAt): the time it is ordered and shown by.
+	Time message.Timestamp
+	// ClaimedTime is the author's own time when Time is not it, else zero.
+	ClaimedTime time.Time
+	Kind        string // message.KindText for a chat message
+	Body        string
 	// Sealed is the signed envelope exactly as it travels; re-sending it
 	// re-sends the same message (same id, same signature).
 	Sealed   []byte

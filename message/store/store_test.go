@@ -462,7 +462,7 @@ func TestApplyReceiptsManyIDs(t *testing.T) {
 		envs[i] = alice.msg(t, bob, at(float64(i)), fmt.Sprint("m", i))
 		ids[i] = envs[i].ID
 	}
-	if _, err := s.add(ctx, envs, true); err != nil {
+	if _, err := s.add(ctx, envs, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.ApplyReceipts(ctx, bob.id, ids, Delivered)

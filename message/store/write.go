@@ -19,7 +19,7 @@ import (
 // messages with one timestamp from costing quadratic time.
 const insertSQL = `
 INSERT INTO messages (seq, wall, logical, author, id, conversation, kind, outgoing, state,
-	stored_at, recipient, author_name, body, sealed, rseq)
+	stored_at, recipient, author_name, body, sealed, rseq, claimed_wall)
 VALUES (
 	CASE WHEN NOT EXISTS (SELECT 1 FROM messages WHERE seq = ?1) THEN ?1
 	ELSE coalesce(
@@ -28,7 +28,7 @@ VALUES (
 			ORDER BY a.seq LIMIT 1),
 		(SELECT max(seq) + 1 FROM messages))
 	END,
-	?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+	?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
 ON CONFLICT (id, author) DO NOTHING`
 
 // seqFloor is the seq a message of wall time wall (ns) asks for: the
@@ -41,6 +41,27 @@ type row struct {
 	sealed   []byte
 	outgoing bool
 	state    State
+	// at, when not zero, is the time the row is ordered and shown by
+	// instead of the author's claim (a clock too far ahead: see
+	// AddReceivedAt); the claim is kept as claimed_wall.
+	at message.Timestamp
+}
+
+// time is the timestamp the row is ordered by.
+func (r row) time() message.Timestamp {
+	if r.at.IsZero() {
+		return r.env.Time
+	}
+	return r.at
+}
+
+// claimed is the claimed_wall column: the author's wall time when the row
+// is ordered by another, else NULL.
+func (r row) claimed() any {
+	if r.at.IsZero() {
+		return nil
+	}
+	return r.env.Time.Wall
 }
 
 func newRow(env *message.Envelope, outgoing bool) (row, error) {
@@ -72,9 +93,9 @@ const ftsRowSQL = "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)"
 // insert stores r in tx, queues its body for the full-text index, and
 // reports whether it was new.
 func insert(tx *wtx, r row, now time.Time) (bool, error) {
-	e := r.env
-	res, err := tx.insertStmt().Exec(seqFloor(e.Time.Wall), e.Time.Wall, int64(e.Time.Logical), e.Author, e.ID,
-		e.Conversation, e.Kind, r.outgoing, int(r.state), now.UnixNano(), e.To, e.AuthorName, e.Body, r.sealed, int64(e.Seq))
+	e, t := r.env, r.time()
+	res, err := tx.insertStmt().Exec(seqFloor(t.Wall), t.Wall, int64(t.Logical), e.Author, e.ID,
+		e.Conversation, e.Kind, r.outgoing, int(r.state), now.UnixNano(), e.To, e.AuthorName, e.Body, r.sealed, int64(e.Seq), r.claimed())
 	if err != nil {
 		return false, fmt.Errorf("store message %s: %w", e.ID, err)
 	}
@@ -95,7 +116,7 @@ func insert(tx *wtx, r row, now time.Time) (bool, error) {
 // message is durable: on disk, fsynced unless Options.Synchronous is
 // NORMAL. Many concurrent callers share one transaction (see Options).
 func (s *Store) AddReceived(ctx context.Context, env *message.Envelope) (inserted bool, err error) {
-	ins, err := s.add(ctx, []*message.Envelope{env}, false)
+	ins, err := s.add(ctx, []*message.Envelope{env}, nil, false)
 	if err != nil {
 		return false, err
 	}
@@ -106,7 +127,20 @@ func (s *Store) AddReceived(ctx context.Context, env *message.Envelope) (inserte
 // AddReceived does one: a room's catch-up, or an import. inserted[i] tells
 // whether envs[i] was new.
 func (s *Store) AddReceivedBatch(ctx context.Context, envs []*message.Envelope) (inserted []bool, err error) {
-	return s.add(ctx, envs, false)
+	return s.add(ctx, envs, nil, false)
+}
+
+// AddReceivedBatchAt is AddReceivedBatch where envs[i] is ordered and
+// shown at at[i] instead of its author's time when at[i] is not zero: a
+// message stamped by a clock too far ahead of ours takes its arrival time,
+// so that it cannot sit at the end of a conversation for an hour. The
+// author's claim stays in the signed envelope and in Record.ClaimedTime.
+// len(at) must be len(envs).
+func (s *Store) AddReceivedBatchAt(ctx context.Context, envs []*message.Envelope, at []message.Timestamp) (inserted []bool, err error) {
+	if len(at) != len(envs) {
+		return nil, fmt.Errorf("store message: %d times for %d messages", len(at), len(envs))
+	}
+	return s.add(ctx, envs, at, false)
 }
 
 // AddOutgoing stores a message we wrote, as Queued: it is in the outbox
@@ -114,16 +148,22 @@ func (s *Store) AddReceivedBatch(ctx context.Context, envs []*message.Envelope) 
 // returns nil, so the message may then be reported as sent. Adding the
 // same message again changes nothing.
 func (s *Store) AddOutgoing(ctx context.Context, env *message.Envelope) error {
-	_, err := s.add(ctx, []*message.Envelope{env}, true)
+	_, err := s.add(ctx, []*message.Envelope{env}, nil, true)
 	return err
 }
 
-func (s *Store) add(ctx context.Context, envs []*message.Envelope, outgoing bool) ([]bool, error) {
+func (s *Store) add(ctx context.Context, envs []*message.Envelope, at []message.Timestamp, outgoing bool) ([]bool, error) {
 	rows := make([]row, len(envs))
 	for i, env := range envs {
 		r, err := newRow(env, outgoing)
 		if err != nil {
 			return nil, fmt.Errorf("store message: %w", err)
+		}
+		if at != nil {
+			if at[i].Wall < 0 {
+				return nil, fmt.Errorf("store message %q: %w", env.ID, message.ErrMalformed)
+			}
+			r.at = at[i]
 		}
 		rows[i] = r
 	}

@@ -194,6 +194,14 @@ type HistoryEntry struct {
 	Room     string   `json:"room,omitempty"`
 	Kind     string   `json:"kind,omitempty"`
 	Mentions []string `json:"mentions,omitempty"` // peer ids named by @name in Text
+	// ClaimedTime is set when the author's clock was more than five
+	// minutes ahead of this node's: Time is then when it arrived, and
+	// this is what the author's clock said.
+	ClaimedTime *time.Time `json:"claimed_time,omitempty"`
+	// Arrived is set on a received message that reached this node more
+	// than five minutes after its Time: it waited in an outbox, or its
+	// author's clock is behind.
+	Arrived *time.Time `json:"arrived,omitempty"`
 }
 
 // OutboxEntry is what waits for one recipient.

@@ -67,6 +67,9 @@ type Message struct {
 	// lists the peer ids its text names with @name or @id-prefix.
 	Room     string   `json:"room,omitempty"`
 	Mentions []string `json:"mentions,omitempty"`
+	// ClaimedTime: as in HistoryEntry, the author's clock when it was
+	// more than five minutes ahead of ours (Time is then the arrival).
+	ClaimedTime *time.Time `json:"claimed_time,omitempty"`
 }
 
 // Presence changes: joined (first seen), returned (back, or restarted),

@@ -39,6 +39,10 @@ type historyOutput struct {
 	Room     string      `json:"room,omitempty"`
 	Kind     string      `json:"kind,omitempty"` // text, join, leave
 	Mentions []string    `json:"mentions,omitempty"`
+	// See api.HistoryEntry: the author's clock when far ahead, and a late
+	// arrival.
+	ClaimedTime *time.Time `json:"claimed_time,omitempty"`
+	Arrived     *time.Time `json:"arrived,omitempty"`
 }
 
 func parseSince(s string) (time.Time, error) {
@@ -91,7 +95,8 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 		out := make([]historyOutput, 0, len(list))
 		for _, h := range list {
 			out = append(out, historyOutput{ID: h.ID, From: h.From, To: h.To, Text: h.Text, Time: h.Time,
-				Outgoing: h.Outgoing, State: h.State, Room: h.Room, Kind: h.Kind, Mentions: h.Mentions})
+				Outgoing: h.Outgoing, State: h.State, Room: h.Room, Kind: h.Kind, Mentions: h.Mentions,
+				ClaimedTime: h.ClaimedTime, Arrived: h.Arrived})
 		}
 		writeJSON(e.stdout, out)
 		return exitOK
@@ -126,10 +131,24 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 		case h.Outgoing:
 			fmt.Fprintf(e.stdout, "%s → %s: %s  [%s]\n", t, cleanLine(h.To.Name), cleanLines(h.Text), h.State)
 		default:
-			fmt.Fprintf(e.stdout, "%s %s: %s\n", t, cleanLine(h.From.Name), cleanLines(h.Text))
+			fmt.Fprintf(e.stdout, "%s %s: %s%s\n", t, cleanLine(h.From.Name), cleanLines(h.Text), timeNote(h.ClaimedTime, h.Arrived))
 		}
 	}
 	return exitOK
+}
+
+// timeNote tells a person when a message's time is not simply when it was
+// written: its author's clock was far ahead (it is shown where it arrived),
+// or it arrived long after its time.
+func timeNote(claimed, arrived *time.Time) string {
+	const layout = "2006-01-02 15:04:05"
+	switch {
+	case claimed != nil:
+		return "  (their clock said " + claimed.Local().Format(layout) + ")"
+	case arrived != nil:
+		return "  (arrived " + arrived.Local().Format(layout) + ")"
+	}
+	return ""
 }
 
 // describeMembership is "bob joined #general" or "bob left #general".

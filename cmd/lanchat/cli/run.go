@@ -153,7 +153,7 @@ func (p *printer) print(ev api.Event) {
 		} else if v.Outgoing {
 			fmt.Fprintf(e.stdout, "%s → %s: %s\n", now, cleanLine(v.To.Name), cleanLines(v.Text))
 		} else {
-			fmt.Fprintf(e.stdout, "%s %s: %s\n", now, cleanLine(v.From.Name), cleanLines(v.Text))
+			fmt.Fprintf(e.stdout, "%s %s: %s%s\n", now, cleanLine(v.From.Name), cleanLines(v.Text), timeNote(v.ClaimedTime, nil))
 		}
 	case api.Presence:
 		if v.Change != api.ChangeVerified { // a person is told when a key fails, not each time one holds

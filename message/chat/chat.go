@@ -221,10 +221,14 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		s.saveContacts(s.ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.expireReceipts(s.ctx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"lanchat/internal/ratelog"
 	"lanchat/node"
 	"lanchat/node/api"
 )
@@ -140,7 +141,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	e := &env{
 		g: g, stdin: stdin, stdout: stdout, stderr: stderr,
-		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		// A peer that floods us with bad input must not flood the log too.
+		log: slog.New(ratelog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), 0, 0, nil)),
 	}
 	return run(e, fs.Args())
 }

@@ -167,12 +167,10 @@ func ValidName(s string) error {
 	if err := validText(s); err != nil {
 		return fmt.Errorf("%w: name %w", ErrMeta, err)
 	}
-	for _, r := range s {
-		if !unicode.IsSpace(r) {
-			return nil
-		}
+	if hasBlankRune(s) || !hasVisibleRune(s) {
+		return fmt.Errorf("%w: blank name (it must show a letter, digit or sign, and no filler that draws nothing)", ErrMeta)
 	}
-	return fmt.Errorf("%w: blank name", ErrMeta)
+	return nil
 }
 
 // ValidStatus checks a status text: at most MaxStatusLen bytes, the same

@@ -137,8 +137,11 @@ func apiError(err error) error {
 	switch {
 	case errors.As(err, &re):
 		e.Code = api.CodeUnknownRecipient
-		if errors.Is(err, chat.ErrAmbiguousRecipient) {
+		switch {
+		case errors.Is(err, chat.ErrAmbiguousRecipient):
 			e.Code = api.CodeAmbiguousRecipient
+		case errors.Is(err, chat.ErrUntrustedName):
+			e.Code = api.CodeUntrustedName
 		}
 		e.Matches, e.Online = apiPeers(re.Matches), apiPeers(re.Online)
 	case errors.Is(err, mesh.ErrPeerOffline):

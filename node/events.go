@@ -185,4 +185,6 @@ func chatEvent(ev chat.Event, info func(room string) api.Room) api.Event {
 	return nil
 }
 
-func ref(r chat.PeerRef) api.PeerRef { return api.PeerRef{ID: r.ID, Name: r.Name} }
+func ref(r chat.PeerRef) api.PeerRef {
+	return api.PeerRef{ID: r.ID, Name: r.Name, Trusted: r.Trust.Trusted, Warning: r.Trust.Warning}
+}

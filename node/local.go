@@ -26,7 +26,7 @@ func (n *Node) Self(ctx context.Context) (api.Self, error) {
 
 func (n *Node) self() api.Self {
 	me := n.mesh.Self()
-	s := api.Self{ID: n.id.ID, Name: me.Name, State: me.State.String(), StatusText: me.Status, MDNS: !n.cfg.NoMDNS}
+	s := api.Self{ID: n.id.ID, Name: me.Name, State: me.State.String(), StatusText: me.Status, MDNS: !n.cfg.NoMDNS, Fingerprint: fingerprint(n.id.ID)}
 	if r, ok := n.info(); ok {
 		s.Running = true
 		s.Addr, s.GossipPort, s.Port, s.Control = r.Addr, r.GossipPort, r.Port, r.Control
@@ -39,7 +39,7 @@ func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
 	if n.closed() {
 		return nil, ErrClosed
 	}
-	return apiPeers(n.mesh.Peers()), nil
+	return withTrust(n.chat, apiPeers(n.mesh.Peers())), nil
 }
 
 // SetStatus changes this node's presence, live and for later starts.

@@ -259,9 +259,11 @@ func (n *Node) serve(ctx context.Context) error {
 	loop("control socket", ctl.serve)
 
 	cancelSub := m.Subscribe(func(ev mesh.Event) {
-		n.chat.Saw(ev.Peer.ID, ev.Peer.Name)
-		p := apiPeer(ev.Peer)
-		n.hub.publishPeer(presenceEvent(ev), &p)
+		n.chat.Saw(ev.Peer)
+		p := withTrust(n.chat, []api.Peer{apiPeer(ev.Peer)})[0]
+		pe := presenceEvent(ev)
+		pe.Peer.Trusted, pe.Peer.Warning = p.Trusted, p.Warning
+		n.hub.publishPeer(pe, &p)
 		if ev.Change == mesh.Joined || ev.Change == mesh.Returned {
 			n.chat.PeerOnline(ev.Peer.ID)
 		}

@@ -226,7 +226,7 @@ func (o *OneShot) Self(ctx context.Context) (api.Self, error) {
 	if err != nil {
 		o.log.Warn("ignoring saved presence", "err", err)
 	}
-	return api.Self{ID: o.id.ID, Name: o.cfg.Name, State: pres.state.String(), StatusText: pres.text, MDNS: !o.cfg.NoMDNS}, nil
+	return api.Self{ID: o.id.ID, Name: o.cfg.Name, State: pres.state.String(), StatusText: pres.text, MDNS: !o.cfg.NoMDNS, Fingerprint: fingerprint(o.id.ID)}, nil
 }
 
 // Peers asks the network: the first directory to answer (and any others
@@ -236,7 +236,13 @@ func (o *OneShot) Peers(ctx context.Context) ([]api.Peer, error) {
 	if err != nil {
 		return nil, apiError(err)
 	}
-	return apiPeers(list), nil
+	out := apiPeers(list)
+	// What the contact book makes of each; without it (a history that
+	// will not open) the list is still worth having.
+	if err := o.offline(func(svc *chat.Service) error { withTrust(svc, out); return nil }); err != nil {
+		o.log.Warn("peers shown without trust", "err", err)
+	}
+	return out, nil
 }
 
 // SetStatus keeps the presence for the next node started on the data
@@ -355,7 +361,7 @@ func (o *OneShot) Send(ctx context.Context, req api.SendRequest) (api.SendReply,
 	peers, derr := o.Discover(ctx, found)
 	dir.set(peers)
 	for _, p := range peers {
-		svc.Saw(p.ID, p.Name)
+		svc.Saw(p)
 	}
 	p, err := svc.Resolve(req.To)
 	if err != nil {

@@ -91,8 +91,9 @@ var (
 
 // PeerRef names a peer as best this service knows.
 type PeerRef struct {
-	ID   string
-	Name string
+	ID    string
+	Name  string
+	Trust Trust // what this node makes of Name on ID
 }
 
 // Event is what the service reports: MessageEvent or ReceiptEvent.
@@ -285,8 +286,16 @@ func (s *Service) saveContacts(ctx context.Context) {
 }
 
 // Saw records a peer's name as of now (from presence, or a directory),
-// so that a person can address them by name after they go offline.
-func (s *Service) Saw(id, name string) { s.contacts.saw(id, name) }
+// so that a person can address them by name after they go offline. A
+// peer whose key a handshake proved (p.Verified) may be pinned for its
+// name (see Trust).
+func (s *Service) Saw(p mesh.Peer) {
+	if p.Verified {
+		s.contacts.sawVerified(p.ID, p.Name)
+	} else {
+		s.contacts.saw(p.ID, p.Name)
+	}
+}
 
 // PeerOnline tells the service a peer has appeared: what waits for them
 // goes out now rather than at the next retry.
@@ -307,7 +316,9 @@ func CheckText(text string) error {
 }
 
 // Self names us.
-func (s *Service) Self() PeerRef { return PeerRef{ID: s.cfg.Self, Name: s.cfg.Name()} }
+func (s *Service) Self() PeerRef {
+	return PeerRef{ID: s.cfg.Self, Name: s.cfg.Name(), Trust: Trust{Trusted: true}}
+}
 
 // PeerRef names a peer as best this service knows: what presence says,
 // else the contact book, else a short id.
@@ -316,12 +327,12 @@ func (s *Service) PeerRef(id string) PeerRef {
 		return s.Self()
 	}
 	if p, ok := s.cfg.Presence.Peer(id); ok && mesh.ValidName(p.Name) == nil {
-		return PeerRef{ID: id, Name: p.Name}
+		return s.ref(id, p.Name)
 	}
 	if name, ok := s.contacts.name(id); ok {
-		return PeerRef{ID: id, Name: name}
+		return s.ref(id, name)
 	}
-	return PeerRef{ID: id, Name: mesh.ShortID(id)}
+	return s.ref(id, mesh.ShortID(id))
 }
 
 // Known is everyone a message could be addressed to: the peers presence
@@ -344,9 +355,10 @@ func (s *Service) Known() []mesh.Peer {
 	return out
 }
 
-// Resolve finds the peer a person means (see Resolve) among Known.
+// Resolve finds the peer a person means (see Resolve) among Known,
+// trusting pinned contacts over other claims to their names.
 func (s *Service) Resolve(q string) (mesh.Peer, error) {
-	return Resolve(strings.TrimSpace(q), s.Known())
+	return resolve(strings.TrimSpace(q), s.Known(), s.TrustOf)
 }
 
 func (s *Service) seal(to, kind, body string) (*message.Envelope, error) {

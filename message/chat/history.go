@@ -80,8 +80,8 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 	}
 	out := make([]Entry, 0, len(recs))
 	for _, r := range recs {
-		from := PeerRef{ID: r.Author, Name: r.AuthorName}
-		if mesh.ValidName(from.Name) != nil {
+		from := s.ref(r.Author, r.AuthorName)
+		if mesh.ValidName(r.AuthorName) != nil {
 			from = s.PeerRef(r.Author)
 		}
 		e := Entry{

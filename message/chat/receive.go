@@ -114,11 +114,12 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			continue
 		}
 		env := envs[i]
-		from := PeerRef{ID: env.Author, Name: env.AuthorName}
-		if mesh.ValidName(from.Name) != nil {
-			from.Name = mesh.ShortID(env.Author)
+		name := env.AuthorName
+		if mesh.ValidName(name) != nil {
+			name = mesh.ShortID(env.Author)
 		}
-		s.contacts.saw(env.Author, from.Name)
+		s.contacts.saw(env.Author, name)
+		from := s.ref(env.Author, name)
 		ev := MessageEvent{ID: env.ID, From: from, To: s.Self(), Text: env.Body, Time: env.Time.WallTime()}
 		if !claimed[j].IsZero() {
 			ev.Time, ev.ClaimedTime = at[j].WallTime(), claimed[j]

@@ -26,6 +26,13 @@ type RecipientError struct {
 
 func (e *RecipientError) Error() string {
 	var b strings.Builder
+	if errors.Is(e.Err, ErrUntrustedName) {
+		fmt.Fprintf(&b, "%q is claimed only by peers that are not the one you trust; use an id, or `lanchat trust <id>` if it is really them:", e.Query)
+		for _, p := range e.Matches {
+			fmt.Fprintf(&b, "\n  %s  %s (%s)", p.ID, p.Name, p.State)
+		}
+		return b.String()
+	}
 	if errors.Is(e.Err, ErrAmbiguousRecipient) {
 		fmt.Fprintf(&b, "%q names %d peers; use an id:", e.Query, len(e.Matches))
 		for _, p := range e.Matches {
@@ -51,25 +58,49 @@ func (e *RecipientError) Unwrap() error { return e.Err }
 // name (ignoring case), then an unambiguous id prefix of at least four
 // characters. A name shared by several peers is an error listing their
 // ids, never a guess: the message could reach the wrong person.
-func Resolve(q string, peers []mesh.Peer) (mesh.Peer, error) {
+func Resolve(q string, peers []mesh.Peer) (mesh.Peer, error) { return resolve(q, peers, nil) }
+
+// resolve is Resolve where trust, when not nil, says what to make of each
+// peer's claim to its name: among the peers with the name, a pinned one
+// is chosen over the rest, and one that carries a warning (it is not the
+// pinned one, or looks like it) is never chosen by name.
+func resolve(q string, peers []mesh.Peer, trust func(id, name string) Trust) (mesh.Peer, error) {
 	uq := strings.ToUpper(q)
 	for _, p := range peers {
 		if p.ID == uq {
 			return p, nil
 		}
 	}
-	var named []mesh.Peer
+	var named, pinned, clean []mesh.Peer
 	for _, p := range peers {
-		if strings.EqualFold(p.Name, q) {
-			named = append(named, p)
+		if !strings.EqualFold(p.Name, q) {
+			continue
+		}
+		named = append(named, p)
+		if trust == nil {
+			continue
+		}
+		switch t := trust(p.ID, p.Name); {
+		case t.Trusted:
+			pinned = append(pinned, p)
+		case t.Warning == "":
+			clean = append(clean, p)
 		}
 	}
-	switch len(named) {
-	case 1:
-		return named[0], nil
-	case 0:
-	default:
-		return mesh.Peer{}, &RecipientError{Query: q, Err: ErrAmbiguousRecipient, Matches: named}
+	if trust == nil {
+		clean = named
+	}
+	for _, set := range [][]mesh.Peer{pinned, clean} {
+		switch len(set) {
+		case 0:
+			continue
+		case 1:
+			return set[0], nil
+		}
+		return mesh.Peer{}, &RecipientError{Query: q, Err: ErrAmbiguousRecipient, Matches: set}
+	}
+	if len(named) > 0 {
+		return mesh.Peer{}, &RecipientError{Query: q, Err: ErrUntrustedName, Matches: named}
 	}
 	if len(uq) >= 4 {
 		var pre []mesh.Peer

@@ -364,6 +364,7 @@ func (r *rooms) publish(env *message.Envelope, outgoing bool) {
 		from = r.s.Self()
 	} else {
 		r.s.contacts.saw(env.Author, from.Name)
+		from.Trust = r.s.TrustOf(env.Author, from.Name)
 	}
 	switch env.Kind {
 	case message.KindJoin, message.KindLeave:

@@ -34,7 +34,7 @@ func (s *Service) Send(ctx context.Context, to, text string, wait bool) (SendRes
 	if err != nil {
 		return SendResult{}, err
 	}
-	ref := PeerRef{ID: p.ID, Name: p.Name}
+	ref := s.ref(p.ID, p.Name)
 	if p.ID == s.cfg.Self {
 		return SendResult{To: ref}, fmt.Errorf("%w: that is you", ErrInvalidText)
 	}

@@ -49,6 +49,14 @@ type API interface {
 	// RoomMembers lists a room's members (those whose last word in the
 	// room's log is a join), ordered by name then id.
 	RoomMembers(ctx context.Context, room string) ([]RoomMember, error)
+	// Contacts lists the contact book: pinned contacts first, then
+	// strangers, each by name.
+	Contacts(ctx context.Context) ([]Contact, error)
+	// Trust pins a peer, named by id or id prefix (never by name), for
+	// the name it uses: lanchat trust.
+	Trust(ctx context.Context, req TrustRequest) (Contact, error)
+	// Untrust unpins a peer; a later sighting does not pin it again.
+	Untrust(ctx context.Context, req TrustRequest) (Contact, error)
 	// Events calls fn with a Snapshot, then with every later event in
 	// order, each with a larger Seq, until ctx ends (nil), fn returns an
 	// error (that error), or the node stops (ErrClosed). A subscriber that
@@ -62,6 +70,11 @@ type API interface {
 type PeerRef struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Trusted: this id is pinned for its name (trust on first use, or
+	// lanchat trust). Warning: it is not, and its name is a pinned
+	// contact's, or looks like one, or like ours; show it with the name.
+	Trusted bool   `json:"trusted,omitempty"`
+	Warning string `json:"warning,omitempty"`
 }
 
 // Self describes this node. Addr, the ports and Control are set only
@@ -77,6 +90,9 @@ type Self struct {
 	Port       int    `json:"port,omitempty"`
 	Control    string `json:"control,omitempty"`
 	MDNS       bool   `json:"mdns"`
+	// Fingerprint is ID as six groups of five digits, for people to
+	// compare in person (lanchat id --fingerprint).
+	Fingerprint string `json:"fingerprint"`
 }
 
 // Peer is one person on the network as the node knows them.
@@ -90,6 +106,9 @@ type Peer struct {
 	Port       int       `json:"port"`
 	Verified   bool      `json:"verified"` // its key was proven by a TLS handshake
 	LastSeen   time.Time `json:"last_seen"`
+	// Trusted and Warning: as in PeerRef.
+	Trusted bool   `json:"trusted"`
+	Warning string `json:"warning,omitempty"`
 }
 
 // Online reports whether the peer is reachable now.
@@ -238,4 +257,25 @@ type RoomMember struct {
 	PeerRef
 	State  string `json:"state"` // available, away, busy, offline, left
 	Online bool   `json:"online"`
+}
+
+// Contact is an entry of the contact book (GET /v1/contacts).
+type Contact struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Fingerprint is the id as six groups of five digits, to compare in
+	// person with what the contact's own lanchat id --fingerprint says.
+	Fingerprint string    `json:"fingerprint"`
+	LastSeen    time.Time `json:"last_seen"`
+	Trusted     bool      `json:"trusted"`
+	// ByUser: pinned with lanchat trust, not on first use. Untrusted:
+	// unpinned with lanchat untrust.
+	ByUser    bool   `json:"by_user,omitempty"`
+	Untrusted bool   `json:"untrusted,omitempty"`
+	Warning   string `json:"warning,omitempty"`
+}
+
+// TrustRequest is the body of POST /v1/contacts/trust and untrust.
+type TrustRequest struct {
+	ID string `json:"id"` // a whole id, or a prefix of at least 4 characters
 }

@@ -399,3 +399,24 @@ type closedError struct{ e *Error }
 
 func (e closedError) Error() string   { return e.e.Message }
 func (e closedError) Unwrap() []error { return []error{e.e, ErrClosed} }
+
+// Contacts implements API.
+func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
+	var v []Contact
+	err := c.call(ctx, "GET", "/v1/contacts", nil, nil, maxListReply, &v)
+	return v, err
+}
+
+// Trust implements API.
+func (c *Client) Trust(ctx context.Context, req TrustRequest) (Contact, error) {
+	var v Contact
+	err := c.call(ctx, "POST", "/v1/contacts/trust", nil, req, maxSmallReply, &v)
+	return v, err
+}
+
+// Untrust implements API.
+func (c *Client) Untrust(ctx context.Context, req TrustRequest) (Contact, error) {
+	var v Contact
+	err := c.call(ctx, "POST", "/v1/contacts/untrust", nil, req, maxSmallReply, &v)
+	return v, err
+}

@@ -15,6 +15,7 @@ const (
 	CodeNotFound           = "not_found"           // 404: no such path or object
 	CodeForbidden          = "forbidden"           // 403: another user's process
 	CodeNotMember          = "not_member"          // 409: sending to, or asking of, a room this node is not in
+	CodeUntrustedName      = "untrusted_name"      // 409: only peers that are not the pinned contact claim the name; Matches lists them
 	CodeFailed             = "failed"              // 500: anything else (a full disk, a store error)
 )
 
@@ -49,6 +50,7 @@ var (
 	ErrNotFound           = &Error{Code: CodeNotFound}
 	ErrForbidden          = &Error{Code: CodeForbidden}
 	ErrNotMember          = &Error{Code: CodeNotMember}
+	ErrUntrustedName      = &Error{Code: CodeUntrustedName}
 	ErrFailed             = &Error{Code: CodeFailed}
 )
 
@@ -74,7 +76,7 @@ func HTTPStatus(code string) int {
 	switch code {
 	case CodeUnknownRecipient, CodeNotFound:
 		return http.StatusNotFound
-	case CodeAmbiguousRecipient, CodeNotMember:
+	case CodeAmbiguousRecipient, CodeNotMember, CodeUntrustedName:
 		return http.StatusConflict
 	case CodeOffline:
 		return http.StatusServiceUnavailable

@@ -42,6 +42,8 @@ type fake struct {
 	outbox      []OutboxEntry
 	rooms       []Room
 	members     map[string][]RoomMember // by room
+	contacts    []Contact
+	trustReq    TrustRequest // the last trust or untrust
 
 	queue int // each subscriber's queue
 	seq   uint64
@@ -431,4 +433,41 @@ func (f *fake) RoomMembers(ctx context.Context, room string) ([]RoomMember, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.members[room]), nil
+}
+
+func (f *fake) Contacts(ctx context.Context) ([]Contact, error) {
+	if err := f.called("Contacts"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.contacts), nil
+}
+
+// Trust marks req.ID trusted in the fake's book; an id it does not hold
+// is unknown_recipient.
+func (f *fake) Trust(ctx context.Context, req TrustRequest) (Contact, error) {
+	return f.setTrust("Trust", req, true)
+}
+
+func (f *fake) Untrust(ctx context.Context, req TrustRequest) (Contact, error) {
+	return f.setTrust("Untrust", req, false)
+}
+
+func (f *fake) setTrust(method string, req TrustRequest, trusted bool) (Contact, error) {
+	f.mu.Lock()
+	f.trustReq = req
+	f.mu.Unlock()
+	if err := f.called(method); err != nil {
+		return Contact{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.contacts {
+		if f.contacts[i].ID == req.ID {
+			f.contacts[i].Trusted = trusted
+			return f.contacts[i], nil
+		}
+	}
+	return Contact{}, Errorf(CodeUnknownRecipient, "no such peer")
 }

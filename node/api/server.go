@@ -104,6 +104,9 @@ var routes = []route{
 	{Method: "POST", Path: "/v1/rooms/join", serve: (*server).joinRoom},
 	{Method: "POST", Path: "/v1/rooms/leave", serve: (*server).leaveRoom},
 	{Method: "GET", Path: "/v1/rooms/members", Params: membersParams, serve: (*server).roomMembers},
+	{Method: "GET", Path: "/v1/contacts", serve: (*server).contacts},
+	{Method: "POST", Path: "/v1/contacts/trust", serve: (*server).trust},
+	{Method: "POST", Path: "/v1/contacts/untrust", serve: (*server).untrust},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 
@@ -658,4 +661,39 @@ func orEmpty[T any](v []T) []T {
 		return []T{}
 	}
 	return v
+}
+
+func (s *server) contacts(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.impl.Contacts(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, v)
+	return nil
+}
+
+func (s *server) trust(w http.ResponseWriter, r *http.Request) error {
+	return s.trustCall(w, r, s.impl.Trust)
+}
+
+func (s *server) untrust(w http.ResponseWriter, r *http.Request) error {
+	return s.trustCall(w, r, s.impl.Untrust)
+}
+
+// trustCall reads a trust or untrust body: an id is required, and whether
+// it names a peer is the implementation's to say.
+func (s *server) trustCall(w http.ResponseWriter, r *http.Request, call func(context.Context, TrustRequest) (Contact, error)) error {
+	var req TrustRequest
+	if err := s.decodeBody(w, r, maxRoomBody, &req); err != nil {
+		return err
+	}
+	if req.ID == "" {
+		return Errorf(CodeInvalid, `request body: "id" is required, e.g. {"id":"K2QF"}`)
+	}
+	v, err := call(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, v)
+	return nil
 }

@@ -34,6 +34,8 @@ type fakeNode struct {
 	histQ     api.HistoryQuery
 	roomReq   api.RoomRequest
 	membersOf string
+	contacts  []api.Contact
+	trustReq  api.TrustRequest
 }
 
 const (
@@ -213,4 +215,39 @@ func lanchat(t *testing.T, dir string, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := Main(append([]string{"--data-dir", dir}, args...), strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+func (f *fakeNode) Contacts(ctx context.Context) ([]api.Contact, error) {
+	if err := f.called("Contacts"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.contacts), nil
+}
+
+func (f *fakeNode) Trust(ctx context.Context, req api.TrustRequest) (api.Contact, error) {
+	return f.setTrust("Trust", req, true)
+}
+
+func (f *fakeNode) Untrust(ctx context.Context, req api.TrustRequest) (api.Contact, error) {
+	return f.setTrust("Untrust", req, false)
+}
+
+func (f *fakeNode) setTrust(method string, req api.TrustRequest, trusted bool) (api.Contact, error) {
+	f.mu.Lock()
+	f.trustReq = req
+	f.mu.Unlock()
+	if err := f.called(method); err != nil {
+		return api.Contact{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.contacts {
+		if strings.HasPrefix(f.contacts[i].ID, req.ID) {
+			f.contacts[i].Trusted = trusted
+			return f.contacts[i], nil
+		}
+	}
+	return api.Contact{}, api.Errorf(api.CodeUnknownRecipient, "no such peer")
 }

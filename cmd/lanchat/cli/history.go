@@ -121,17 +121,17 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 		t := h.Time.Local().Format("2006-01-02 15:04:05")
 		switch {
 		case h.Room != "" && (h.Kind == "join" || h.Kind == "leave"):
-			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeMembership(cleanLine(h.From.Name), h.Kind == "join", h.Room))
+			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeMembership(refName(h.From), h.Kind == "join", h.Room))
 		case h.Room != "":
-			line := fmt.Sprintf("%s [%s] %s: %s%s", t, cleanLine(h.Room), cleanLine(h.From.Name), cleanLines(h.Text), names.mentions(h.Mentions))
+			line := fmt.Sprintf("%s [%s] %s: %s%s", t, cleanLine(h.Room), refName(h.From), cleanLines(h.Text), names.mentions(h.Mentions))
 			if h.Outgoing {
 				line += "  [" + h.State + "]"
 			}
 			fmt.Fprintln(e.stdout, line)
 		case h.Outgoing:
-			fmt.Fprintf(e.stdout, "%s → %s: %s  [%s]\n", t, cleanLine(h.To.Name), cleanLines(h.Text), h.State)
+			fmt.Fprintf(e.stdout, "%s → %s: %s  [%s]\n", t, refName(h.To), cleanLines(h.Text), h.State)
 		default:
-			fmt.Fprintf(e.stdout, "%s %s: %s%s\n", t, cleanLine(h.From.Name), cleanLines(h.Text), timeNote(h.ClaimedTime, h.Arrived))
+			fmt.Fprintf(e.stdout, "%s %s: %s%s\n", t, refName(h.From), cleanLines(h.Text), timeNote(h.ClaimedTime, h.Arrived))
 		}
 	}
 	return exitOK

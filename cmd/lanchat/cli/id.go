@@ -10,20 +10,22 @@ import (
 var idCmd = command{
 	name:    "id",
 	summary: "print your peer id and name",
-	example: "lanchat id\nlanchat id --json",
+	example: "lanchat id\nlanchat id --fingerprint   # read it out to a colleague, who compares it with `lanchat contacts`\nlanchat id --json",
 	level:   "warn",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
-		return func(e *env, args []string) int { return e.id(args) }
+		fp := fs.Bool("fingerprint", false, "print only the fingerprint: six groups of five digits to compare in person")
+		return func(e *env, args []string) int { return e.id(args, *fp) }
 	},
 }
 
 // idOutput is what `lanchat id --json` prints.
 type idOutput struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
 }
 
-func (e *env) id(args []string) int {
+func (e *env) id(args []string, fingerprintOnly bool) int {
 	if len(args) > 0 {
 		return e.usageErr("id", "unexpected argument %q", args[0])
 	}
@@ -35,11 +37,14 @@ func (e *env) id(args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	out := idOutput{ID: self.ID, Name: self.Name}
-	if e.g.json {
+	out := idOutput{ID: self.ID, Name: self.Name, Fingerprint: self.Fingerprint}
+	switch {
+	case e.g.json:
 		writeJSON(e.stdout, out)
-		return exitOK
+	case fingerprintOnly:
+		fmt.Fprintln(e.stdout, out.Fingerprint)
+	default:
+		fmt.Fprintf(e.stdout, "%s\n%s\n%s\n", out.ID, cleanLine(out.Name), out.Fingerprint)
 	}
-	fmt.Fprintf(e.stdout, "%s\n%s\n", out.ID, cleanLine(out.Name))
 	return exitOK
 }

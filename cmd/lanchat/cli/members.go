@@ -17,6 +17,9 @@ type memberOutput struct {
 	State  string `json:"state"`
 	Online bool   `json:"online"`
 	You    bool   `json:"you,omitempty"` // this data directory's own entry
+	// Trusted and Warning: as in lanchat peers.
+	Trusted bool   `json:"trusted,omitempty"`
+	Warning string `json:"warning,omitempty"`
 }
 
 // roomMembers is `lanchat peers --room R`: the room's members with their
@@ -50,7 +53,8 @@ func (e *env) roomMembers(args []string, roomFlag string, wait time.Duration) in
 	}
 	out := make([]memberOutput, 0, len(list))
 	for _, m := range list {
-		out = append(out, memberOutput{ID: m.ID, Name: m.Name, State: m.State, Online: m.Online, You: m.ID == self.ID})
+		out = append(out, memberOutput{ID: m.ID, Name: m.Name, State: m.State, Online: m.Online, You: m.ID == self.ID,
+			Trusted: m.Trusted, Warning: m.Warning})
 	}
 	if e.g.json {
 		writeJSON(e.stdout, out)
@@ -64,7 +68,7 @@ func (e *env) roomMembers(args []string, roomFlag string, wait time.Duration) in
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tSTATE")
 	for _, m := range out {
-		name := cleanLine(m.Name)
+		name := displayName(m.Name, m.Warning)
 		if m.You {
 			name += " (you)"
 		}

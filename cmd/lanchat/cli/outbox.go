@@ -46,7 +46,7 @@ func (e *env) outbox(args []string) int {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECIPIENT\tID\tWAITING\tOLDEST")
 	for _, o := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", cleanLine(o.Peer.Name), short(o.Peer.ID), o.Count, ago(o.Oldest, "offline"))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", refName(o.Peer), short(o.Peer.ID), o.Count, ago(o.Oldest, "offline"))
 	}
 	tw.Flush()
 	return exitOK

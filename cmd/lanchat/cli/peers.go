@@ -34,6 +34,8 @@ type peerOutput struct {
 	StatusText string    `json:"status_text"`
 	Addr       string    `json:"addr"`
 	Verified   bool      `json:"verified"`
+	Trusted    bool      `json:"trusted"`
+	Warning    string    `json:"warning,omitempty"`
 	LastSeen   time.Time `json:"last_seen"`
 }
 
@@ -53,7 +55,8 @@ func (e *env) peers(args []string, wait time.Duration) int {
 	for _, p := range list {
 		out = append(out, peerOutput{
 			ID: p.ID, Name: p.Name, State: p.State, StatusText: p.StatusText,
-			Addr: p.Addr, Verified: p.Verified, LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
+			Addr: p.Addr, Verified: p.Verified, Trusted: p.Trusted, Warning: p.Warning,
+			LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
 		})
 	}
 	if e.g.json {
@@ -65,14 +68,10 @@ func (e *env) peers(args []string, wait time.Duration) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tSTATE\tSTATUS\tADDRESS\tVERIFIED\tLAST SEEN")
+	fmt.Fprintln(tw, "NAME\tID\tSTATE\tSTATUS\tADDRESS\tVERIFIED\tTRUSTED\tLAST SEEN")
 	for _, p := range out {
-		v := "no"
-		if p.Verified {
-			v = "yes"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cleanLine(p.Name), short(p.ID), p.State,
-			cleanLine(p.StatusText), p.Addr, v, ago(p.LastSeen, p.State))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", displayName(p.Name, p.Warning), short(p.ID), p.State,
+			cleanLine(p.StatusText), p.Addr, yesNo(p.Verified), yesNo(p.Trusted), ago(p.LastSeen, p.State))
 	}
 	tw.Flush()
 	return exitOK

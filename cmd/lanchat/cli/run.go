@@ -149,11 +149,11 @@ func (p *printer) print(ev api.Event) {
 		}
 	case api.Message:
 		if v.Room != "" {
-			fmt.Fprintf(e.stdout, "%s [%s] %s: %s%s\n", now, cleanLine(v.Room), cleanLine(v.From.Name), cleanLines(v.Text), p.names.mentions(v.Mentions))
+			fmt.Fprintf(e.stdout, "%s [%s] %s: %s%s\n", now, cleanLine(v.Room), refName(v.From), cleanLines(v.Text), p.names.mentions(v.Mentions))
 		} else if v.Outgoing {
-			fmt.Fprintf(e.stdout, "%s → %s: %s\n", now, cleanLine(v.To.Name), cleanLines(v.Text))
+			fmt.Fprintf(e.stdout, "%s → %s: %s\n", now, refName(v.To), cleanLines(v.Text))
 		} else {
-			fmt.Fprintf(e.stdout, "%s %s: %s%s\n", now, cleanLine(v.From.Name), cleanLines(v.Text), timeNote(v.ClaimedTime, nil))
+			fmt.Fprintf(e.stdout, "%s %s: %s%s\n", now, refName(v.From), cleanLines(v.Text), timeNote(v.ClaimedTime, nil))
 		}
 	case api.Presence:
 		if v.Change != api.ChangeVerified { // a person is told when a key fails, not each time one holds
@@ -161,10 +161,10 @@ func (p *printer) print(ev api.Event) {
 		}
 	case api.Receipt:
 		if v.State == "read" {
-			fmt.Fprintf(e.stdout, "%s * %s read your message %s\n", now, cleanLine(v.Peer.Name), short8(v.ID))
+			fmt.Fprintf(e.stdout, "%s * %s read your message %s\n", now, refName(v.Peer), short8(v.ID))
 		}
 	case api.RoomChange:
-		who := fmt.Sprintf("%s (%s)", cleanLine(v.Peer.Name), short(v.Peer.ID))
+		who := fmt.Sprintf("%s (%s)", refName(v.Peer), short(v.Peer.ID))
 		if v.Peer.ID == p.names.self && p.names.self != "" {
 			who = "you"
 		}
@@ -179,7 +179,7 @@ func (p *printer) print(ev api.Event) {
 }
 
 func describePresence(v api.Presence) string {
-	who := fmt.Sprintf("%s (%s)", cleanLine(v.Peer.Name), short(v.Peer.ID))
+	who := fmt.Sprintf("%s (%s)", refName(v.Peer), short(v.Peer.ID))
 	status := ""
 	if v.StatusText != "" {
 		status = ": " + cleanLine(v.StatusText)

@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"lanchat/node/api"
 )
 
 // Everything a peer says reaches the terminal through these: names,
@@ -119,4 +121,24 @@ func escapeFormatChars(b []byte) []byte {
 		b = b[n:]
 	}
 	return out
+}
+
+// displayName is a peer's name made safe for a terminal, with the warning
+// its claim to the name carries, if any: a name that is not the trusted
+// contact's is never shown bare.
+func displayName(name, warning string) string {
+	if warning == "" {
+		return cleanLine(name)
+	}
+	return cleanLine(name) + " [!" + cleanLine(warning) + "]"
+}
+
+// refName is displayName of a reference.
+func refName(r api.PeerRef) string { return displayName(r.Name, r.Warning) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

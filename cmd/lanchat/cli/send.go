@@ -87,10 +87,10 @@ func (e *env) send(args []string, wait bool, timeout time.Duration) int {
 	if e.g.json {
 		writeJSON(e.stdout, sendOutput{ID: res.ID, To: res.To, State: res.State})
 	} else if res.Delivered() {
-		fmt.Fprintf(e.stdout, "delivered to %s (%s)\n", cleanLine(res.To.Name), short(res.To.ID))
+		fmt.Fprintf(e.stdout, "delivered to %s (%s)\n", refName(res.To), short(res.To.ID))
 	} else {
 		fmt.Fprintf(e.stdout, "queued for %s (%s): not reachable now; it will be delivered when they are back\n",
-			cleanLine(res.To.Name), short(res.To.ID))
+			refName(res.To), short(res.To.ID))
 	}
 	if wait && !res.Delivered() {
 		return exitQueued

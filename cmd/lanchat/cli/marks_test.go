@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -31,5 +32,33 @@ func TestHistorySaysWhereATimeComesFrom(t *testing.T) {
 		ts(arrived.Add(time.Second)) + " bob: plain\n"
 	if out != want {
 		t.Errorf("history:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// A person reading the contact book, or peers, sees who is trusted and a
+// warning on a name that is not the trusted one's; trust sends the id.
+func TestContactsShowTrustAndWarnings(t *testing.T) {
+	f := newFakeNode()
+	f.contacts = []api.Contact{
+		{ID: bobID, Name: "bob", Fingerprint: "11111 22222 33333 44444 55555 66666", Trusted: true},
+		{ID: carlID, Name: "bob\u202e", Fingerprint: "77777 88888 99999 00000 11111 22222", Warning: "not the bob you trust (BBBBBBB)"},
+	}
+	dir := served(t, f)
+	code, out, errs := lanchat(t, dir, "contacts")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"bob  ", "yes (first seen)", "11111 22222 33333 44444 55555 66666",
+		`bob\u202e [!not the bob you trust (BBBBBBB)]`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("contacts output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errs = lanchat(t, dir, "trust", "CCCC")
+	if code != exitOK || f.trustReq.ID != "CCCC" || !strings.Contains(out, "trusted") {
+		t.Fatalf("trust: exit %d, sent %+v, out %q, err %q", code, f.trustReq, out, errs)
+	}
+	if code, _, _ := lanchat(t, dir, "trust"); code != exitUsage {
+		t.Errorf("trust with no id: exit %d, want usage", code)
 	}
 }

@@ -57,6 +57,9 @@ type API interface {
 	Trust(ctx context.Context, req TrustRequest) (Contact, error)
 	// Untrust unpins a peer; a later sighting does not pin it again.
 	Untrust(ctx context.Context, req TrustRequest) (Contact, error)
+	// Doctor explains what this node sees of the network, and of one peer
+	// when the query names one, finding by finding with what to fix.
+	Doctor(ctx context.Context, q DoctorQuery) (DoctorReport, error)
 	// Events calls fn with a Snapshot, then with every later event in
 	// order, each with a larger Seq, until ctx ends (nil), fn returns an
 	// error (that error), or the node stops (ErrClosed). A subscriber that
@@ -278,4 +281,33 @@ type Contact struct {
 // TrustRequest is the body of POST /v1/contacts/trust and untrust.
 type TrustRequest struct {
 	ID string `json:"id"` // a whole id, or a prefix of at least 4 characters
+}
+
+// DoctorQuery is GET /v1/doctor's parameters.
+type DoctorQuery struct {
+	Peer string // optional: a name, id or id prefix to examine too
+}
+
+// Finding statuses, worst last.
+const (
+	FindingOK   = "ok"
+	FindingInfo = "info"
+	FindingWarn = "warn"
+	FindingFail = "fail"
+)
+
+// Finding is one line of lanchat doctor: a check, what it found, and what
+// to do about it.
+type Finding struct {
+	Check  string `json:"check"`  // e.g. "interface", "multicast-route", "peer-message-port"
+	Status string `json:"status"` // ok, info, warn or fail
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// DoctorReport is GET /v1/doctor's reply.
+type DoctorReport struct {
+	Running  bool      `json:"running"` // a node runs: its sockets and peers were examined
+	Peer     *PeerRef  `json:"peer,omitempty"`
+	Findings []Finding `json:"findings"`
 }

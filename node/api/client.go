@@ -420,3 +420,14 @@ func (c *Client) Untrust(ctx context.Context, req TrustRequest) (Contact, error)
 	err := c.call(ctx, "POST", "/v1/contacts/untrust", nil, req, maxSmallReply, &v)
 	return v, err
 }
+
+// Doctor implements API.
+func (c *Client) Doctor(ctx context.Context, q DoctorQuery) (DoctorReport, error) {
+	var v DoctorReport
+	var vals url.Values
+	if q.Peer != "" {
+		vals = url.Values{"peer": {q.Peer}}
+	}
+	err := c.call(ctx, "GET", "/v1/doctor", vals, nil, maxListReply, &v)
+	return v, err
+}

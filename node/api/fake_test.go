@@ -44,6 +44,8 @@ type fake struct {
 	members     map[string][]RoomMember // by room
 	contacts    []Contact
 	trustReq    TrustRequest // the last trust or untrust
+	doctor      DoctorReport
+	doctorQ     DoctorQuery
 
 	queue int // each subscriber's queue
 	seq   uint64
@@ -470,4 +472,14 @@ func (f *fake) setTrust(method string, req TrustRequest, trusted bool) (Contact,
 		}
 	}
 	return Contact{}, Errorf(CodeUnknownRecipient, "no such peer")
+}
+
+func (f *fake) Doctor(ctx context.Context, q DoctorQuery) (DoctorReport, error) {
+	if err := f.called("Doctor"); err != nil {
+		return DoctorReport{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.doctorQ = q
+	return f.doctor, nil
 }

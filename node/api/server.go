@@ -107,12 +107,14 @@ var routes = []route{
 	{Method: "GET", Path: "/v1/contacts", serve: (*server).contacts},
 	{Method: "POST", Path: "/v1/contacts/trust", serve: (*server).trust},
 	{Method: "POST", Path: "/v1/contacts/untrust", serve: (*server).untrust},
+	{Method: "GET", Path: "/v1/doctor", Params: doctorParams, serve: (*server).doctor},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 
 var (
 	historyParams = []string{"peer", "limit", "since", "search", "mark_read"}
 	membersParams = []string{"room"}
+	doctorParams  = []string{"peer"}
 )
 
 // NewHandler serves impl over HTTP with DefaultConfig. It checks the
@@ -383,6 +385,19 @@ func parseMembersQuery(raw string) (string, error) {
 		return "", Errorf(CodeInvalid, "query parameter \"room\" is required: ?room=%23general ('#' written as %23)")
 	}
 	return room, nil
+}
+
+func (s *server) doctor(w http.ResponseWriter, r *http.Request) error {
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return Errorf(CodeInvalid, "query string: "+err.Error())
+	}
+	v, err := s.impl.Doctor(r.Context(), DoctorQuery{Peer: vals.Get("peer")})
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, v)
+	return nil
 }
 
 // events streams impl.Events as newline-delimited JSON. The status line

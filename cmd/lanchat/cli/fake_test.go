@@ -36,6 +36,8 @@ type fakeNode struct {
 	membersOf string
 	contacts  []api.Contact
 	trustReq  api.TrustRequest
+	doctor    api.DoctorReport
+	doctorQ   api.DoctorQuery
 }
 
 const (
@@ -250,4 +252,14 @@ func (f *fakeNode) setTrust(method string, req api.TrustRequest, trusted bool) (
 		}
 	}
 	return api.Contact{}, api.Errorf(api.CodeUnknownRecipient, "no such peer")
+}
+
+func (f *fakeNode) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport, error) {
+	if err := f.called("Doctor"); err != nil {
+		return api.DoctorReport{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.doctorQ = q
+	return f.doctor, nil
 }

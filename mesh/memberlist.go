@@ -101,6 +101,9 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	if m.cfg.Tune != nil {
 		m.cfg.Tune(c)
 	}
+	if err := applyNetwork(c, m.cfg.Network); err != nil {
+		return nil, err
+	}
 	return memberlist.Create(c)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"lanchat/internal/event"
+	"lanchat/internal/netkey"
 )
 
 // Errors callers act on.
@@ -67,6 +68,10 @@ type Config struct {
 	// Tune, if set, adjusts the memberlist configuration after the
 	// defaults are applied (tests shrink timers with it).
 	Tune func(*memberlist.Config)
+	// Network, when not empty, makes the network closed: only nodes
+	// holding one of these keys gossip or stream with this one (see
+	// network.go). The first key is the one spoken.
+	Network netkey.Ring
 	// Logger receives the mesh's and memberlist's logs; nil discards
 	// them, as in every lanchat library.
 	Logger *slog.Logger
@@ -216,7 +221,7 @@ func New(cfg Config) (*Mesh, error) {
 		id:            cfg.Identity.ID,
 		member:        cfg.Identity.ID + "-" + hex.EncodeToString(nonce[:]),
 		cert:          cert,
-		dialer:        &Dialer{cert: cert},
+		dialer:        &Dialer{cert: cert, network: cfg.Network},
 		q:             newEventQueue(),
 		table:         newPeerTable(cfg.Identity.ID),
 		handlers:      make(map[string]func(*Stream)),

@@ -92,6 +92,11 @@ func (m *Mesh) serveConn(ctx context.Context, c net.Conn) {
 		m.log.Info("refused a connection", "remote", c.RemoteAddr(), "err", err)
 		return
 	}
+	if err := proveNetwork(tc, m.cfg.Network, false); err != nil {
+		// Said once a while, and saying nothing of the key.
+		m.log.Info("refused a connection: it does not prove this network's key", "remote", c.RemoteAddr())
+		return
+	}
 	m.mu.Lock()
 	h := m.handlers[st.NegotiatedProtocol]
 	m.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"math/big"
 	"net"
 	"time"
+
+	"lanchat/internal/netkey"
 )
 
 // ALPN names of the streams mesh itself serves. Other packages bring their
@@ -119,8 +121,13 @@ func clientTLSConfig(cert tls.Certificate, proto, expect string) *tls.Config {
 // Dialer opens secure streams to addresses. It is all a one-shot command
 // needs: it talks to peers without joining the gossip.
 type Dialer struct {
-	cert tls.Certificate
+	cert    tls.Certificate
+	network netkey.Ring // the closed network's keys; empty for an open one
 }
+
+// SetNetwork makes every stream the Dialer opens prove the network's key
+// (and check the other side's). Call it before the first dial.
+func (d *Dialer) SetNetwork(ring netkey.Ring) { d.network = ring }
 
 // NewDialer makes a Dialer presenting id's certificate.
 func NewDialer(id *Identity) (*Dialer, error) {
@@ -155,6 +162,10 @@ func (d *Dialer) DialAddr(ctx context.Context, addr, expect, proto string) (*Str
 	if err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if err := proveNetwork(conn, d.network, true); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
 	return &Stream{Conn: conn, peer: id}, nil
 }

@@ -40,6 +40,10 @@ type Config struct {
 	// dialled again (with backoff) before it is forgotten; 0 means the
 	// mesh's default, 72 hours.
 	ReconnectHorizon time.Duration
+	// NetworkKeyFile, when set, is the office key file (lanchat keygen):
+	// the node joins only the closed network of that key, and nobody
+	// without it reaches the node (package netkey, mesh's network.go).
+	NetworkKeyFile string
 	// Logger receives diagnostics (not events); nil discards them.
 	Logger *slog.Logger
 	// Sync is how hard the history is pushed to disk: "normal" (the

@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"lanchat/discovery"
+	"lanchat/internal/netkey"
 	"lanchat/mesh"
 	"lanchat/message"
 	"lanchat/message/chat"
@@ -38,7 +40,9 @@ type Node struct {
 	id   *mesh.Identity
 	addr netip.Addr
 	ifi  *net.Interface
-	warn string // about the address chosen, published once the node is up
+	// network is the office key ring; empty in an open network.
+	network netkey.Ring
+	warn    string // about the address chosen, published once the node is up
 
 	lock  *os.File
 	st    *store.Store
@@ -97,6 +101,13 @@ func (n *Node) build() error {
 	if n.addr, n.ifi, n.warn, err = chooseAddr(cfg.Bind, cfg.Iface); err != nil {
 		return err
 	}
+	var weak string
+	if n.network, weak, err = loadNetwork(cfg.NetworkKeyFile); err != nil {
+		return err
+	}
+	if weak != "" {
+		n.warn = strings.TrimPrefix(n.warn+"; "+weak, "; ")
+	}
 	if n.st, err = openStore(cfg.DataDir, cfg.Sync, n.log); err != nil {
 		return err
 	}
@@ -117,6 +128,7 @@ func (n *Node) build() error {
 	mcfg.Join = cfg.Join
 	mcfg.ReconnectHorizon = cfg.ReconnectHorizon
 	mcfg.Tune = cfg.MeshTune
+	mcfg.Network = n.network
 	mcfg.Logger = n.log.With("part", "mesh")
 	if n.mesh, err = mesh.New(mcfg); err != nil {
 		return err
@@ -300,7 +312,7 @@ func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gp
 	dcfg := discovery.DefaultConfig()
 	dcfg.Self = &discovery.Candidate{
 		ID: n.id.ID, Addrs: []netip.Addr{n.addr}, GossipPort: uint16(gport), TLSPort: uint16(tport),
-		Proto: mesh.ProtocolVersion,
+		Proto: mesh.ProtocolVersion, Network: networkTag(n.network),
 	}
 	dcfg.Iface = n.ifi
 	// Queries back off while gossip holds the cluster, and start over
@@ -314,7 +326,7 @@ func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gp
 	}
 	loop("mDNS discovery", func(ctx context.Context) error {
 		return d.Run(ctx, func(c discovery.Candidate) {
-			if c.Proto != mesh.ProtocolVersion || c.Network != "" {
+			if c.Proto != mesh.ProtocolVersion || !sameNetwork(n.network, c.Network) {
 				return
 			}
 			if a, ok := pickAddr(c.Addrs, n.addr); ok {

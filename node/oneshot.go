@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"lanchat/discovery"
+	"lanchat/internal/netkey"
 	"lanchat/mesh"
 	"lanchat/message"
 	"lanchat/message/chat"
@@ -31,7 +32,9 @@ type OneShot struct {
 	cfg    Config
 	id     *mesh.Identity
 	dialer *mesh.Dialer
-	log    *slog.Logger
+	// network is the office key ring; empty in an open network.
+	network netkey.Ring
+	log     *slog.Logger
 
 	// Wait bounds discovery.
 	Wait time.Duration
@@ -56,7 +59,15 @@ func NewOneShot(cfg Config) (*OneShot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &OneShot{cfg: cfg, id: id, dialer: d, log: cfg.Logger, Wait: 3 * time.Second}, nil
+	ring, weak, err := loadNetwork(cfg.NetworkKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if weak != "" {
+		cfg.Logger.Warn(weak)
+	}
+	d.SetNetwork(ring)
+	return &OneShot{cfg: cfg, id: id, dialer: d, network: ring, log: cfg.Logger, Wait: 3 * time.Second}, nil
 }
 
 // Identity is the data directory's identity.
@@ -149,7 +160,7 @@ func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) (
 			go func() {
 				defer wg.Done()
 				d.Run(ctx, func(c discovery.Candidate) {
-					if c.Proto != mesh.ProtocolVersion || c.Network != "" {
+					if c.Proto != mesh.ProtocolVersion || !sameNetwork(o.network, c.Network) {
 						return
 					}
 					for _, a := range c.Addrs {

@@ -54,6 +54,7 @@ type globalArgs struct {
 	sync       string
 	// reconnectHorizon: how long peers lost without a goodbye are dialled
 	reconnectHorizon time.Duration
+	networkKeyFile   string
 }
 
 func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
@@ -70,6 +71,7 @@ func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
 	fs.BoolVar(&g.json, "json", false, "print JSON instead of text")
 	fs.StringVar(&g.sync, "sync", "normal", "history durability: normal (survives a crash of lanchat) or full (also a power cut; slower)")
 	fs.DurationVar(&g.reconnectHorizon, "reconnect-horizon", def.ReconnectHorizon, "how long a peer lost without a goodbye is still dialled (with backoff) before it is forgotten")
+	fs.StringVar(&g.networkKeyFile, "network-key-file", "", "the office key file (lanchat keygen): join only the closed network of that key")
 }
 
 // valueFlags are the global flags that take a value, so the command name
@@ -77,7 +79,7 @@ func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
 var valueFlags = map[string]bool{
 	"name": true, "data-dir": true, "bind": true, "iface": true, "port": true,
 	"gossip-port": true, "join": true, "log-level": true, "sync": true,
-	"reconnect-horizon": true,
+	"reconnect-horizon": true, "network-key-file": true,
 }
 
 type command struct {
@@ -224,8 +226,8 @@ func (e *env) nodeConfig() node.Config {
 	return node.Config{
 		DataDir: e.g.dataDir, Name: e.g.name, Bind: e.g.bind, Iface: e.g.iface,
 		Port: e.g.port, GossipPort: e.g.gossipPort, Join: e.g.join, NoMDNS: e.g.noMDNS,
-		ReconnectHorizon: e.g.reconnectHorizon,
-		Sync:             e.g.sync, Logger: e.log,
+		ReconnectHorizon: e.g.reconnectHorizon, NetworkKeyFile: e.g.networkKeyFile,
+		Sync: e.g.sync, Logger: e.log,
 	}
 }
 

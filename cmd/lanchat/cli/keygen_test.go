@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"lanchat/internal/netkey"
 )
 
@@ -39,4 +41,16 @@ func TestKeygen(t *testing.T) {
 	if after, _ := os.ReadFile(path); string(after) != string(before) {
 		t.Fatal("the existing key was changed")
 	}
+}
+
+// Every global flag that takes a value is known to splitCommand, or a
+// command after it would be taken for the flag's value.
+func TestValueFlagsCoverEveryGlobalFlag(t *testing.T) {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	(&globalArgs{}).register(fs, "info")
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Value.Type() != "bool" && !valueFlags[f.Name] {
+			t.Errorf("--%s takes a value but is not in valueFlags", f.Name)
+		}
+	})
 }

@@ -4,14 +4,31 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"slices"
+	"sync"
 	"time"
 )
 
 // maxConns bounds the streams served at once, so a flood of connections
 // cannot exhaust file descriptors or memory.
 const maxConns = 1024
+
+// Limits that keep honest peers served while one host floods the port (as
+// OpenSSH's PerSourceMaxStartups and MaxStartups do): one address holds at
+// most maxPerSource connections at once, however many keys it has, so a
+// single host cannot fill maxConns; and past startupsEarly connections
+// still in their handshake, new ones are dropped at random, more often the
+// nearer startupsFull they are, and always at it, so that a flood of slow
+// handshakes from many addresses starves nobody of established streams.
+// An honest peer holds a few streams (messages, a catch-up, a ping).
+const (
+	maxPerSource  = 64
+	startupsEarly = 64
+	startupsFull  = 256
+)
 
 // Handle routes incoming streams that negotiated proto to fn, which runs
 // in its own goroutine and owns the stream. Register before Listen.
@@ -23,6 +40,7 @@ func (m *Mesh) Handle(proto string, fn func(*Stream)) {
 
 func (m *Mesh) acceptLoop(ctx context.Context, ln net.Listener) {
 	sem := make(chan struct{}, maxConns)
+	lim := newAdmission()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -37,9 +55,17 @@ func (m *Mesh) acceptLoop(ctx context.Context, ln net.Listener) {
 			}
 			continue
 		}
+		src := remoteIP(c)
+		if why := lim.admit(src); why != "" {
+			m.log.Info("refusing a connection: "+why, "remote", c.RemoteAddr())
+			c.Close()
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
+			lim.handshaken()
+			lim.done(src)
 			m.log.Warn("too many connections, refusing one", "remote", c.RemoteAddr())
 			c.Close()
 			continue
@@ -49,6 +75,8 @@ func (m *Mesh) acceptLoop(ctx context.Context, ln net.Listener) {
 			m.mu.Unlock()
 			c.Close()
 			<-sem
+			lim.handshaken()
+			lim.done(src)
 			continue
 		}
 		m.conns[c] = struct{}{}
@@ -57,20 +85,21 @@ func (m *Mesh) acceptLoop(ctx context.Context, ln net.Listener) {
 		go func() {
 			defer m.wg.Done()
 			defer func() { <-sem }()
+			defer lim.done(src)
 			defer func() {
 				m.mu.Lock()
 				delete(m.conns, c)
 				m.mu.Unlock()
 				c.Close()
 			}()
-			m.serveConn(ctx, c)
+			m.serveConn(ctx, c, func() { lim.handshaken() })
 		}()
 	}
 }
 
 // serveConn completes the handshake, which proves the remote peer's id,
 // and hands the stream to the handler of the protocol both sides agreed on.
-func (m *Mesh) serveConn(ctx context.Context, c net.Conn) {
+func (m *Mesh) serveConn(ctx context.Context, c net.Conn, handshaken func()) {
 	m.mu.Lock()
 	protos := make([]string, 0, len(m.handlers))
 	for p := range m.handlers {
@@ -82,6 +111,7 @@ func (m *Mesh) serveConn(ctx context.Context, c net.Conn) {
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()
+	handshaken()
 	if err != nil {
 		m.log.Info("refused a connection: bad handshake", "remote", c.RemoteAddr(), "err", err)
 		return
@@ -119,4 +149,57 @@ func (m *Mesh) closeConns() {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// admission counts the connections of each source address, and those
+// still in their handshake, for acceptLoop's limits.
+type admission struct {
+	mu        sync.Mutex
+	perSource map[netip.Addr]int
+	startups  int // accepted connections not yet past their handshake
+}
+
+func newAdmission() *admission { return &admission{perSource: map[netip.Addr]int{}} }
+
+// admit counts a new connection from src, or says why it is refused.
+func (a *admission) admit(src netip.Addr) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perSource[src] >= maxPerSource {
+		return "too many from one address"
+	}
+	if a.startups >= startupsFull {
+		return "too many handshakes in progress"
+	}
+	if a.startups >= startupsEarly && rand.IntN(startupsFull-startupsEarly) < a.startups-startupsEarly {
+		return "many handshakes in progress (random early drop)"
+	}
+	a.perSource[src]++
+	a.startups++
+	return ""
+}
+
+// handshaken says one connection's handshake is over, passed or failed.
+func (a *admission) handshaken() {
+	a.mu.Lock()
+	a.startups--
+	a.mu.Unlock()
+}
+
+// done says one connection from src has ended.
+func (a *admission) done(src netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perSource[src]--; a.perSource[src] <= 0 {
+		delete(a.perSource, src)
+	}
+}
+
+// remoteIP is the connection's source address (its zone and port left
+// out); the zero Addr, one bucket, for what is not IP.
+func remoteIP(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().WithZone("").Unmap()
+	}
+	return netip.Addr{}
 }

@@ -219,8 +219,40 @@ func TestUnknownAndAmbiguousRecipients(t *testing.T) {
 			}
 		}
 	})
-	t.Run("ambiguous", func(t *testing.T) {
-		r := alice.cli("send", "dup", "which one?")
+	// Two nodes share a name. Trust on first use pins the first one alice
+	// verified: "dup" means that one, and the other is listed with a
+	// warning. Once alice trusts both, "dup" is ambiguous.
+	var pinned, other *node
+	t.Run("shared name goes to the pinned one", func(t *testing.T) {
+		var ps []peer
+		waitFor(t, seeTimeout, func() error {
+			var err error
+			if ps, err = alice.peers(); err != nil {
+				return err
+			}
+			t1, t2 := entries(ps, dup1.id()), entries(ps, dup2.id())
+			if len(t1) != 1 || len(t2) != 1 || t1[0].Trusted == t2[0].Trusted {
+				return fmt.Errorf("want exactly one dup trusted: %+v %+v", t1, t2)
+			}
+			return nil
+		})
+		pinned, other = dup1, dup2
+		if !entries(ps, dup1.id())[0].Trusted {
+			pinned, other = dup2, dup1
+		}
+		if e := entries(ps, other.id())[0]; e.Warning == "" {
+			t.Errorf("the second dup is listed without a warning: %+v", e)
+		}
+		if r := alice.cli("send", "dup", "which one?"); r.code != 0 || !strings.Contains(r.stdout, pinned.id()[:7]) {
+			t.Fatalf("send dup: want delivery to the pinned %s: %v", pinned, r)
+		}
+		waitMessage(t, pinned, alice.id(), "which one?")
+	})
+	t.Run("ambiguous once both are trusted", func(t *testing.T) {
+		if r := alice.cli("trust", other.id()); r.code != 0 {
+			t.Fatalf("%v", r)
+		}
+		r := alice.cli("send", "dup", "which one now?")
 		if r.code != 1 {
 			t.Fatalf("want exit 1: %v", r)
 		}
@@ -230,16 +262,16 @@ func TestUnknownAndAmbiguousRecipients(t *testing.T) {
 			}
 		}
 	})
-	t.Run("ambiguous name resolved by id", func(t *testing.T) {
-		if r := alice.cli("send", dup2.id(), "you, by id"); r.code != 0 {
+	t.Run("shared name resolved by id", func(t *testing.T) {
+		if r := alice.cli("send", other.id(), "you, by id"); r.code != 0 {
 			t.Fatalf("%v", r)
 		}
-		waitMessage(t, dup2, alice.id(), "you, by id")
+		waitMessage(t, other, alice.id(), "you, by id")
 	})
-	// Nothing was delivered by the failed sends.
+	// Nothing else was delivered: not the failed sends, not to bob.
 	for _, n := range nodes[1:] {
 		for _, m := range n.received() {
-			if m.Text != "you, by id" || n != dup2 {
+			if !(n == pinned && m.Text == "which one?") && !(n == other && m.Text == "you, by id") {
 				t.Errorf("%s received %s", n, m.raw)
 			}
 		}

@@ -94,6 +94,8 @@ type peer struct {
 	StatusText string          `json:"status_text"`
 	Addr       string          `json:"addr"`
 	Verified   bool            `json:"verified"`
+	Trusted    bool            `json:"trusted"`
+	Warning    string          `json:"warning"`
 	LastSeen   json.RawMessage `json:"last_seen"`
 }
 

@@ -136,6 +136,7 @@ type Service struct {
 	watch    watchers
 	out      *outbox
 	rooms    *rooms
+	quota    *quota
 
 	ctx    context.Context // ends when the service stops; parent of every delivery
 	cancel context.CancelFunc
@@ -193,6 +194,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.out = newOutbox(s)
 	s.rooms = newRooms(s)
+	s.quota = newQuota(s)
 	return s, nil
 }
 
@@ -222,7 +224,11 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		s.quota.loadTotals(s.ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		s.saveContacts(s.ctx)

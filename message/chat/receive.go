@@ -86,6 +86,10 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			receipts[env.Author] = append(receipts[env.Author], i)
 			continue
 		}
+		if err := s.quota.reserve(ctx, env); err != nil {
+			errs[i] = err
+			continue
+		}
 		texts = append(texts, env)
 		textIdx = append(textIdx, i)
 	}
@@ -106,6 +110,9 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 				errs[i] = err
 			} else {
 				inserted[i] = ins[j]
+			}
+			if !inserted[i] {
+				s.quota.release(texts[j]) // not stored, or stored before
 			}
 		}
 	}

@@ -206,3 +206,9 @@ func (o *OneShot) sendRoom(ctx context.Context, req api.SendRequest) (api.SendRe
 	}
 	return apiRoomReply(res), nil
 }
+
+var _ roomsync.StateSource = roomSource{}
+
+func (s roomSource) State(ctx context.Context, room string) ([][]byte, error) {
+	return s.svc.State(ctx, room)
+}

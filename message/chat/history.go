@@ -34,7 +34,7 @@ type Entry struct {
 	Outgoing bool
 	State    store.State
 	Room     string   // set for a room's entries
-	Kind     string   // message.KindText, KindJoin or KindLeave
+	Kind     string   // message.KindText, KindJoin, KindLeave or KindRetention (Text: the seconds)
 	Mentions []string // peer ids the text names with @
 }
 
@@ -47,7 +47,7 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 			return nil, err
 		}
 		room = q.Peer
-		kinds = []string{message.KindText, message.KindJoin, message.KindLeave}
+		kinds = []string{message.KindText, message.KindJoin, message.KindLeave, message.KindRetention}
 	} else if q.Peer != "" {
 		p, err := s.Resolve(q.Peer)
 		if err != nil {
@@ -59,7 +59,19 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
-	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: q.Since, Search: q.Search, Kinds: kinds})
+	since := q.Since
+	if room != "" {
+		// Only what the room's retention keeps, pruned yet or not: every
+		// member shows the same, and the witnesses stay hidden.
+		cut, err := s.rooms.cutoff(ctx, room, nil)
+		if err != nil {
+			return nil, err
+		}
+		if cut > 0 && since.UnixNano() < cut {
+			since = time.Unix(0, cut)
+		}
+	}
+	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: since, Search: q.Search, Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}

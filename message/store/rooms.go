@@ -11,11 +11,13 @@ import (
 )
 
 // RoomHead is what this node holds of one author's events in a room:
-// all of 1..N, and whether the last membership event among them is a
-// join.
+// all of 1..N, or, where a retention pruned the older ones, all from a
+// witness up to N; whether the last membership event among them is a
+// join; and the time of event N, which the author's next must be after.
 type RoomHead struct {
 	N      uint64
 	Member bool
+	Last   message.Timestamp // zero when event N is not held (N is 0)
 }
 
 // RoomWrite is one transaction of room changes, which the chat service
@@ -28,7 +30,21 @@ type RoomWrite struct {
 	Heads     []RoomHeadUpdate
 	Directory []*message.Envelope // membership events (room.join, room.leave); only a later rseq replaces what is held
 	Conflicts []RoomConflict      // at most MaxConflictsPerAuthor are kept per room and author; the rest are dropped
+	Retention []RoomRetention     // room.retention events for the room's settings, whether or not in Events; at most MaxRetentionEvents are kept per room, the latest
 }
+
+// RoomRetention is a room.retention event and the duration its body
+// says, in seconds (0: keep everything), checked by the chat service.
+type RoomRetention struct {
+	Env     *message.Envelope
+	Seconds uint64
+}
+
+// MaxRetentionEvents is how many retention events are kept per room:
+// the latest, in the room's order. The one in force is the last; the
+// earlier ones say how far a shorter setting let members prune before
+// a longer one replaced it.
+const MaxRetentionEvents = 16
 
 // RoomEvent is an event to add to a room's log. Outgoing ones (ours) are
 // stored as Sent, received ones as Delivered; a received event of kind
@@ -83,6 +99,11 @@ func (s *Store) WriteRooms(ctx context.Context, w RoomWrite) error {
 		}
 		rows[i] = r
 	}
+	for _, rt := range w.Retention {
+		if env := rt.Env; env == nil || len(env.Sealed()) == 0 || !message.ValidRoom(env.Conversation) || env.Kind != message.KindRetention || rt.Seconds > maxRseq {
+			return fmt.Errorf("store room retention: %w", errRoomEvent)
+		}
+	}
 	for _, env := range w.Directory {
 		if env == nil || len(env.Sealed()) == 0 || !message.ValidRoom(env.Conversation) || env.Seq == 0 || env.Seq > maxRseq ||
 			(env.Kind != message.KindJoin && env.Kind != message.KindLeave) {
@@ -130,6 +151,21 @@ ON CONFLICT DO NOTHING`,
 				return fmt.Errorf("room conflict: %w", err)
 			}
 		}
+		for _, rt := range w.Retention {
+			e := rt.Env
+			if _, err := tx.Exec(`INSERT INTO room_retention (room, wall, logical, author, id, seconds, sealed)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
+				e.Conversation, e.Time.Wall, int64(e.Time.Logical), e.Author, e.ID, int64(rt.Seconds), e.Sealed()); err != nil {
+				return fmt.Errorf("room retention: %w", err)
+			}
+			// Only the latest MaxRetentionEvents: a member may set it
+			// as often as it likes.
+			if _, err := tx.Exec(`DELETE FROM room_retention WHERE room = ?1 AND (wall, logical, author, id) <
+	(SELECT wall, logical, author, id FROM room_retention WHERE room = ?1
+	ORDER BY wall DESC, logical DESC, author DESC, id DESC LIMIT 1 OFFSET ?2)`, e.Conversation, MaxRetentionEvents-1); err != nil {
+				return fmt.Errorf("room retention: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -166,7 +202,9 @@ const maxRseq = 1<<63 - 1
 
 // RoomHeads returns every author's head in room.
 func (s *Store) RoomHeads(ctx context.Context, room string) (map[string]RoomHead, error) {
-	rows, err := s.rdb.QueryContext(ctx, "SELECT author, n, member FROM room_heads WHERE room = ?", room)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT h.author, h.n, h.member, m.wall, m.logical FROM room_heads h
+LEFT JOIN messages m INDEXED BY messages_room_seq ON m.conversation = h.room AND m.conversation != '' AND m.author = h.author AND m.rseq = h.n
+WHERE h.room = ?`, room)
 	if err != nil {
 		return nil, fmt.Errorf("room heads: %w", s.classify(err))
 	}
@@ -174,14 +212,15 @@ func (s *Store) RoomHeads(ctx context.Context, room string) (map[string]RoomHead
 	heads := map[string]RoomHead{}
 	for rows.Next() {
 		var (
-			author string
-			n      int64
-			member bool
+			author        string
+			n             int64
+			member        bool
+			wall, logical sql.NullInt64
 		)
-		if err := rows.Scan(&author, &n, &member); err != nil {
+		if err := rows.Scan(&author, &n, &member, &wall, &logical); err != nil {
 			return nil, err
 		}
-		heads[author] = RoomHead{N: uint64(n), Member: member}
+		heads[author] = RoomHead{N: uint64(n), Member: member, Last: message.Timestamp{Wall: wall.Int64, Logical: uint32(logical.Int64)}}
 	}
 	return heads, rows.Err()
 }
@@ -367,4 +406,89 @@ func (s *Store) strings(ctx context.Context, what, query string, args ...any) ([
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// RoomRetentions returns the retention events kept for room, in the
+// room's order (the one in force last).
+func (s *Store) RoomRetentions(ctx context.Context, room string) ([]RoomRetention, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seconds, sealed FROM room_retention WHERE room = ?
+ORDER BY wall, logical, author, id`, room)
+	if err != nil {
+		return nil, fmt.Errorf("room retention: %w", s.classify(err))
+	}
+	defer rows.Close()
+	var out []RoomRetention
+	for rows.Next() {
+		var (
+			secs   int64
+			sealed []byte
+		)
+		if err := rows.Scan(&secs, &sealed); err != nil {
+			return nil, err
+		}
+		env, err := message.Open(sealed)
+		if err != nil {
+			return nil, fmt.Errorf("room retention: %w", err)
+		}
+		out = append(out, RoomRetention{Env: env, Seconds: uint64(secs)})
+	}
+	return out, rows.Err()
+}
+
+// RetentionRooms lists the rooms with a retention event kept.
+func (s *Store) RetentionRooms(ctx context.Context) ([]string, error) {
+	return s.strings(ctx, "room retention", "SELECT DISTINCT room FROM room_retention ORDER BY room")
+}
+
+// PruneRoom deletes the events of room older than cutoff (a wall time,
+// unix ns) but one per author: the newest of those, its witness, which
+// stays (marked read) so that the author's log still has a start a
+// member catching up can be handed, and whose time shows that what came
+// before it was prunable too (an author's times grow with its sequence).
+// The head event of an author is never deleted, so heads stay as they
+// are; conflicts kept as evidence and the directory stay too. It returns
+// how many events it deleted.
+func (s *Store) PruneRoom(ctx context.Context, room string, cutoff int64) (int, error) {
+	deleted := 0
+	err := s.write(ctx, func(tx *wtx) error {
+		deleted = 0
+		rows, err := tx.Query(`SELECT author, max(rseq) FROM messages INDEXED BY messages_room
+WHERE conversation = ?1 AND conversation != '' AND wall < ?2 GROUP BY author`, room, cutoff)
+		if err != nil {
+			return err
+		}
+		type witness struct {
+			author string
+			seq    int64
+		}
+		var ws []witness
+		for rows.Next() {
+			var w witness
+			if err := rows.Scan(&w.author, &w.seq); err != nil {
+				rows.Close()
+				return err
+			}
+			ws = append(ws, w)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			res, err := tx.Exec(`DELETE FROM messages WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq < ?3`, room, w.author, w.seq)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			deleted += int(n)
+			if _, err := tx.Exec(`UPDATE messages SET state = ?4 WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3
+AND outgoing = 0 AND state < ?4`, room, w.author, w.seq, Read); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune room: %w", err)
+	}
+	return deleted, nil
 }

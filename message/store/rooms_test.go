@@ -34,7 +34,7 @@ func TestRoomWritesPagesHeadsAndHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	heads, err := s.RoomHeads(ctx, "#ops")
-	if err != nil || heads[alice.id] != (RoomHead{N: 6, Member: true}) {
+	if h := heads[alice.id]; err != nil || h.N != 6 || !h.Member || h.Last != at(6) {
 		t.Fatalf("heads %v, %v", heads, err)
 	}
 	page, err := s.RoomPage(ctx, "#ops", alice.id, 2, 3, 0)
@@ -138,5 +138,94 @@ func TestRoomUnreadInCountsOneRoom(t *testing.T) {
 	}
 	if all["#a"] != 2 || all["#b"] != 2 {
 		t.Fatalf("unread %v, want 2 in each", all)
+	}
+}
+
+// Pruning deletes each author's events older than the cutoff but the
+// newest of them (the witness, marked read), leaves heads, the
+// directory and newer events alone, and a page asked from the start
+// begins at the witness.
+func TestPruneRoomKeepsAWitnessPerAuthor(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	var w RoomWrite
+	for _, p := range []person{alice, bob} {
+		join := p.roomEv(t, "#ops", 1, at(1), message.KindJoin, "")
+		w.Events = append(w.Events, RoomEvent{Env: join})
+		w.Directory = append(w.Directory, join)
+		for i := uint64(2); i <= 6; i++ {
+			w.Events = append(w.Events, RoomEvent{Env: p.roomEv(t, "#ops", i, at(float64(i)), message.KindText, fmt.Sprint(p.name, i))})
+		}
+		w.Heads = append(w.Heads, RoomHeadUpdate{Room: "#ops", Author: p.id, Head: RoomHead{N: 6, Member: true}})
+	}
+	// Another room's old events are not this prune's.
+	other := alice.roomEv(t, "#dev", 1, at(1), message.KindJoin, "")
+	w.Events = append(w.Events, RoomEvent{Env: other})
+	if err := s.WriteRooms(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneRoom(ctx, "#ops", at(4.5).Wall)
+	if err != nil || n != 6 {
+		t.Fatalf("pruned %d, %v; want 6 (seq 1..3 of each author)", n, err)
+	}
+	for _, p := range []person{alice, bob} {
+		page, err := s.RoomPage(ctx, "#ops", p.id, 0, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		for _, b := range page {
+			env, err := message.Open(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, env.Seq)
+		}
+		if fmt.Sprint(seqs) != "[4 5 6]" {
+			t.Fatalf("%s's events after pruning: %v, want [4 5 6]", p.name, seqs)
+		}
+	}
+	heads, err := s.RoomHeads(ctx, "#ops")
+	if err != nil || heads[alice.id].N != 6 || !heads[alice.id].Member || heads[alice.id].Last != at(6) {
+		t.Fatalf("heads after pruning: %+v, %v", heads, err)
+	}
+	if dir, err := s.Directory(ctx, "#ops", ""); err != nil || len(dir) != 2 {
+		t.Fatalf("directory after pruning: %v, %v", dir, err)
+	}
+	if unread, err := s.RoomUnreadIn(ctx, "#ops"); err != nil || unread != 4 {
+		t.Fatalf("unread %d, %v: want 4 (seq 5, 6 of each; the witnesses are read)", unread, err)
+	}
+	if id, _ := s.RoomEventAt(ctx, "#dev", alice.id, 1); id != other.ID {
+		t.Fatal("pruning #ops deleted #dev's event")
+	}
+	// Again at the same cutoff: the witnesses stay.
+	if n, err := s.PruneRoom(ctx, "#ops", at(4.5).Wall); err != nil || n != 0 {
+		t.Fatalf("second prune deleted %d, %v", n, err)
+	}
+}
+
+// A room keeps its latest MaxRetentionEvents settings, in order.
+func TestRoomRetentionsKeepsTheLatest(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	var all []*message.Envelope
+	for i := range MaxRetentionEvents + 5 {
+		env := alice.roomEv(t, "#ops", uint64(i+1), at(float64(100-i)), message.KindRetention, fmt.Sprint(3600+i))
+		all = append(all, env)
+		// One write each, newest first: the trim goes by room order,
+		// not by arrival.
+		if err := s.WriteRooms(ctx, RoomWrite{Retention: []RoomRetention{{Env: env, Seconds: uint64(3600 + i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := s.RoomRetentions(ctx, "#ops")
+	if err != nil || len(rs) != MaxRetentionEvents {
+		t.Fatalf("%d settings kept, %v", len(rs), err)
+	}
+	if rs[len(rs)-1].Env.ID != all[0].ID || rs[0].Env.ID != all[MaxRetentionEvents-1].ID {
+		t.Fatalf("kept the wrong settings: last %d s, first %d s", rs[len(rs)-1].Seconds, rs[0].Seconds)
+	}
+	if rooms, err := s.RetentionRooms(ctx); err != nil || fmt.Sprint(rooms) != "[#ops]" {
+		t.Fatalf("rooms with a retention: %v, %v", rooms, err)
 	}
 }

@@ -152,6 +152,27 @@ CREATE TABLE room_conflicts (
 			"SELECT rseq FROM room_directory ORDER BY room DESC LIMIT 1",
 			"SELECT rseq FROM room_conflicts ORDER BY room DESC LIMIT 1",
 		},
+	}, {
+		version: 3,
+		sql: `
+-- A room's retention: the latest room.retention events of each room (at
+-- most MaxRetentionEvents, by room order), kept apart from the log so
+-- that pruning the log never loses the setting in force, and so that a
+-- member catching up can be handed them before the events they let it
+-- skip. seconds is the body parsed: 0 keeps everything.
+CREATE TABLE room_retention (
+	room    TEXT NOT NULL,
+	wall    INTEGER NOT NULL,
+	logical INTEGER NOT NULL,
+	author  TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	seconds INTEGER NOT NULL,
+	sealed  BLOB NOT NULL,
+	PRIMARY KEY (room, wall, logical, author, id)
+) STRICT, WITHOUT ROWID;
+`,
+		objects: []string{"room_retention"},
+		probes:  []string{"SELECT seconds FROM room_retention ORDER BY room DESC LIMIT 1"},
 	}}
 }
 

@@ -1,0 +1,392 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"lanchat/internal/testutil"
+	"lanchat/mesh"
+	"lanchat/message"
+	"lanchat/message/store"
+)
+
+// agedLAN is a fake LAN whose nodes share one wall clock that a test can
+// move forward, so that a room's events age past its retention without
+// waiting hours.
+type agedLAN struct {
+	*lan
+	offset atomic.Int64 // added to time.Now, ns
+}
+
+func (a *agedLAN) now() time.Time { return time.Now().Add(time.Duration(a.offset.Load())) }
+
+// age moves every node's clock forward by d.
+func (a *agedLAN) age(d time.Duration) { a.offset.Add(int64(d)) }
+
+func (a *agedLAN) add(t *testing.T, name string) *lanNode {
+	return a.addWith(t, name, func(c *Config) {
+		c.Clock = message.NewClock(a.now)
+		c.Now = a.now
+		c.PruneEvery = 50 * time.Millisecond
+	})
+}
+
+// shown is what n's history of room shows, as comparable lines.
+func (n *lanNode) shown(t *testing.T, room string) []string {
+	t.Helper()
+	es, err := n.svc.History(context.Background(), Query{Peer: room, Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.From.ID[:6] + " " + e.Kind + " " + e.Text
+	}
+	return out
+}
+
+// Events older than a room's retention are pruned on every member, but
+// for one witness per author; a late joiner gets only what is retained,
+// skipping over the pruned prefixes, and then shows the room exactly as
+// the others do.
+func TestRoomRetentionPrunesAndALateJoinerConverges(t *testing.T) {
+	a := &agedLAN{lan: newLAN()}
+	ctx := context.Background()
+	var members []*lanNode
+	for _, name := range []string{"ann", "ben", "cat"} {
+		n := a.add(t, name)
+		inGeneral(t, n)
+		if _, err := n.svc.JoinRoom(ctx, "#ops"); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, n)
+	}
+	a.met()
+	for _, n := range members {
+		for i := range 3 {
+			if _, err := n.svc.SendRoom(ctx, "#ops", fmt.Sprintf("old %s %d", n.p.name, i), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitSame(t, "#ops", members, 3+9)
+	if _, err := members[0].svc.SetRetention(ctx, "#ops", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitForErr(t, 10*time.Second, func() error {
+		for _, n := range members {
+			if info, err := n.svc.RoomInfo(ctx, "#ops"); err != nil || info.Retention != 2*time.Hour {
+				return fmt.Errorf("%s: #ops keeps %v (%v)", n.p.name, info.Retention, err)
+			}
+		}
+		return nil
+	})
+	// The setting is shown, as a join is.
+	if got := members[1].shown(t, "#ops"); !slices.Contains(got, members[0].p.id[:6]+" "+message.KindRetention+" 7200") {
+		t.Fatalf("ben does not show ann's setting: %q", got)
+	}
+
+	a.age(3 * time.Hour)
+	var retained []string
+	for _, n := range members {
+		for i := range 2 {
+			text := fmt.Sprintf("new %s %d", n.p.name, i)
+			if _, err := n.svc.SendRoom(ctx, "#ops", text, true); err != nil {
+				t.Fatal(err)
+			}
+			retained = append(retained, n.p.id[:6]+" text "+text)
+		}
+	}
+	// Pruned everywhere: of the 13 old events (3 joins, 9 messages, the
+	// setting) one witness per author is left, hidden.
+	testutil.WaitForErr(t, 10*time.Second, func() error {
+		for _, n := range members {
+			if got := n.roomLog(t, "#ops"); len(got) != 3+6 {
+				return fmt.Errorf("%s holds %d events of #ops, want 3 witnesses and 6 new", n.p.name, len(got))
+			}
+		}
+		return nil
+	})
+	for _, n := range members {
+		got := n.shown(t, "#ops")
+		if !sameSet(got, retained) {
+			t.Fatalf("%s shows %q, want the new messages %q", n.p.name, got, retained)
+		}
+		if info, _ := n.svc.RoomInfo(ctx, "#ops"); info.Unread != 4 {
+			t.Fatalf("%s: %d unread in #ops, want 4 (the others' new messages; no witness)", n.p.name, info.Unread)
+		}
+	}
+
+	// dan joins late and pulls from the pruned members.
+	dan := a.add(t, "dan")
+	inGeneral(t, dan)
+	a.met()
+	if _, err := dan.svc.JoinRoom(ctx, "#ops"); err != nil {
+		t.Fatal(err)
+	}
+	all := append(slices.Clone(members), dan)
+	testutil.WaitForErr(t, 20*time.Second, func() error {
+		first := all[0].shown(t, "#ops")
+		if len(first) != 7 {
+			return fmt.Errorf("ann shows %d of #ops, want 6 messages and dan's join", len(first))
+		}
+		for _, n := range all[1:] {
+			if got := n.shown(t, "#ops"); !slices.Equal(got, first) {
+				return fmt.Errorf("%s shows %q, ann %q", n.p.name, got, first)
+			}
+		}
+		return nil
+	})
+	if got := withoutKind(dan.shown(t, "#ops"), message.KindJoin); !sameSet(got, retained) {
+		t.Fatalf("dan shows %q, want the new messages %q", got, retained)
+	}
+	// What dan holds: a witness of each author, the retained messages
+	// and its join; nothing older came.
+	if got := dan.roomLog(t, "#ops"); len(got) != 3+6+1 {
+		t.Fatalf("dan holds %d events of #ops, want 3 witnesses, 6 messages and its join: %q", len(got), got)
+	}
+	ms, err := dan.svc.RoomMembers(ctx, "#ops")
+	if err != nil || len(ms) != 4 {
+		t.Fatalf("dan's members of #ops: %v, %v", ms, err)
+	}
+	if info, _ := dan.svc.RoomInfo(ctx, "#ops"); info.Retention != 2*time.Hour {
+		t.Fatalf("dan: #ops keeps %v, want 2h", info.Retention)
+	}
+	// dan now serves the room too: a message after its catch-up reaches
+	// it, in sequence.
+	if _, err := members[2].svc.SendRoom(ctx, "#ops", "welcome dan", true); err != nil {
+		t.Fatal(err)
+	}
+	waitSame(t, "#ops", all, 0)
+	if got := dan.shown(t, "#ops"); got[len(got)-1] != members[2].p.id[:6]+" text welcome dan" {
+		t.Fatalf("dan's last: %q", got)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+func withoutKind(lines []string, kind string) []string {
+	var out []string
+	for _, l := range lines {
+		if !strings.Contains(l, " "+kind+" ") && !strings.HasSuffix(l, " "+kind) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// syncBuffer is a log a test reads while the service writes it.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// sealAt seals an event of p in room with the time ts.
+func sealAt(t *testing.T, p party, room string, seq uint64, ts time.Time, kind, body string) *message.Envelope {
+	t.Helper()
+	env := &message.Envelope{Author: p.id, AuthorName: p.name, Conversation: room, Seq: seq,
+		Time: message.Timestamp{Wall: ts.UnixNano()}, Kind: kind, Body: body}
+	sealed, err := message.Seal(env, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := message.Open(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestHostileRoomSkipsAndSettings: what a member, relaying or authoring,
+// may not make a node do with a room's retention.
+func TestHostileRoomSkipsAndSettings(t *testing.T) {
+	a := &agedLAN{lan: newLAN()}
+	logs := &syncBuffer{}
+	ann := a.addWith(t, "ann", func(c *Config) {
+		c.Clock = message.NewClock(a.now)
+		c.Now = a.now
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	inGeneral(t, ann)
+	ctx := context.Background()
+	if _, err := ann.svc.SetRetention(ctx, GeneralRoom, 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	relay, mallory := newParty(t, "relay"), newParty(t, "mallory")
+	now := a.now()
+
+	t.Run("skip over retained events", func(t *testing.T) {
+		// mallory's seq 5 is an hour old: within the 2 h retention, so
+		// seq 1..4 are too, and a relay offering 5 first hides them.
+		env := sealAt(t, mallory, GeneralRoom, 5, now.Add(-time.Hour), message.KindText, "you never saw 1..4")
+		errs := ann.svc.rooms.accept(ctx, relay.id, []*message.Envelope{env})
+		if !errors.Is(errs[0], errGap) {
+			t.Fatalf("skip accepted: %v", errs[0])
+		}
+		if h, _ := ann.svc.Heads(ctx, GeneralRoom); h[mallory.id] != 0 {
+			t.Fatalf("mallory's head moved to %d", h[mallory.id])
+		}
+		if !strings.Contains(logs.String(), "refusing a skip") || !strings.Contains(logs.String(), "from="+mesh.ShortID(relay.id)) {
+			t.Fatalf("the refusal is not logged with the relay: %s", logs.String())
+		}
+	})
+	t.Run("skip over pruned events", func(t *testing.T) {
+		// The same author's seq 5 three hours old is a witness: taken.
+		old := sealAt(t, mallory, GeneralRoom, 5, now.Add(-3*time.Hour), message.KindText, "witness")
+		next := sealAt(t, mallory, GeneralRoom, 6, now.Add(-time.Minute), message.KindText, "retained")
+		for i, err := range ann.svc.rooms.accept(ctx, relay.id, []*message.Envelope{old, next}) {
+			if err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+		if h, _ := ann.svc.Heads(ctx, GeneralRoom); h[mallory.id] != 6 {
+			t.Fatalf("mallory's head %d, want 6", h[mallory.id])
+		}
+		got := ann.shown(t, GeneralRoom)
+		if slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, "witness") }) || !slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, "retained") }) {
+			t.Fatalf("history shows %q: want the retained event and not the witness", got)
+		}
+		// What came before the witness, offered now, is ignored.
+		before := sealAt(t, mallory, GeneralRoom, 2, now.Add(-4*time.Hour), message.KindText, "older")
+		if errs := ann.svc.rooms.accept(ctx, relay.id, []*message.Envelope{before}); errs[0] != nil {
+			t.Fatalf("an event below the witness: %v, want ignored", errs[0])
+		}
+	})
+	t.Run("time not after the previous event", func(t *testing.T) {
+		for _, ts := range []time.Time{now.Add(-time.Minute), now.Add(-2 * time.Minute)} {
+			env := sealAt(t, mallory, GeneralRoom, 7, ts, message.KindText, "back in time")
+			if errs := ann.svc.rooms.accept(ctx, mallory.id, []*message.Envelope{env}); !errors.Is(errs[0], errNotMonotonic) {
+				t.Fatalf("seq 7 at %v after seq 6 at %v: %v", ts, now.Add(-time.Minute), errs[0])
+			}
+		}
+		if h, _ := ann.svc.Heads(ctx, GeneralRoom); h[mallory.id] != 6 {
+			t.Fatalf("mallory's head %d, want 6", h[mallory.id])
+		}
+		// A skip must be later than the event held too.
+		env := sealAt(t, mallory, GeneralRoom, 9, now.Add(-5*time.Hour), message.KindText, "older witness")
+		if errs := ann.svc.rooms.accept(ctx, relay.id, []*message.Envelope{env}); !errors.Is(errs[0], errGap) {
+			t.Fatalf("a skip to an event older than the one held: %v", errs[0])
+		}
+	})
+	t.Run("bad settings", func(t *testing.T) {
+		for _, d := range []time.Duration{time.Minute, DefaultMinRetention - time.Second, MaxRetention + time.Hour, 90*time.Minute + time.Millisecond, -time.Hour} {
+			if _, err := ann.svc.SetRetention(ctx, GeneralRoom, d); !errors.Is(err, ErrInvalidRetention) {
+				t.Errorf("SetRetention(%v): %v, want ErrInvalidRetention", d, err)
+			}
+		}
+		seq := uint64(7)
+		for _, body := range []string{"60", "3599", "abc", "-3600", "03600", "", "99999999999999999999999", "3600.5"} {
+			env := sealAt(t, mallory, GeneralRoom, seq, now, message.KindRetention, body)
+			if errs := ann.svc.rooms.accept(ctx, mallory.id, []*message.Envelope{env}); !errors.Is(errs[0], ErrInvalidRetention) {
+				t.Errorf("retention body %q: %v, want ErrInvalidRetention", body, errs[0])
+			}
+		}
+		ahead := sealAt(t, mallory, GeneralRoom, seq, now.Add(2*message.MaxClockAhead), message.KindRetention, "3600")
+		if errs := ann.svc.rooms.accept(ctx, mallory.id, []*message.Envelope{ahead}); !errors.Is(errs[0], ErrInvalidRetention) {
+			t.Errorf("a setting stamped hours ahead: %v", errs[0])
+		}
+		if d, _ := ann.svc.Retention(ctx, GeneralRoom); d != 2*time.Hour {
+			t.Fatalf("#general keeps %v after refused settings, want 2h", d)
+		}
+		if h, _ := ann.svc.Heads(ctx, GeneralRoom); h[mallory.id] != 6 {
+			t.Fatalf("mallory's head %d, want 6", h[mallory.id])
+		}
+	})
+}
+
+// The latest setting in the room's order is in force, whatever order
+// the settings arrive in.
+func TestRoomRetentionLatestWinsOnEveryMember(t *testing.T) {
+	a := &agedLAN{lan: newLAN()}
+	x, y := a.add(t, "x"), a.add(t, "y")
+	inGeneral(t, x)
+	inGeneral(t, y)
+	ctx := context.Background()
+	p, q := newParty(t, "p"), newParty(t, "q")
+	now := a.now()
+	pj := sealAt(t, p, GeneralRoom, 1, now.Add(-time.Minute), message.KindJoin, "")
+	qj := sealAt(t, q, GeneralRoom, 1, now.Add(-time.Minute), message.KindJoin, "")
+	ps := sealAt(t, p, GeneralRoom, 2, now.Add(-20*time.Second), message.KindRetention, "86400")
+	qs := sealAt(t, q, GeneralRoom, 2, now.Add(-10*time.Second), message.KindRetention, "7200") // later: in force
+	deliver := func(n *lanNode, batches ...[]*message.Envelope) {
+		for _, b := range batches {
+			for i, err := range n.svc.rooms.accept(ctx, b[0].Author, b) {
+				if err != nil {
+					t.Fatalf("%s: event %d: %v", n.p.name, i, err)
+				}
+			}
+		}
+	}
+	deliver(x, []*message.Envelope{pj, ps}, []*message.Envelope{qj, qs})
+	deliver(y, []*message.Envelope{qj, qs}, []*message.Envelope{pj, ps})
+	for _, n := range []*lanNode{x, y} {
+		if d, err := n.svc.Retention(ctx, GeneralRoom); err != nil || d != 2*time.Hour {
+			t.Fatalf("%s: #general keeps %v (%v), want q's later 2h", n.p.name, d, err)
+		}
+	}
+	// A member's own later setting wins in turn, on both.
+	if _, err := x.svc.SetRetention(ctx, GeneralRoom, 0); err != nil {
+		t.Fatal(err)
+	}
+	a.met()
+	testutil.WaitForErr(t, 10*time.Second, func() error {
+		for _, n := range []*lanNode{x, y} {
+			if d, _ := n.svc.Retention(ctx, GeneralRoom); d != 0 {
+				return fmt.Errorf("%s: #general keeps %v, want for ever", n.p.name, d)
+			}
+		}
+		return nil
+	})
+}
+
+// After a retention is lengthened, the cutoff stays where the shorter one
+// had brought it until the longer one passes it: what members pruned
+// under the shorter one can still be skipped by a late joiner.
+func TestRetentionCutoffIsAHighWaterMark(t *testing.T) {
+	p := newParty(t, "p")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	set := func(at time.Duration, secs uint64) store.RoomRetention {
+		return store.RoomRetention{Env: sealAt(t, p, "#r", 1, t0.Add(at), message.KindRetention, fmt.Sprint(secs)), Seconds: secs}
+	}
+	day := uint64(24 * 3600)
+	rs := []store.RoomRetention{set(0, day), set(10*24*time.Hour, 30*day)}
+	for _, c := range []struct {
+		now  time.Duration
+		want time.Duration // cutoff after t0
+	}{
+		{5 * 24 * time.Hour, 4 * 24 * time.Hour},
+		{10 * 24 * time.Hour, 9 * 24 * time.Hour},  // the 1-day setting's reach when replaced
+		{20 * 24 * time.Hour, 9 * 24 * time.Hour},  // the 30 days have not passed it
+		{45 * 24 * time.Hour, 15 * 24 * time.Hour}, // now they have
+	} {
+		if got := cutoffOf(rs, t0.Add(c.now)); got != t0.Add(c.want).UnixNano() {
+			t.Errorf("at t0+%v: cutoff t0+%v, want t0+%v", c.now, time.Duration(got-t0.UnixNano()), c.want)
+		}
+	}
+	if got := cutoffOf(append(rs, set(50*24*time.Hour, 0)), t0.Add(60*24*time.Hour)); got != t0.Add(20*24*time.Hour).UnixNano() {
+		t.Errorf("after 'for ever': cutoff t0+%v, want t0+20d (what was pruned stays pruned)", time.Duration(got-t0.UnixNano()))
+	}
+}

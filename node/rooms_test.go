@@ -147,3 +147,51 @@ func TestRoomsThroughTheAPI(t *testing.T) {
 		t.Fatalf("snapshot rooms %+v", snap.Rooms)
 	}
 }
+
+// A room's retention set through one node's API reaches the other
+// members: their room list, their events and their history show it; the
+// refusals a person meets say why.
+func TestRoomRetentionThroughTheAPI(t *testing.T) {
+	ctx := context.Background()
+	a := start(t, "alice")
+	b := start(t, "bob", a.gossip())
+	waitFor(t, "#general has both", 10*time.Second, func() bool {
+		ma, _ := a.n.RoomMembers(ctx, "#general")
+		mb, _ := b.n.RoomMembers(ctx, "#general")
+		return len(ma) == 2 && len(mb) == 2
+	})
+	r, err := a.n.SetRetention(ctx, api.RetentionRequest{Room: "#general", Retention: 30 * 86400})
+	if err != nil || r.Retention != 30*86400 || r.Name != "#general" {
+		t.Fatalf("SetRetention: %+v, %v", r, err)
+	}
+	waitFor(t, "bob's #general keeps 30 days", 10*time.Second, func() bool {
+		rooms, _ := b.n.Rooms(ctx)
+		i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#general" })
+		return i >= 0 && rooms[i].Retention == 30*86400
+	})
+	waitFor(t, "bob's event says who set it", 5*time.Second, func() bool {
+		return slices.ContainsFunc(b.roomEvents(), func(e api.RoomChange) bool {
+			return e.Change == api.RoomRetention && e.Peer.ID == a.n.id.ID && e.Room.Retention == 30*86400
+		})
+	})
+	if got := roomTexts(t, b, "#general"); !slices.Contains(got, "alice:retention:2592000") {
+		t.Fatalf("bob's #general history %q lacks alice's setting", got)
+	}
+	for _, tc := range []struct {
+		req  api.RetentionRequest
+		want error
+	}{
+		{api.RetentionRequest{Room: "#general", Retention: 60}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#general", Retention: -1}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#general", Retention: 1 << 40}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#Bad", Retention: 3600}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#elsewhere", Retention: 3600}, api.ErrNotMember},
+	} {
+		if _, err := b.n.SetRetention(ctx, tc.req); !errors.Is(err, tc.want) {
+			t.Errorf("SetRetention(%+v): %v, want %v", tc.req, err, tc.want)
+		}
+	}
+	if rooms, _ := a.n.Rooms(ctx); !slices.ContainsFunc(rooms, func(r api.Room) bool { return r.Name == "#general" && r.Retention == 30*86400 }) {
+		t.Fatalf("a refused setting changed alice's #general: %+v", rooms)
+	}
+}

@@ -69,7 +69,7 @@ func TestPullFromAPrunedServer(t *testing.T) {
 	server := newPeer(t, n, func(c *Config) { c.Source = src; c.PageEvents = 3 }, nil)
 	client := newPeer(t, n, nil, nil)
 	want := map[string][]string{ // by what the client holds of a
-		"nothing": {"[room.retention:4]", "[text:6 text:7 text:8]", "[text:9 text:10]", "[text:1 text:2 text:3]"},
+		"nothing":  {"[room.retention:4]", "[text:6 text:7 text:8]", "[text:9 text:10]", "[text:1 text:2 text:3]"},
 		"a's 1..2": {"[room.retention:4]", "[text:6 text:7 text:8]", "[text:9 text:10]", "[text:1 text:2 text:3]"},
 		"a's 1..7": {"[room.retention:4]", "[text:8 text:9 text:10]", "[text:1 text:2 text:3]"},
 	}

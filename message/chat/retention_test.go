@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -388,5 +389,93 @@ func TestRetentionCutoffIsAHighWaterMark(t *testing.T) {
 	}
 	if got := cutoffOf(append(rs, set(50*24*time.Hour, 0)), t0.Add(60*24*time.Hour)); got != t0.Add(20*24*time.Hour).UnixNano() {
 		t.Errorf("after 'for ever': cutoff t0+%v, want t0+20d (what was pruned stays pruned)", time.Duration(got-t0.UnixNano()))
+	}
+}
+
+// Two members holding random prefixes of one room's history, each then
+// pruned by the room's retention, end up showing the same: every
+// retained event either held, and nothing older, after pulling from
+// each other, whatever the prefixes (the property test of
+// TestRoomPullsConvergeToTheUnion, with pruned prefixes).
+func TestRoomPullsConvergeAcrossPrunedPrefixes(t *testing.T) {
+	const oldN, newN = 12, 6
+	now := time.Now()
+	authors := make([]party, 4)
+	var hist [][]*message.Envelope // by author: seq 1 a join, then texts; the first oldN are past the retention
+	for i := range authors {
+		authors[i] = newParty(t, fmt.Sprintf("a%d", i))
+		var evs []*message.Envelope
+		for s := uint64(1); s <= oldN+newN; s++ {
+			kind, body := message.KindText, fmt.Sprintf("a%d %d", i, s)
+			if s == 1 {
+				kind, body = message.KindJoin, ""
+			}
+			ts := now.Add(-3*time.Hour + time.Duration(s)*time.Millisecond)
+			if s > oldN {
+				ts = now.Add(-time.Minute + time.Duration(s)*time.Millisecond)
+			}
+			evs = append(evs, sealAt(t, authors[i], "#r", s, ts, kind, body))
+		}
+		hist = append(hist, evs)
+	}
+	setter := newParty(t, "setter")
+	settings := []*message.Envelope{
+		sealAt(t, setter, "#r", 1, now.Add(-40*time.Minute), message.KindJoin, ""),
+		sealAt(t, setter, "#r", 2, now.Add(-30*time.Minute), message.KindRetention, "7200"),
+	}
+	for seed := range 8 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 2))
+		a := &agedLAN{lan: newLAN()}
+		x, y := a.addWith(t, "x", func(c *Config) { c.NoGeneral = true }), a.addWith(t, "y", func(c *Config) { c.NoGeneral = true })
+		ctx := context.Background()
+		want := 2 + 2 // x's and y's joins, the setter's join and setting
+		for _, n := range []*lanNode{x, y} {
+			if _, err := n.svc.JoinRoom(ctx, "#r"); err != nil {
+				t.Fatal(err)
+			}
+			for i, err := range n.svc.rooms.accept(ctx, setter.id, settings) {
+				if err != nil {
+					t.Fatalf("setting %d: %v", i, err)
+				}
+			}
+		}
+		for _, evs := range hist {
+			most := 0
+			for _, n := range []*lanNode{x, y} {
+				k := rng.IntN(len(evs) + 1)
+				most = max(most, k)
+				if k == 0 {
+					continue
+				}
+				for i, err := range n.svc.rooms.accept(ctx, evs[0].Author, evs[:k]) {
+					if err != nil {
+						t.Fatalf("seed %d: prefix event %d: %v", seed, i, err)
+					}
+				}
+			}
+			want += max(0, most-oldN)
+		}
+		for _, n := range []*lanNode{x, y} {
+			if err := n.svc.rooms.prune(ctx, "#r"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := x.svc.rooms.pull(ctx, y.p.id, "#r"); err != nil {
+			t.Fatalf("seed %d: x pulls: %v", seed, err)
+		}
+		if err := y.svc.rooms.pull(ctx, x.p.id, "#r"); err != nil {
+			t.Fatalf("seed %d: y pulls: %v", seed, err)
+		}
+		gx, gy := x.shown(t, "#r"), y.shown(t, "#r")
+		if len(gx) != want || !slices.Equal(gx, gy) {
+			t.Fatalf("seed %d: x shows %d, y %d, want %d each and equal:\n%q\n%q", seed, len(gx), len(gy), want, gx, gy)
+		}
+		hx, _ := x.svc.Heads(ctx, "#r")
+		hy, _ := y.svc.Heads(ctx, "#r")
+		if fmt.Sprint(hx) != fmt.Sprint(hy) {
+			t.Fatalf("seed %d: heads differ: %v and %v", seed, hx, hy)
+		}
+		x.stop()
+		y.stop()
 	}
 }

@@ -191,6 +191,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 		touched  = map[string]map[string]store.RoomHead{} // room → author → new head
 		history  = map[*message.Envelope]bool{}           // added, but from before we joined: not announced
 		newRooms = map[string]map[string]bool{}           // rooms this batch brings to the directory, by author
+		early    []*message.Envelope                      // settings taken before their place in the log, from after we joined
 	)
 	r.mu.Lock()
 	cur := func(room, author string, heads map[string]store.RoomHead) store.RoomHead {
@@ -263,6 +264,9 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 				// the author's membership (its join may be pruned) is
 				// no barrier; the setting is signed, and shown.
 				w.Retention = append(w.Retention, store.RoomRetention{Env: env, Seconds: secs})
+				if !env.Time.Less(r.since[room]) {
+					early = append(early, env)
+				}
 			}
 			ok, err := r.skippable(ctx, env, h, w.Retention)
 			if err != nil {
@@ -361,6 +365,13 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 
 	for _, env := range added {
 		if !history[env] {
+			r.publish(env, false)
+		}
+	}
+	// A setting in force before its place in the log is reached is told
+	// now: it prunes already, and members see who set it.
+	for _, env := range early {
+		if rs, err := r.settings(ctx, env.Conversation); err == nil && len(rs) > 0 && rs[len(rs)-1].Env.ID == env.ID {
 			r.publish(env, false)
 		}
 	}

@@ -450,45 +450,60 @@ func (s *Store) RetentionRooms(ctx context.Context) ([]string, error) {
 // how many events it deleted.
 func (s *Store) PruneRoom(ctx context.Context, room string, cutoff int64) (int, error) {
 	deleted := 0
-	err := s.write(ctx, func(tx *wtx) error {
-		deleted = 0
-		rows, err := tx.Query(`SELECT author, max(rseq) FROM messages INDEXED BY messages_room
-WHERE conversation = ?1 AND conversation != '' AND wall < ?2 GROUP BY author`, room, cutoff)
-		if err != nil {
-			return err
-		}
-		type witness struct {
-			author string
-			seq    int64
-		}
-		var ws []witness
-		for rows.Next() {
-			var w witness
-			if err := rows.Scan(&w.author, &w.seq); err != nil {
-				rows.Close()
-				return err
-			}
-			ws = append(ws, w)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		for _, w := range ws {
-			res, err := tx.Exec(`DELETE FROM messages WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq < ?3`, room, w.author, w.seq)
-			if err != nil {
-				return err
-			}
-			n, _ := res.RowsAffected()
-			deleted += int(n)
-			if _, err := tx.Exec(`UPDATE messages SET state = ?4 WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3
-AND outgoing = 0 AND state < ?4`, room, w.author, w.seq, Read); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := s.write(ctx, func(tx *wtx) (err error) {
+		deleted, err = pruneRoom(tx, room, cutoff)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune room: %w", err)
+	}
+	return deleted, nil
+}
+
+// pruneRoom is PruneRoom in tx.
+func pruneRoom(tx *wtx, room string, cutoff int64) (int, error) {
+	// Rows written earlier in this transaction are indexed only at its
+	// commit; the delete trigger takes their bodies out of the full-text
+	// index, which must hold them by then, or the index no longer
+	// matches its content (SQLite calls it corrupt). A failed request
+	// rolls the whole transaction back, this too.
+	if err := tx.indexBodies(); err != nil {
+		return 0, err
+	}
+	tx.index = tx.index[:0]
+	rows, err := tx.Query(`SELECT author, max(rseq) FROM messages INDEXED BY messages_room
+WHERE conversation = ?1 AND conversation != '' AND wall < ?2 GROUP BY author`, room, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	type witness struct {
+		author string
+		seq    int64
+	}
+	var ws []witness
+	for rows.Next() {
+		var w witness
+		if err := rows.Scan(&w.author, &w.seq); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ws = append(ws, w)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, w := range ws {
+		res, err := tx.Exec(`DELETE FROM messages WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq < ?3`, room, w.author, w.seq)
+		if err != nil {
+			return 0, err
+		}
+		n, _ := res.RowsAffected()
+		deleted += int(n)
+		if _, err := tx.Exec(`UPDATE messages SET state = ?4 WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3
+AND outgoing = 0 AND state < ?4`, room, w.author, w.seq, Read); err != nil {
+			return 0, err
+		}
 	}
 	return deleted, nil
 }

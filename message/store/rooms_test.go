@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"lanchat/message"
 )
@@ -227,5 +228,40 @@ func TestRoomRetentionsKeepsTheLatest(t *testing.T) {
 	}
 	if rooms, err := s.RetentionRooms(ctx); err != nil || fmt.Sprint(rooms) != "[#ops]" {
 		t.Fatalf("rooms with a retention: %v, %v", rooms, err)
+	}
+}
+
+// A prune in the same transaction as the rows it deletes (group commit
+// puts a room's writes and its prune together) left the full-text index
+// holding 'delete's of bodies it had not been given yet: SQLite then
+// reported the database corrupt on the next write.
+func TestPruneInTheTransactionThatWroteTheRows(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	err := s.write(ctx, func(tx *wtx) error {
+		for i := uint64(1); i <= 4; i++ {
+			r, err := newRow(alice.roomEv(t, "#ops", i, at(float64(i)), message.KindText, fmt.Sprint("searchable ", i)), false)
+			if err != nil {
+				return err
+			}
+			if _, err := insert(tx, r, time.Now()); err != nil {
+				return err
+			}
+		}
+		n, err := pruneRoom(tx, "#ops", at(3.5).Wall)
+		if err == nil && n != 2 {
+			err = fmt.Errorf("pruned %d, want 2", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wdb.Exec("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')"); err != nil {
+		t.Fatalf("full-text index after the prune: %v", err)
+	}
+	recs, err := s.History(ctx, Query{Search: "searchable"})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("search finds %d, %v; want the 2 kept", len(recs), err)
 	}
 }

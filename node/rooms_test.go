@@ -194,4 +194,12 @@ func TestRoomRetentionThroughTheAPI(t *testing.T) {
 	if rooms, _ := a.n.Rooms(ctx); !slices.ContainsFunc(rooms, func(r api.Room) bool { return r.Name == "#general" && r.Retention == 30*86400 }) {
 		t.Fatalf("a refused setting changed alice's #general: %+v", rooms)
 	}
+	// A node that comes later learns it when it catches up (the setting
+	// comes first in the answer, over the real catch-up protocol).
+	c := start(t, "carol", a.gossip())
+	waitFor(t, "carol's #general keeps 30 days", 15*time.Second, func() bool {
+		rooms, _ := c.n.Rooms(ctx)
+		i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#general" && r.Joined })
+		return i >= 0 && rooms[i].Retention == 30*86400
+	})
 }

@@ -75,6 +75,14 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if room == "" {
+		// Every conversation, or a search: a room's events past its
+		// retention (its witnesses, what is not pruned yet) are not
+		// shown there either.
+		if recs, err = s.retained(ctx, recs); err != nil {
+			return nil, err
+		}
+	}
 	if q.MarkRead {
 		// Failing to record that they were read (a full disk) must not
 		// hide the messages from the person asking for them.
@@ -97,6 +105,30 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 			e.Mentions = s.Mentions(r.Conversation, r.Body)
 		}
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// retained leaves out the room events of recs older than their room's
+// cutoff.
+func (s *Service) retained(ctx context.Context, recs []store.Record) ([]store.Record, error) {
+	cuts := map[string]int64{}
+	out := recs[:0]
+	for _, r := range recs {
+		if r.Conversation != "" {
+			cut, ok := cuts[r.Conversation]
+			if !ok {
+				var err error
+				if cut, err = s.rooms.cutoff(ctx, r.Conversation, nil); err != nil {
+					return nil, err
+				}
+				cuts[r.Conversation] = cut
+			}
+			if r.Time.Wall < cut {
+				continue
+			}
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -266,6 +266,13 @@ func TestHostileRoomSkipsAndSettings(t *testing.T) {
 		if h, _ := ann.svc.Heads(ctx, GeneralRoom); h[mallory.id] != 6 {
 			t.Fatalf("mallory's head %d, want 6", h[mallory.id])
 		}
+		// Nor does a search over every conversation find the witness.
+		if es, err := ann.svc.History(ctx, Query{Search: "witness"}); err != nil || len(es) != 0 {
+			t.Fatalf("a search finds %d hidden events (%v)", len(es), err)
+		}
+		if es, err := ann.svc.History(ctx, Query{Search: "retained"}); err != nil || len(es) != 1 {
+			t.Fatalf("a search finds %d retained events, want 1 (%v)", len(es), err)
+		}
 		got := ann.shown(t, GeneralRoom)
 		if slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, "witness") }) || !slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, "retained") }) {
 			t.Fatalf("history shows %q: want the retained event and not the witness", got)

@@ -30,7 +30,8 @@ import (
 // leave is refused. Rooms are open: anyone on the LAN may join one, and
 // then gets its history; a node that is not in a room refuses its
 // messages, keeps only who joined and left it (the directory), and is
-// not asked to pass them on.
+// not asked to pass them on. A room may keep less than all of its log:
+// see retention.go.
 
 // GeneralRoom is the room every node is in unless it leaves it.
 const GeneralRoom = "#general"

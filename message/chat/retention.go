@@ -192,14 +192,18 @@ func (r *rooms) cutoff(ctx context.Context, room string, batch []store.RoomReten
 	if err != nil {
 		return 0, err
 	}
+	merged := false
 	for _, b := range batch {
 		if b.Env.Conversation == room && !slices.ContainsFunc(rs, func(x store.RoomRetention) bool { return x.Env.ID == b.Env.ID && x.Env.Author == b.Env.Author }) {
-			rs = append(slices.Clip(rs), b)
+			rs = append(slices.Clip(rs), b) // a copy: rs is the cache's
+			merged = true
 		}
 	}
-	slices.SortFunc(rs, func(a, b store.RoomRetention) int { return message.Compare(a.Env, b.Env) })
-	if len(rs) > store.MaxRetentionEvents {
-		rs = rs[len(rs)-store.MaxRetentionEvents:]
+	if merged {
+		slices.SortFunc(rs, func(a, b store.RoomRetention) int { return message.Compare(a.Env, b.Env) })
+		if len(rs) > store.MaxRetentionEvents {
+			rs = rs[len(rs)-store.MaxRetentionEvents:]
+		}
 	}
 	return cutoffOf(rs, r.s.now()), nil
 }

@@ -261,9 +261,18 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			if setting {
 				// The setting counts before its place in the log is
 				// reached: a catch-up answer hands the room's settings
-				// first, for the skips that follow. Rooms are open, so
-				// the author's membership (its join may be pruned) is
-				// no barrier; the setting is signed, and shown.
+				// first, for the skips that follow. Its author's join
+				// may be pruned, so a member passing it on vouches for
+				// it; straight from its author, the author must be
+				// known to be in the room. The setting is signed, and
+				// shown.
+				if from == env.Author && !h.Member {
+					if ok, err := r.inDirectory(ctx, room, env.Author); err != nil || !ok {
+						r.s.log.Info("refusing a room retention from a non-member", "room", room, "author", mesh.ShortID(env.Author))
+						errs[i] = fmt.Errorf("%w: the author is not in %s", ErrNotMember, room)
+						continue
+					}
+				}
 				w.Retention = append(w.Retention, store.RoomRetention{Env: env, Seconds: secs})
 				if !env.Time.Less(r.since[room]) {
 					early = append(early, env)
@@ -395,6 +404,13 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 		}
 	}
 	return errs
+}
+
+// inDirectory reports whether the directory's latest membership event of
+// author in room is a join. Called with mu held.
+func (r *rooms) inDirectory(ctx context.Context, room, author string) (bool, error) {
+	es, err := r.s.st.Directory(ctx, room, author)
+	return err == nil && len(es) == 1 && es[0].Joined, err
 }
 
 // roomQuota refuses a membership event that would make the directory

@@ -2,6 +2,7 @@ package roomsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -27,7 +28,10 @@ func retention(t testing.TB, author identity, room string, seq uint64) []byte {
 type prunedSource struct {
 	memSource
 	state [][]byte
-	floor map[string]uint64 // author → the first seq held
+
+	fmu   sync.Mutex                    // guards floor and prune
+	floor map[string]uint64             // author → the first seq held
+	prune func(floor map[string]uint64) // when set, called before each Page: a prune while serving
 }
 
 var _ StateSource = (*prunedSource)(nil)
@@ -35,7 +39,13 @@ var _ StateSource = (*prunedSource)(nil)
 func (p *prunedSource) State(ctx context.Context, room string) ([][]byte, error) { return p.state, nil }
 
 func (p *prunedSource) Page(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error) {
-	return p.memSource.Page(ctx, room, author, max(after, p.floor[author]-1), limit)
+	p.fmu.Lock()
+	if p.prune != nil {
+		p.prune(p.floor)
+	}
+	f := p.floor[author]
+	p.fmu.Unlock()
+	return p.memSource.Page(ctx, room, author, max(after, f-1), limit)
 }
 
 // skipSink records what it is handed, as seqs per call, taking skips.
@@ -90,5 +100,33 @@ func TestPullFromAPrunedServer(t *testing.T) {
 		if wantEvents := len(w) - 1; st.Pages != wantEvents {
 			t.Fatalf("%s: %d pages counted, want %d", name, st.Pages, wantEvents)
 		}
+	}
+}
+
+// A prune while the server answers takes events it announced: the server
+// ends the answer with REFUSE (unavailable) rather than send a page that
+// skips in the middle, and what the client took stays.
+func TestPruneWhileServing(t *testing.T) {
+	const room = "#ops"
+	h := newHistory(t, room, []int{10})
+	a := h.authors[0]
+	src := &prunedSource{memSource: *newMemSource(), floor: map[string]uint64{a.id: 1}}
+	h.give(&src.memSource, map[string]int{a.id: 10})
+	calls := 0
+	src.prune = func(floor map[string]uint64) {
+		if calls++; calls == 2 {
+			floor[a.id] = 9
+		}
+	}
+	n := newTestNet()
+	server := newPeer(t, n, func(c *Config) { c.Source = src; c.PageEvents = 3 }, nil)
+	client := newPeer(t, n, nil, nil)
+	sink := &skipSink{}
+	_, err := client.s.Pull(ctxT(t), server.id.id, room, nil, sink)
+	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrInvalid) {
+		t.Fatalf("Pull = %v, want ErrRefused (not a protocol violation)", err)
+	}
+	if !slices.Equal(sink.calls, []string{"[text:1 text:2 text:3]"}) {
+		t.Fatalf("sink got %q", sink.calls)
 	}
 }

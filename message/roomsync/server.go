@@ -196,6 +196,13 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 				if seq, ok := message.PeekSeq(page[0]); ok && seq > after+1 && seq <= until {
 					after = seq - 1
 				}
+			} else if seq, ok := message.PeekSeq(page[0]); !ok || seq != after+1 {
+				// A prune while we answered took what we announced: end
+				// the answer rather than send a page the client must
+				// take for a violation; what it has is valid.
+				log.Info("sync: the author's events changed while served", "room", req.room, "after", after, "next", seq)
+				buf = append(buf, refuseFrame(refuseUnavailable, "the room was pruned meanwhile; ask again")...)
+				return flush(true)
 			}
 			if len(page) > limit {
 				page = page[:limit]

@@ -292,7 +292,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 				break
 			}
 			errs[i] = fmt.Errorf("%w: have %d of the author's events in %s, this is %d", errGap, h.N, room, env.Seq)
-			if from != env.Author {
+			if from != env.Author && !setting { // a catch-up answer's settings come ahead of their logs
 				// A relay holds the author's events from a witness on;
 				// one not older than our cutoff would hide the events
 				// between from us.

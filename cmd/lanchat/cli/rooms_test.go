@@ -307,6 +307,7 @@ func TestHistoryOfARoom(t *testing.T) {
 			Room: "#general", Kind: "text"},
 		{ID: "l1", From: api.PeerRef{ID: bobID, Name: "bob\u202e"}, To: generalRef, Time: t1.Add(3 * time.Second), State: "delivered", Room: "#general", Kind: "leave"},
 		{ID: "d1", From: bobRef, To: selfRef, Text: "direct", Time: t1.Add(4 * time.Second), State: "read"},
+		{ID: "r1", From: bobRef, To: generalRef, Text: "86400", Time: t1.Add(5 * time.Second), State: "read", Room: "#general", Kind: "retention"},
 	}
 	dir := served(t, f)
 	code, out, errs := lanchat(t, dir, "history", "#general")
@@ -318,7 +319,8 @@ func TestHistoryOfARoom(t *testing.T) {
 		ts(time.Second) + " [#general] bob: @alice @carl lunch?  (mentions you, CCCCCCC)\n" +
 		ts(2*time.Second) + " [#general] alice: yes\\x1b[2J\n    at noon  [sent]\n" +
 		ts(3*time.Second) + " * bob\\u202e left #general\n" +
-		ts(4*time.Second) + " bob: direct\n"
+		ts(4*time.Second) + " bob: direct\n" +
+		ts(5*time.Second) + " * bob set #general to keep 1 day\n"
 	if out != want {
 		t.Errorf("history:\n%s\nwant:\n%s", out, want)
 	}
@@ -328,10 +330,10 @@ func TestHistoryOfARoom(t *testing.T) {
 
 	code, out, _ = lanchat(t, dir, "history", "--json", "#general")
 	var got []historyOutput
-	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got) != 5 {
+	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got) != 6 {
 		t.Fatalf("exit %d, %v: %s", code, err, out)
 	}
-	if got[0].Kind != "join" || got[0].Room != "#general" || !slices.Equal(got[1].Mentions, []string{carlID, selfID}) || got[4].Room != "" {
+	if got[0].Kind != "join" || got[0].Room != "#general" || !slices.Equal(got[1].Mentions, []string{carlID, selfID}) || got[4].Room != "" || got[5].Kind != "retention" || got[5].Text != "86400" {
 		t.Errorf("history --json: %+v", got)
 	}
 	if strings.Contains(out, `"kind":""`) || !strings.Contains(out, `"kind":"text"`) || strings.Contains(out, "\u202e") {

@@ -43,6 +43,10 @@ const (
 	DefaultMinRetention = time.Hour
 	MaxRetention        = 10 * 365 * 24 * time.Hour
 	pruneEvery          = time.Minute
+	// pruneSlack: members delete only what is this much older than the
+	// cutoff, so that a member whose clock is behind ours by less still
+	// finds our witnesses past its own cutoff, and takes the skips.
+	pruneSlack = 10 * time.Minute
 	maxRetentionBody    = 20 // decimal digits of a uint64
 )
 
@@ -241,13 +245,15 @@ func (s *Service) SetRetention(ctx context.Context, room string, d time.Duration
 	return s.RoomInfo(ctx, room)
 }
 
-// prune deletes room's events older than its cutoff, but each author's
-// witness (store.PruneRoom).
+// prune deletes room's events older than its cutoff (less pruneSlack),
+// but each author's witness (store.PruneRoom). History hides them from
+// the cutoff on.
 func (r *rooms) prune(ctx context.Context, room string) error {
 	cut, err := r.cutoff(ctx, room, nil)
-	if err != nil || cut <= 0 {
+	if err != nil || cut <= int64(pruneSlack) {
 		return err
 	}
+	cut -= int64(pruneSlack)
 	n, err := r.s.st.PruneRoom(ctx, room, cut)
 	if err != nil {
 		return err

@@ -497,3 +497,51 @@ func TestRoomPullsConvergeAcrossPrunedPrefixes(t *testing.T) {
 		y.stop()
 	}
 }
+
+// A member whose clock is minutes behind still takes the skips over what
+// the others pruned: they delete only what is pruneSlack older than their
+// cutoff, so the witness they hand over is past the late clock's cutoff
+// too. (Without the slack, ann's witness would be her message from 2 h
+// 5 min ago, which dan's clock, 8 min behind, puts inside the retention.)
+func TestRoomRetentionToleratesAClockBehind(t *testing.T) {
+	a := &agedLAN{lan: newLAN()}
+	ctx := context.Background()
+	ann := a.add(t, "ann")
+	inGeneral(t, ann)
+	if _, err := ann.svc.JoinRoom(ctx, "#ops"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.svc.SetRetention(ctx, "#ops", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.svc.SendRoom(ctx, "#ops", "long gone", false); err != nil {
+		t.Fatal(err)
+	}
+	a.age(55 * time.Minute)
+	if _, err := ann.svc.SendRoom(ctx, "#ops", "near the edge", false); err != nil {
+		t.Fatal(err)
+	}
+	a.age(2*time.Hour + 5*time.Minute)
+	if _, err := ann.svc.SendRoom(ctx, "#ops", "fresh", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.svc.rooms.prune(ctx, "#ops"); err != nil {
+		t.Fatal(err)
+	}
+	behind := func() time.Time { return a.now().Add(-8 * time.Minute) }
+	dan := a.addWith(t, "dan", func(c *Config) {
+		c.Clock = message.NewClock(behind)
+		c.Now = behind
+	})
+	inGeneral(t, dan)
+	a.met()
+	if _, err := dan.svc.JoinRoom(ctx, "#ops"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitForErr(t, 10*time.Second, func() error {
+		if got := dan.shown(t, "#ops"); !slices.Contains(got, ann.p.id[:6]+" text fresh") {
+			return fmt.Errorf("dan shows %q", got)
+		}
+		return nil
+	})
+}

@@ -18,7 +18,10 @@
 //
 // A room may have a retention (room.retention events, section 5). Its
 // members then delete the events older than the room's cutoff, except,
-// of each author, the newest of those: the witness w. Such a member
+// of each author, the newest of those: the witness w. (This
+// implementation deletes only what is 10 minutes older than its cutoff,
+// so that a member whose clock is behind by less still finds the
+// witnesses past its own.) Such a member
 // holds w..n of the author, and its vector still says n. The cutoff is
 // computed from the room's latest retention events s_1..s_k in room
 // order, with durations R_i and times t_i: the largest of t_{i+1} − R_i

@@ -46,8 +46,8 @@ const (
 	// pruneSlack: members delete only what is this much older than the
 	// cutoff, so that a member whose clock is behind ours by less still
 	// finds our witnesses past its own cutoff, and takes the skips.
-	pruneSlack = 10 * time.Minute
-	maxRetentionBody    = 20 // decimal digits of a uint64
+	pruneSlack       = 10 * time.Minute
+	maxRetentionBody = 20 // decimal digits of a uint64
 )
 
 // ErrInvalidRetention: a retention outside the bounds, or a body that is

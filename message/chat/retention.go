@@ -16,9 +16,11 @@ import (
 // room.retention event, signed by the member who set it, whose body is
 // the duration in seconds (0 keeps everything, the default). The latest
 // in the room's order is in force, so members holding the same events
-// agree on it. Each member deletes the events older than the cutoff but
-// keeps, of every author, the newest of those as a hidden witness: the
-// start of that author's log it can still hand to a member catching up.
+// agree on it. Each member deletes the events older than the cutoff (by
+// pruneSlack more, for members whose clocks are behind) but keeps, of
+// every author, the newest of those as a hidden witness: the start of
+// that author's log it can still hand to a member catching up. History
+// hides everything older than the cutoff, deleted yet or not.
 // A member that holds an author's events up to h may then be offered
 // that author's witness m > h+1: it takes the jump only if m is older
 // than its own cutoff, which it can check (m is signed; the room's

@@ -159,6 +159,8 @@ func TestPruneRoomKeepsAWitnessPerAuthor(t *testing.T) {
 		}
 		w.Heads = append(w.Heads, RoomHeadUpdate{Room: "#ops", Author: p.id, Head: RoomHead{N: 6, Member: true}})
 	}
+	// Evidence of a reused number, as old as anything pruned.
+	w.Conflicts = append(w.Conflicts, RoomConflict{Env: alice.roomEv(t, "#ops", 2, at(2), message.KindText, "the other 2"), From: bob.id})
 	// Another room's old events are not this prune's.
 	other := alice.roomEv(t, "#dev", 1, at(1), message.KindJoin, "")
 	w.Events = append(w.Events, RoomEvent{Env: other})
@@ -192,6 +194,9 @@ func TestPruneRoomKeepsAWitnessPerAuthor(t *testing.T) {
 	}
 	if dir, err := s.Directory(ctx, "#ops", ""); err != nil || len(dir) != 2 {
 		t.Fatalf("directory after pruning: %v, %v", dir, err)
+	}
+	if ev, err := s.RoomConflicts(ctx, "#ops"); err != nil || len(ev) != 1 {
+		t.Fatalf("evidence after pruning: %d, %v; want the one kept", len(ev), err)
 	}
 	if unread, err := s.RoomUnreadIn(ctx, "#ops"); err != nil || unread != 4 {
 		t.Fatalf("unread %d, %v: want 4 (seq 5, 6 of each; the witnesses are read)", unread, err)

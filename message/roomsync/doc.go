@@ -140,7 +140,7 @@
 // STATE (server to client), at most once per answer and before its first
 // HEAD, carries the room's retention events the server keeps, its latest
 // 16 (MaxState) in room order, in the layout of a PAGE. A server sends it
-// only when it holds at least one. The client checks each: it opens, it
+// only when it holds at least one and the answer has a HEAD. The client checks each: it opens, it
 // is a version 2 event of the requested room, of kind room.retention.
 // Its store takes each setting whatever its place in its author's
 // sequence (a setting counts before its author's events are caught up

@@ -101,6 +101,12 @@ func TestPullFromAPrunedServer(t *testing.T) {
 			t.Fatalf("%s: %d pages counted, want %d", name, st.Pages, wantEvents)
 		}
 	}
+	// A client missing nothing is sent no settings either: DONE alone.
+	sink := &skipSink{}
+	st, err := client.s.Pull(ctxT(t), server.id.id, room, Vector{a.id: 10, b.id: 3}, sink)
+	if err != nil || len(sink.calls) != 0 || st.BytesIn != FrameHeaderLen {
+		t.Fatalf("up to date: %v, sink got %q, %d bytes in", err, sink.calls, st.BytesIn)
+	}
 }
 
 // A prune while the server answers takes events it announced: the server

@@ -139,7 +139,9 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 	}
 	slices.Sort(authors)
 	var buf []byte
-	if ss, ok := src.(StateSource); ok {
+	// The settings matter only to the skips of events that follow: a
+	// client that misses nothing (the common pull) is not sent them.
+	if ss, ok := src.(StateSource); ok && len(authors) > 0 {
 		state, err := ss.State(s.ctx, req.room)
 		if err != nil {
 			log.Warn("sync: reading the room's state", "room", req.room, "err", err)

@@ -100,7 +100,8 @@
 //   - Version 2, a room event: conversation is a room name, '#' and 1 to
 //     64 bytes of [a-z0-9._-] ("#general"); to is empty; seq is at least
 //     1. An author numbers its events in each room 1, 2, 3, … without a
-//     gap, so a holder of an author's events in a room holds 1..n of them.
+//     gap, so a holder of an author's events in a room holds 1..n of them
+//     (or, in a room with a retention, the newest of the old ones to n).
 //   - Kinds "room.join" and "room.leave" (the author joins or leaves the
 //     room) exist only in version 2 and have an empty body.
 //   - Kind "room.retention" (version 2 only) sets how long the room's

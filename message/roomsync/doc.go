@@ -14,15 +14,16 @@
 // the room name, and its seq numbers it among its author's events in that
 // room, 1 for the first. Every node holds, of each author, a prefix 1..n
 // of that author's events in the room, never one with a gap; so what a
-// node holds of a room is said exactly by its vector, author id → n.
+// node holds of a room is said exactly by its vector, author id → n
+// (but for what a retention let it delete: below).
 //
 // A room may have a retention (room.retention events, section 5). Its
 // members then delete the events older than the room's cutoff, except,
 // of each author, the newest of those: the witness w. (This
 // implementation deletes only what is 10 minutes older than its cutoff,
 // so that a member whose clock is behind by less still finds the
-// witnesses past its own.) Such a member
-// holds w..n of the author, and its vector still says n. The cutoff is
+// witnesses past its own.) Such a member holds w..n of the author, and
+// its vector still says n. The cutoff is
 // computed from the room's latest retention events s_1..s_k in room
 // order, with durations R_i and times t_i: the largest of t_{i+1} − R_i
 // (t_{k+1} being now) over the settings with R_i > 0; none, if there is
@@ -139,9 +140,10 @@
 //
 // STATE (server to client), at most once per answer and before its first
 // HEAD, carries the room's retention events the server keeps, its latest
-// 16 (MaxState) in room order, in the layout of a PAGE. A server sends it
-// only when it holds at least one and the answer has a HEAD. The client checks each: it opens, it
-// is a version 2 event of the requested room, of kind room.retention.
+// 16 (MaxState) in room order, in the layout of a PAGE. A server sends
+// it only when it holds at least one and the answer has a HEAD. The
+// client checks each: it opens, it is a version 2 event of the
+// requested room, of kind room.retention.
 // Its store takes each setting whatever its place in its author's
 // sequence (a setting counts before its author's events are caught up
 // on; the events themselves follow in the answer or a later one), so the

@@ -446,22 +446,73 @@ func (s *Store) RetentionRooms(ctx context.Context) ([]string, error) {
 // member catching up can be handed, and whose time shows that what came
 // before it was prunable too (an author's times grow with its sequence).
 // The head event of an author is never deleted, so heads stay as they
-// are; conflicts kept as evidence and the directory stay too. It returns
-// how many events it deleted.
+// are; conflicts kept as evidence and the directory stay too. It deletes
+// in transactions of at most pruneBatch rows, so that the first prune
+// of a large room does not hold up every other write for seconds, and
+// returns how many events it deleted.
 func (s *Store) PruneRoom(ctx context.Context, room string, cutoff int64) (int, error) {
-	deleted := 0
-	err := s.write(ctx, func(tx *wtx) (err error) {
-		deleted, err = pruneRoom(tx, room, cutoff)
-		return err
-	})
+	ws, err := roomWitnesses(ctx, s.rdb, room, cutoff)
 	if err != nil {
-		return 0, fmt.Errorf("prune room: %w", err)
+		return 0, fmt.Errorf("prune room: %w", s.classify(err))
 	}
-	return deleted, nil
+	total := 0
+	for len(ws) > 0 {
+		n := 0
+		err := s.write(ctx, func(tx *wtx) (err error) {
+			n, err = pruneRoom(tx, room, ws, pruneBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune room: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			break
+		}
+	}
+	return total, nil
 }
 
-// pruneRoom is PruneRoom in tx.
-func pruneRoom(tx *wtx, room string, cutoff int64) (int, error) {
+// pruneBatch is the most rows one prune transaction deletes. Measured on
+// 2 shared cores, pruning 90,000 of a room's 100,000 events: one
+// transaction took 1.7 s, every other write waiting throughout; batches
+// of 5000 made a concurrent one-event write wait up to 0.7 s, of 1000 up
+// to 0.17 s (3.3 s in all).
+const pruneBatch = 1000
+
+// witness is an author's newest event older than a cutoff.
+type witness struct {
+	author string
+	seq    int64
+}
+
+// roomWitnesses finds each author's witness in room for cutoff. The
+// witnesses of a cutoff stay witnesses while the batches delete below
+// them: events arriving meanwhile are newer.
+func roomWitnesses(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, room string, cutoff int64) ([]witness, error) {
+	rows, err := q.QueryContext(ctx, `SELECT author, max(rseq) FROM messages INDEXED BY messages_room
+WHERE conversation = ?1 AND conversation != '' AND wall < ?2 GROUP BY author`, room, cutoff)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ws []witness
+	for rows.Next() {
+		var w witness
+		if err := rows.Scan(&w.author, &w.seq); err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, rows.Err()
+}
+
+// pruneRoom deletes, in tx, up to limit of room's events below the
+// witnesses ws, and marks the witnesses read; it returns how many it
+// deleted.
+func pruneRoom(tx *wtx, room string, ws []witness, limit int) (int, error) {
 	// Rows written earlier in this transaction are indexed only at its
 	// commit; the delete trigger takes their bodies out of the full-text
 	// index, which must hold them by then, or the index no longer
@@ -471,35 +522,17 @@ func pruneRoom(tx *wtx, room string, cutoff int64) (int, error) {
 		return 0, err
 	}
 	tx.index = tx.index[:0]
-	rows, err := tx.Query(`SELECT author, max(rseq) FROM messages INDEXED BY messages_room
-WHERE conversation = ?1 AND conversation != '' AND wall < ?2 GROUP BY author`, room, cutoff)
-	if err != nil {
-		return 0, err
-	}
-	type witness struct {
-		author string
-		seq    int64
-	}
-	var ws []witness
-	for rows.Next() {
-		var w witness
-		if err := rows.Scan(&w.author, &w.seq); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ws = append(ws, w)
-	}
-	if err := rows.Close(); err != nil {
-		return 0, err
-	}
 	deleted := 0
 	for _, w := range ws {
-		res, err := tx.Exec(`DELETE FROM messages WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq < ?3`, room, w.author, w.seq)
-		if err != nil {
-			return 0, err
+		if deleted < limit {
+			res, err := tx.Exec(`DELETE FROM messages WHERE seq IN (SELECT seq FROM messages INDEXED BY messages_room_seq
+WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq < ?3 ORDER BY rseq LIMIT ?4)`, room, w.author, w.seq, limit-deleted)
+			if err != nil {
+				return 0, err
+			}
+			n, _ := res.RowsAffected()
+			deleted += int(n)
 		}
-		n, _ := res.RowsAffected()
-		deleted += int(n)
 		if _, err := tx.Exec(`UPDATE messages SET state = ?4 WHERE conversation = ?1 AND conversation != '' AND author = ?2 AND rseq = ?3
 AND outgoing = 0 AND state < ?4`, room, w.author, w.seq, Read); err != nil {
 			return 0, err

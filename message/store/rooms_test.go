@@ -253,7 +253,11 @@ func TestPruneInTheTransactionThatWroteTheRows(t *testing.T) {
 				return err
 			}
 		}
-		n, err := pruneRoom(tx, "#ops", at(3.5).Wall)
+		ws, err := roomWitnesses(ctx, tx, "#ops", at(3.5).Wall)
+		if err != nil {
+			return err
+		}
+		n, err := pruneRoom(tx, "#ops", ws, pruneBatch)
 		if err == nil && n != 2 {
 			err = fmt.Errorf("pruned %d, want 2", n)
 		}
@@ -268,5 +272,31 @@ func TestPruneInTheTransactionThatWroteTheRows(t *testing.T) {
 	recs, err := s.History(ctx, Query{Search: "searchable"})
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("search finds %d, %v; want the 2 kept", len(recs), err)
+	}
+}
+
+// A prune of more than pruneBatch events takes several transactions and
+// deletes them all, but the witnesses.
+func TestPruneRoomInBatches(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const per = pruneBatch + 7
+	for _, p := range []person{alice, bob} {
+		var w RoomWrite
+		for i := uint64(1); i <= per; i++ {
+			w.Events = append(w.Events, RoomEvent{Env: p.roomEv(t, "#big", i, at(float64(i)/1000), message.KindText, "x")})
+		}
+		if err := s.WriteRooms(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.PruneRoom(ctx, "#big", at(float64(per)).Wall)
+	if err != nil || n != 2*(per-1) {
+		t.Fatalf("pruned %d, %v; want %d", n, err, 2*(per-1))
+	}
+	for _, p := range []person{alice, bob} {
+		if page, _ := s.RoomPage(ctx, "#big", p.id, 0, 10, 0); len(page) != 1 {
+			t.Fatalf("%s: %d events left, want the witness", p.name, len(page))
+		}
 	}
 }

@@ -34,11 +34,12 @@ import (
 // under the shorter one is gone, and a late joiner must still be able
 // to take the jumps over it. Each setting i, in force from its time t_i
 // until the next one's t_{i+1} (or now), let members prune up to
-// t_{i+1} − R_i; the cutoff is the largest of those. The store keeps
-// the latest MaxRetentionEvents settings of a room, so the settings
-// that older ones were replaced by are always there; forgetting the
-// oldest can only lower the cutoff, which refuses a skip rather than
-// accepts a wrong one.
+// t_{i+1} − R_i; the cutoff is the largest of those. The store keeps a
+// suffix of a room's settings (from the one that brought the cutoff
+// furthest while it still does), so the setting each one was replaced
+// by is always there; forgetting the oldest beyond its cap can only
+// lower the cutoff, which refuses a skip rather than accepts a wrong
+// one.
 
 // Retention bounds, on the author's side and every receiver's.
 const (

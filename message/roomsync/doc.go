@@ -24,8 +24,8 @@
 // so that a member whose clock is behind by less still finds the
 // witnesses past its own.) Such a member holds w..n of the author, and
 // its vector still says n. The cutoff is
-// computed from the room's latest retention events s_1..s_k in room
-// order, with durations R_i and times t_i: the largest of t_{i+1} − R_i
+// computed from the room's retention events s_1..s_k in room order (a
+// suffix of them: see STATE), with durations R_i and times t_i: the largest of t_{i+1} − R_i
 // (t_{k+1} being now) over the settings with R_i > 0; none, if there is
 // none. It is a high-water mark: a lengthened retention does not bring
 // back what the shorter one let members delete.
@@ -139,8 +139,10 @@
 // refused while events a HEAD announced are still to come.
 //
 // STATE (server to client), at most once per answer and before its first
-// HEAD, carries the room's retention events the server keeps, its latest
-// 16 (MaxState) in room order, in the layout of a PAGE. A server sends
+// HEAD, carries the room's retention events the server keeps, at most
+// 256 (MaxState), in room order, in the layout of a PAGE: a suffix of the
+// room's settings, from the one that brought the cutoff furthest while
+// it still does (at the latest, the 16th from the end). A server sends
 // it only when it holds at least one and the answer has a HEAD. The
 // client checks each: it opens, it is a version 2 event of the
 // requested room, of kind room.retention.

@@ -49,8 +49,8 @@ const (
 )
 
 // MaxState is the most envelopes a STATE frame carries: the retention
-// events a server keeps of a room.
-const MaxState = 16
+// events a server keeps of a room (store.MaxRetentionEvents).
+const MaxState = 256
 
 func (t FrameType) String() string {
 	switch t {

@@ -47,8 +47,8 @@
 // who miss one fetch it from any other.
 //
 // Retention (schema 3). room_retention (room, wall, logical, author, id,
-// seconds, sealed) keeps each room's latest MaxRetentionEvents
-// room.retention events, apart from the log so that pruning never loses
+// seconds, sealed) keeps each room's room.retention events that still
+// matter (a suffix of them, at most MaxRetentionEvents), apart from the log so that pruning never loses
 // the setting in force. PruneRoom deletes a room's events older than a
 // cutoff but, per author, the newest of them (the witness, marked read):
 // the author's events held are then witness..n, and room_heads is

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"lanchat/message"
@@ -40,11 +41,73 @@ type RoomRetention struct {
 	Seconds uint64
 }
 
-// MaxRetentionEvents is how many retention events are kept per room:
-// the latest, in the room's order. The one in force is the last; the
-// earlier ones say how far a shorter setting let members prune before
-// a longer one replaced it.
-const MaxRetentionEvents = 16
+// How many retention events are kept per room, in the room's order: the
+// latest retentionLatest, and, before them, those from the one that
+// brought the cutoff furthest while it still does, up to
+// MaxRetentionEvents in all. The one in force is the last; the earlier
+// ones say how far a shorter setting let members prune before a longer
+// one replaced it (the chat service's cutoff). Keeping only the latest
+// would let a member who sets "for ever" a few times over make the room
+// forget what was pruned.
+const (
+	MaxRetentionEvents = 256
+	retentionLatest    = 16
+)
+
+// trimRetention drops room's retention events that no longer matter:
+// what it keeps is a suffix of the room's settings, so each one's end
+// (the next one's time) is known.
+func trimRetention(tx *wtx, room string) error {
+	rows, err := tx.Query(`SELECT wall, logical, author, id, seconds FROM room_retention WHERE room = ?
+ORDER BY wall, logical, author, id`, room)
+	if err != nil {
+		return err
+	}
+	type setting struct {
+		wall, logical int64
+		author, id    string
+		secs          int64
+	}
+	var ss []setting
+	for rows.Next() {
+		var s setting
+		if err := rows.Scan(&s.wall, &s.logical, &s.author, &s.id, &s.secs); err != nil {
+			rows.Close()
+			return err
+		}
+		ss = append(ss, s)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	n := len(ss)
+	from := max(0, n-retentionLatest)
+	if from == 0 {
+		return nil
+	}
+	best, at := int64(math.MinInt64), -1
+	if last := ss[n-1]; last.secs > 0 {
+		best = time.Now().UnixNano() - last.secs*int64(time.Second)
+	}
+	for i := 0; i < n-1; i++ {
+		if ss[i].secs > 0 {
+			if c := ss[i+1].wall - ss[i].secs*int64(time.Second); c > best {
+				best, at = c, i
+			}
+		}
+	}
+	if at >= 0 && at < from {
+		from = at
+	}
+	from = max(from, n-MaxRetentionEvents)
+	if from == 0 {
+		return nil
+	}
+	k := ss[from]
+	_, err = tx.Exec(`DELETE FROM room_retention WHERE room = ?1 AND (wall, logical, author, id) < (?2, ?3, ?4, ?5)`,
+		room, k.wall, k.logical, k.author, k.id)
+	return err
+}
 
 // RoomEvent is an event to add to a room's log. Outgoing ones (ours) are
 // stored as Sent, received ones as Delivered; a received event of kind
@@ -158,11 +221,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
 				e.Conversation, e.Time.Wall, int64(e.Time.Logical), e.Author, e.ID, int64(rt.Seconds), e.Sealed()); err != nil {
 				return fmt.Errorf("room retention: %w", err)
 			}
-			// Only the latest MaxRetentionEvents: a member may set it
-			// as often as it likes.
-			if _, err := tx.Exec(`DELETE FROM room_retention WHERE room = ?1 AND (wall, logical, author, id) <
-	(SELECT wall, logical, author, id FROM room_retention WHERE room = ?1
-	ORDER BY wall DESC, logical DESC, author DESC, id DESC LIMIT 1 OFFSET ?2)`, e.Conversation, MaxRetentionEvents-1); err != nil {
+			if err := trimRetention(tx, e.Conversation); err != nil {
 				return fmt.Errorf("room retention: %w", err)
 			}
 		}

@@ -210,28 +210,51 @@ func TestPruneRoomKeepsAWitnessPerAuthor(t *testing.T) {
 	}
 }
 
-// A room keeps its latest MaxRetentionEvents settings, in order.
-func TestRoomRetentionsKeepsTheLatest(t *testing.T) {
-	s := openTest(t)
+// A room keeps the settings that still matter to its cutoff: the latest
+// 16, and before them those from the one that brought the cutoff
+// furthest while it still does, at most MaxRetentionEvents.
+func TestRoomRetentionsKeepsWhatMatters(t *testing.T) {
 	ctx := context.Background()
-	var all []*message.Envelope
-	for i := range MaxRetentionEvents + 5 {
-		env := alice.roomEv(t, "#ops", uint64(i+1), at(float64(100-i)), message.KindRetention, fmt.Sprint(3600+i))
-		all = append(all, env)
-		// One write each, newest first: the trim goes by room order,
-		// not by arrival.
-		if err := s.WriteRooms(ctx, RoomWrite{Retention: []RoomRetention{{Env: env, Seconds: uint64(3600 + i)}}}); err != nil {
+	write := func(s *Store, room string, seq uint64, wall time.Time, secs uint64) *message.Envelope {
+		t.Helper()
+		env := alice.roomEv(t, room, seq, message.Timestamp{Wall: wall.UnixNano()}, message.KindRetention, fmt.Sprint(secs))
+		if err := s.WriteRooms(ctx, RoomWrite{Retention: []RoomRetention{{Env: env, Seconds: secs}}}); err != nil {
 			t.Fatal(err)
 		}
+		return env
 	}
-	rs, err := s.RoomRetentions(ctx, "#ops")
-	if err != nil || len(rs) != MaxRetentionEvents {
-		t.Fatalf("%d settings kept, %v", len(rs), err)
+	s := openTest(t)
+	// Long ago, each replaced a second later: the one in force now
+	// brings the cutoff furthest, and only the latest 16 are kept.
+	old := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	var all []*message.Envelope
+	for i := range 20 {
+		all = append(all, write(s, "#a", uint64(i+1), old.Add(time.Duration(i)*time.Second), 3600))
 	}
-	if rs[len(rs)-1].Env.ID != all[0].ID || rs[0].Env.ID != all[MaxRetentionEvents-1].ID {
-		t.Fatalf("kept the wrong settings: last %d s, first %d s", rs[len(rs)-1].Seconds, rs[0].Seconds)
+	rs, err := s.RoomRetentions(ctx, "#a")
+	if err != nil || len(rs) != retentionLatest || rs[0].Env.ID != all[4].ID || rs[len(rs)-1].Env.ID != all[19].ID {
+		t.Fatalf("#a keeps %d settings (%v), want the latest %d", len(rs), err, retentionLatest)
 	}
-	if rooms, err := s.RetentionRooms(ctx); err != nil || fmt.Sprint(rooms) != "[#ops]" {
+	// An hour's retention, then "for ever" again and again: what the
+	// hour let members delete is remembered, so all are kept, up to the
+	// cap.
+	now := time.Now()
+	hour := write(s, "#b", 1, now.Add(-time.Hour), 3600)
+	for i := range 30 {
+		write(s, "#b", uint64(i+2), now.Add(-time.Hour+time.Duration(i+1)*time.Second), 0)
+	}
+	if rs, err := s.RoomRetentions(ctx, "#b"); err != nil || len(rs) != 31 || rs[0].Env.ID != hour.ID {
+		t.Fatalf("#b keeps %d settings (%v), want all 31 from the hour's on", len(rs), err)
+	}
+	for i := range MaxRetentionEvents {
+		write(s, "#b", uint64(i+32), now.Add(-time.Hour+time.Duration(i+31)*time.Second), 0)
+	}
+	// Past the cap the hour's setting goes, and with it the reason to
+	// keep the rest: the latest 16.
+	if rs, err := s.RoomRetentions(ctx, "#b"); err != nil || len(rs) != retentionLatest || rs[0].Env.ID == hour.ID {
+		t.Fatalf("#b keeps %d settings (%v), want the latest %d once the cap dropped the hour's", len(rs), err, retentionLatest)
+	}
+	if rooms, err := s.RetentionRooms(ctx); err != nil || fmt.Sprint(rooms) != "[#a #b]" {
 		t.Fatalf("rooms with a retention: %v, %v", rooms, err)
 	}
 }

@@ -155,11 +155,12 @@ CREATE TABLE room_conflicts (
 	}, {
 		version: 3,
 		sql: `
--- A room's retention: the latest room.retention events of each room (at
--- most MaxRetentionEvents, by room order), kept apart from the log so
--- that pruning the log never loses the setting in force, and so that a
--- member catching up can be handed them before the events they let it
--- skip. seconds is the body parsed: 0 keeps everything.
+-- A room's retention: the room.retention events of each room that still
+-- matter to its cutoff (a suffix of them in room order, at most
+-- MaxRetentionEvents), kept apart from the log so that pruning the log
+-- never loses the setting in force, and so that a member catching up can
+-- be handed them before the events they let it skip. seconds is the body
+-- parsed: 0 keeps everything.
 CREATE TABLE room_retention (
 	room    TEXT NOT NULL,
 	wall    INTEGER NOT NULL,

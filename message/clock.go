@@ -102,6 +102,9 @@ func (c *Clock) Observe(remote Timestamp) bool {
 	return ok
 }
 
+// Next is the smallest Timestamp after t.
+func (t Timestamp) Next() Timestamp { return t.next() }
+
 // next is the smallest Timestamp after t.
 func (t Timestamp) next() Timestamp {
 	if t.Logical == math.MaxUint32 {

@@ -100,9 +100,21 @@
 //   - Version 2, a room event: conversation is a room name, '#' and 1 to
 //     64 bytes of [a-z0-9._-] ("#general"); to is empty; seq is at least
 //     1. An author numbers its events in each room 1, 2, 3, … without a
-//     gap, so a holder of an author's events in a room holds 1..n of them.
+//     gap, so a holder of an author's events in a room holds 1..n of them
+//     (or, in a room with a retention, the newest of the old ones to n).
 //   - Kinds "room.join" and "room.leave" (the author joins or leaves the
 //     room) exist only in version 2 and have an empty body.
+//   - Kind "room.retention" (version 2 only) sets how long the room's
+//     members keep its events: its body is the duration in decimal
+//     seconds, no sign and no leading zero, "0" (kept for ever, the
+//     default) or 3600 to 315360000 (an hour to ten years). A receiver
+//     refuses one outside those bounds, or stamped more than
+//     MaxClockAhead ahead of its clock. The latest in the room's order
+//     is in force.
+//   - An author's times grow with its sequence in a room: a receiver
+//     holding event n of an author refuses an event n+1 whose time is
+//     not after n's. That is what lets a member that pruned a room's old
+//     events prove that what it no longer holds was old (section 6).
 //
 // A message id is opaque to its readers: any 16 bytes the author never
 // used before. Ids made by this version (NewID) start with 6 bytes of the

@@ -10,6 +10,11 @@ const (
 	KindJoin = "room.join"
 	// KindLeave: the author leaves the room (Body empty).
 	KindLeave = "room.leave"
+	// KindRetention: the author sets how long the room's members keep
+	// its events. Body: the duration in decimal seconds, "0" to keep
+	// everything (the default). The latest in the room's order is in
+	// force.
+	KindRetention = "room.retention"
 )
 
 // MaxRoomName is the longest room name after the '#'.
@@ -28,4 +33,16 @@ func ValidRoom(name string) bool {
 		}
 	}
 	return true
+}
+
+// PeekSeq returns the Seq of sealed envelope bytes without checking the
+// signature: for a server that only needs to know where a page it
+// serves from its own store begins. It reports false when b does not
+// decode.
+func PeekSeq(b []byte) (uint64, bool) {
+	env, err := decode(b)
+	if err != nil {
+		return 0, false
+	}
+	return env.Seq, true
 }

@@ -80,12 +80,15 @@ func roomKind(kind string) string {
 		return "join"
 	case message.KindLeave:
 		return "leave"
+	case message.KindRetention:
+		return "retention"
 	}
 	return "text"
 }
 
 func apiRoom(r chat.RoomInfo) api.Room {
-	return api.Room{Name: r.Name, Joined: r.Joined, MembersOnline: r.MembersOnline, MembersTotal: r.MembersTotal, Unread: r.Unread}
+	return api.Room{Name: r.Name, Joined: r.Joined, MembersOnline: r.MembersOnline, MembersTotal: r.MembersTotal, Unread: r.Unread,
+		Retention: int64(r.Retention / time.Second)}
 }
 
 func apiRooms(rs []chat.RoomInfo) []api.Room {
@@ -146,7 +149,7 @@ func apiError(err error) error {
 		e.Matches, e.Online = apiPeers(re.Matches), apiPeers(re.Online)
 	case errors.Is(err, mesh.ErrPeerOffline):
 		e.Code = api.CodeOffline
-	case errors.Is(err, chat.ErrInvalidText), errors.Is(err, chat.ErrInvalidRoom), errors.Is(err, mesh.ErrMeta), errConfig(err), errors.Is(err, errInvalid):
+	case errors.Is(err, chat.ErrInvalidText), errors.Is(err, chat.ErrInvalidRoom), errors.Is(err, chat.ErrInvalidRetention), errors.Is(err, mesh.ErrMeta), errConfig(err), errors.Is(err, errInvalid):
 		e.Code = api.CodeInvalid
 	case errors.Is(err, chat.ErrNotMember):
 		e.Code = api.CodeNotMember

@@ -179,6 +179,8 @@ func chatEvent(ev chat.Event, info func(room string) api.Room) api.Event {
 			change = api.RoomJoined
 		}
 		return api.RoomChange{Type: api.TypeRoom, Room: info(v.Room), Peer: ref(v.Peer), Change: change}
+	case chat.RetentionEvent:
+		return api.RoomChange{Type: api.TypeRoom, Room: info(v.Room), Peer: ref(v.Peer), Change: api.RoomRetention}
 	case chat.ReceiptEvent:
 		return api.Receipt{Type: api.TypeReceipt, ID: v.ID, State: v.State.String(), Peer: ref(v.Peer)}
 	}

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"lanchat/mesh"
 	"lanchat/message"
@@ -43,6 +45,14 @@ func (n *Node) RoomMembers(ctx context.Context, room string) ([]api.RoomMember, 
 	return roomMembers(ctx, n.chat, room)
 }
 
+// SetRetention sets how long a room's members keep its events.
+func (n *Node) SetRetention(ctx context.Context, req api.RetentionRequest) (api.Room, error) {
+	if n.closed() {
+		return api.Room{}, ErrClosed
+	}
+	return setRetention(ctx, n.chat, req)
+}
+
 // roomInfo is a room's counts for an event; a failure gives the name alone.
 func (n *Node) roomInfo(room string) api.Room {
 	info, err := n.chat.RoomInfo(context.Background(), room)
@@ -72,6 +82,17 @@ func joinRoom(ctx context.Context, svc *chat.Service, req api.RoomRequest) (api.
 
 func leaveRoom(ctx context.Context, svc *chat.Service, req api.RoomRequest) (api.Room, error) {
 	r, err := svc.LeaveRoom(ctx, strings.TrimSpace(req.Room))
+	if err != nil {
+		return api.Room{}, apiError(err)
+	}
+	return apiRoom(r), nil
+}
+
+func setRetention(ctx context.Context, svc *chat.Service, req api.RetentionRequest) (api.Room, error) {
+	if req.Retention < 0 || req.Retention > int64(chat.MaxRetention/time.Second) {
+		return api.Room{}, apiError(fmt.Errorf("%w: retention %d s is out of range", chat.ErrInvalidRetention, req.Retention))
+	}
+	r, err := svc.SetRetention(ctx, strings.TrimSpace(req.Room), time.Duration(req.Retention)*time.Second)
 	if err != nil {
 		return api.Room{}, apiError(err)
 	}
@@ -157,6 +178,17 @@ func (o *OneShot) LeaveRoom(ctx context.Context, req api.RoomRequest) (api.Room,
 	return out, err
 }
 
+// SetRetention writes the setting into the local history; members get
+// it from the next node run here, as a join written by a one-shot.
+func (o *OneShot) SetRetention(ctx context.Context, req api.RetentionRequest) (api.Room, error) {
+	var out api.Room
+	err := o.offline(func(svc *chat.Service) (err error) {
+		out, err = setRetention(ctx, svc, req)
+		return err
+	})
+	return out, err
+}
+
 func (o *OneShot) RoomMembers(ctx context.Context, room string) ([]api.RoomMember, error) {
 	var out []api.RoomMember
 	err := o.offline(func(svc *chat.Service) (err error) {
@@ -205,4 +237,10 @@ func (o *OneShot) sendRoom(ctx context.Context, req api.SendRequest) (api.SendRe
 		return api.SendReply{}, apiError(err)
 	}
 	return apiRoomReply(res), nil
+}
+
+var _ roomsync.StateSource = roomSource{}
+
+func (s roomSource) State(ctx context.Context, room string) ([][]byte, error) {
+	return s.svc.State(ctx, room)
 }

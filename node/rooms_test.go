@@ -2,11 +2,16 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"lanchat/mesh"
+	"lanchat/message"
 	"lanchat/node/api"
 )
 
@@ -145,5 +150,123 @@ func TestRoomsThroughTheAPI(t *testing.T) {
 	snap := <-got
 	if !slices.ContainsFunc(snap.Rooms, func(r api.Room) bool { return r.Name == "#general" && r.Joined }) {
 		t.Fatalf("snapshot rooms %+v", snap.Rooms)
+	}
+}
+
+// A room's retention set through one node's API reaches the other
+// members: their room list, their events and their history show it; the
+// refusals a person meets say why.
+func TestRoomRetentionThroughTheAPI(t *testing.T) {
+	ctx := context.Background()
+	a := start(t, "alice")
+	b := start(t, "bob", a.gossip())
+	waitFor(t, "#general has both", 10*time.Second, func() bool {
+		ma, _ := a.n.RoomMembers(ctx, "#general")
+		mb, _ := b.n.RoomMembers(ctx, "#general")
+		return len(ma) == 2 && len(mb) == 2
+	})
+	r, err := a.n.SetRetention(ctx, api.RetentionRequest{Room: "#general", Retention: 30 * 86400})
+	if err != nil || r.Retention != 30*86400 || r.Name != "#general" {
+		t.Fatalf("SetRetention: %+v, %v", r, err)
+	}
+	waitFor(t, "bob's #general keeps 30 days", 10*time.Second, func() bool {
+		rooms, _ := b.n.Rooms(ctx)
+		i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#general" })
+		return i >= 0 && rooms[i].Retention == 30*86400
+	})
+	waitFor(t, "bob's event says who set it", 5*time.Second, func() bool {
+		return slices.ContainsFunc(b.roomEvents(), func(e api.RoomChange) bool {
+			return e.Change == api.RoomRetention && e.Peer.ID == a.n.id.ID && e.Room.Retention == 30*86400
+		})
+	})
+	if got := roomTexts(t, b, "#general"); !slices.Contains(got, "alice:retention:2592000") {
+		t.Fatalf("bob's #general history %q lacks alice's setting", got)
+	}
+	for _, tc := range []struct {
+		req  api.RetentionRequest
+		want error
+	}{
+		{api.RetentionRequest{Room: "#general", Retention: 60}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#general", Retention: -1}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#general", Retention: 1 << 40}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#Bad", Retention: 3600}, api.ErrInvalid},
+		{api.RetentionRequest{Room: "#elsewhere", Retention: 3600}, api.ErrNotMember},
+	} {
+		if _, err := b.n.SetRetention(ctx, tc.req); !errors.Is(err, tc.want) {
+			t.Errorf("SetRetention(%+v): %v, want %v", tc.req, err, tc.want)
+		}
+	}
+	if rooms, _ := a.n.Rooms(ctx); !slices.ContainsFunc(rooms, func(r api.Room) bool { return r.Name == "#general" && r.Retention == 30*86400 }) {
+		t.Fatalf("a refused setting changed alice's #general: %+v", rooms)
+	}
+	// A node that comes later learns it when it catches up (the setting
+	// comes first in the answer, over the real catch-up protocol).
+	c := start(t, "carol", a.gossip())
+	waitFor(t, "carol's #general keeps 30 days", 15*time.Second, func() bool {
+		rooms, _ := c.n.Rooms(ctx)
+		i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#general" && r.Joined })
+		return i >= 0 && rooms[i].Retention == 30*86400
+	})
+}
+
+// A late joiner catches up over the real catch-up protocol from a member
+// that pruned a room: the room's setting first, then each author's
+// events from the witness on, the skip over the deleted ones taken. No
+// clock is faked: the pruned author's events are signed hours ago.
+func TestLateJoinerSkipsWhatAMemberPruned(t *testing.T) {
+	ctx := context.Background()
+	a := start(t, "alice")
+	if _, err := a.n.JoinRoom(ctx, api.RoomRequest{Room: "#ops"}); err != nil {
+		t.Fatal(err)
+	}
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zed := mesh.IDFromPublicKey(pub)
+	now := time.Now()
+	var zs []*message.Envelope
+	ev := func(kind, body string, at time.Time) {
+		env := &message.Envelope{Author: zed, AuthorName: "zed", Conversation: "#ops", Seq: uint64(len(zs) + 1),
+			Time: message.Timestamp{Wall: at.UnixNano()}, Kind: kind, Body: body}
+		if _, err := message.Seal(env, key); err != nil {
+			t.Fatal(err)
+		}
+		zs = append(zs, env)
+	}
+	ev(message.KindJoin, "", now.Add(-3*time.Hour))
+	for i := range 4 {
+		ev(message.KindText, fmt.Sprint("old ", i), now.Add(-3*time.Hour+time.Duration(i+1)*time.Minute))
+	}
+	ev(message.KindRetention, "7200", now.Add(-150*time.Minute))
+	ev(message.KindText, "still kept", now.Add(-time.Minute))
+	for i, err := range a.n.chat.DeliverBatch(ctx, zs) {
+		if err != nil {
+			t.Fatalf("zed's event %d: %v", i+1, err)
+		}
+	}
+	waitFor(t, "alice pruned zed's old events", 10*time.Second, func() bool {
+		page, err := a.n.chat.Page(ctx, "#ops", zed, 0, 100)
+		return err == nil && len(page) == 2 // the witness (the setting) and the message kept
+	})
+
+	b := start(t, "bob", a.gossip())
+	if _, err := b.n.JoinRoom(ctx, api.RoomRequest{Room: "#ops"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob caught up on zed past the deleted events", 15*time.Second, func() bool {
+		return slices.Contains(roomTexts(t, b, "#ops"), "zed:text:still kept")
+	})
+	for _, line := range roomTexts(t, b, "#ops") {
+		if strings.Contains(line, "old ") || strings.Contains(line, ":retention:") {
+			t.Fatalf("bob shows %q, past the retention", line)
+		}
+	}
+	rooms, _ := b.n.Rooms(ctx)
+	if i := slices.IndexFunc(rooms, func(r api.Room) bool { return r.Name == "#ops" }); i < 0 || rooms[i].Retention != 7200 || rooms[i].MembersTotal != 3 {
+		t.Fatalf("bob's #ops: %+v", rooms)
+	}
+	if got, want := roomTexts(t, b, "#ops"), roomTexts(t, a, "#ops"); !slices.Equal(got, want) {
+		t.Fatalf("bob shows %q, alice %q", got, want)
 	}
 }

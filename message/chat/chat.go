@@ -69,8 +69,17 @@ type Config struct {
 	Publish func(Event)
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
-	// Now is the limiter's clock; nil means time.Now.
+	// Now is the service's wall clock: the limiter's, and the one rooms'
+	// retention cutoffs are measured on; nil means time.Now. Tests that
+	// age a room hand in the same clock as Clock's.
 	Now func() time.Time
+	// MinRetention is the shortest retention a room may have, on what we
+	// set and what we accept; 0 means DefaultMinRetention. Every member
+	// of a room should use the same (tests shorten it).
+	MinRetention time.Duration
+	// PruneEvery is how often rooms with a retention are pruned; 0
+	// means every minute.
+	PruneEvery time.Duration
 }
 
 // Default allowance per peer: far above what people type or scripts
@@ -168,6 +177,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Presence == nil {
 		cfg.Presence = nobody{}
 	}
+	if cfg.MinRetention <= 0 {
+		cfg.MinRetention = DefaultMinRetention
+	}
+	if cfg.PruneEvery <= 0 {
+		cfg.PruneEvery = pruneEvery
+	}
 	if cfg.RoomPullTimeout <= 0 {
 		cfg.RoomPullTimeout = DefaultRoomPullTimeout
 	}
@@ -198,6 +213,14 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// now reads the service's wall clock.
+func (s *Service) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
 type nobody struct{}
 
 func (nobody) Peers() []mesh.Peer            { return nil }
@@ -224,10 +247,14 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		s.quota.loadTotals(s.ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.rooms.pruneAll(s.ctx)
 	}()
 	go func() {
 		defer wg.Done()

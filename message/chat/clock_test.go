@@ -8,8 +8,8 @@ import (
 	"lanchat/message"
 )
 
-// sealAt writes an envelope as p, to "to", stamped t.
-func sealAt(tb testing.TB, p party, to string, t time.Time, body string) *message.Envelope {
+// sealDirectAt writes a direct message as p, to "to", stamped t.
+func sealDirectAt(tb testing.TB, p party, to string, t time.Time, body string) *message.Envelope {
 	tb.Helper()
 	env := &message.Envelope{Author: p.id, AuthorName: p.name, To: to, Time: message.Timestamp{Wall: t.UnixNano()}, Kind: message.KindText, Body: body}
 	sealed, err := message.Seal(env, p.key)
@@ -36,8 +36,8 @@ func TestClockAheadIsKeptAtArrival(t *testing.T) {
 	claimed := time.Now().Add(time.Hour)
 	near := time.Now().Add(message.MaxClockAhead / 2)
 	envs := []*message.Envelope{
-		sealAt(t, bob, f.me.id, claimed, "from the future"),
-		sealAt(t, bob, f.me.id, near, "slightly ahead"),
+		sealDirectAt(t, bob, f.me.id, claimed, "from the future"),
+		sealDirectAt(t, bob, f.me.id, near, "slightly ahead"),
 	}
 	for _, env := range envs { // as message.Service does before delivering
 		clock.Observe(env.Time)
@@ -93,8 +93,8 @@ func TestLateMessageSaysWhenItArrived(t *testing.T) {
 	ctx := context.Background()
 	old := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	if errs := f.svc.DeliverBatch(ctx, []*message.Envelope{
-		sealAt(t, bob, f.me.id, old, "from 2024"),
-		sealAt(t, bob, f.me.id, time.Now(), "today"),
+		sealDirectAt(t, bob, f.me.id, old, "from 2024"),
+		sealDirectAt(t, bob, f.me.id, time.Now(), "today"),
 	}); errs[0] != nil || errs[1] != nil {
 		t.Fatalf("deliver: %v", errs)
 	}

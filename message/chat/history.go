@@ -34,7 +34,7 @@ type Entry struct {
 	Outgoing bool
 	State    store.State
 	Room     string   // set for a room's entries
-	Kind     string   // message.KindText, KindJoin or KindLeave
+	Kind     string   // message.KindText, KindJoin, KindLeave or KindRetention (Text: the seconds)
 	Mentions []string // peer ids the text names with @
 	// ClaimedTime is the author's time when it was too far ahead of ours
 	// to keep (Time is then the arrival); zero otherwise.
@@ -55,7 +55,7 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 			return nil, err
 		}
 		room = q.Peer
-		kinds = []string{message.KindText, message.KindJoin, message.KindLeave}
+		kinds = []string{message.KindText, message.KindJoin, message.KindLeave, message.KindRetention}
 	} else if q.Peer != "" {
 		p, err := s.Resolve(q.Peer)
 		if err != nil {
@@ -67,9 +67,29 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
-	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: q.Since, Search: q.Search, Kinds: kinds})
+	since := q.Since
+	if room != "" {
+		// Only what the room's retention keeps, pruned yet or not: every
+		// member shows the same, and the witnesses stay hidden.
+		cut, err := s.rooms.cutoff(ctx, room, nil)
+		if err != nil {
+			return nil, err
+		}
+		if cut > 0 && since.UnixNano() < cut {
+			since = time.Unix(0, cut)
+		}
+	}
+	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: since, Search: q.Search, Kinds: kinds})
 	if err != nil {
 		return nil, err
+	}
+	if room == "" {
+		// Every conversation, or a search: a room's events past its
+		// retention (its witnesses, what is not pruned yet) are not
+		// shown there either.
+		if recs, err = s.retained(ctx, recs); err != nil {
+			return nil, err
+		}
 	}
 	if q.MarkRead {
 		// Failing to record that they were read (a full disk) must not
@@ -96,6 +116,30 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 			e.Mentions = s.Mentions(r.Conversation, r.Body)
 		}
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// retained leaves out the room events of recs older than their room's
+// cutoff.
+func (s *Service) retained(ctx context.Context, recs []store.Record) ([]store.Record, error) {
+	cuts := map[string]int64{}
+	out := recs[:0]
+	for _, r := range recs {
+		if r.Conversation != "" {
+			cut, ok := cuts[r.Conversation]
+			if !ok {
+				var err error
+				if cut, err = s.rooms.cutoff(ctx, r.Conversation, nil); err != nil {
+					return nil, err
+				}
+				cuts[r.Conversation] = cut
+			}
+			if r.Time.Wall < cut {
+				continue
+			}
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -105,7 +105,11 @@ func (r *rooms) pull(ctx context.Context, peer, room string) error {
 	}
 	return r.s.cfg.RoomSync.Pull(ctx, peer, room, have, func(ctx context.Context, from, room string, envs []*message.Envelope) error {
 		for i, err := range r.accept(ctx, from, envs) {
-			if err != nil && !errors.Is(err, errConflict) {
+			// A setting handed before its author's events (the answer's
+			// STATE) counts already, and its gap is what the rest of the
+			// answer fills; one we refuse leaves the others to judge the
+			// skips by.
+			if err != nil && !errors.Is(err, errConflict) && envs[i].Kind != message.KindRetention {
 				return fmt.Errorf("event %d of the page: %w", i, err)
 			}
 		}

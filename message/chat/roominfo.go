@@ -51,7 +51,11 @@ func (s *Service) roomInfo(ctx context.Context, room string, unread map[string]i
 	if err != nil {
 		return RoomInfo{}, err
 	}
-	info := RoomInfo{Name: room, Joined: joined, MembersTotal: len(ids), Unread: unread[room]}
+	ret, err := s.Retention(ctx, room)
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	info := RoomInfo{Name: room, Joined: joined, MembersTotal: len(ids), Unread: unread[room], Retention: ret}
 	for _, id := range ids {
 		if id == s.cfg.Self {
 			info.MembersOnline++
@@ -179,6 +183,20 @@ func (s *Service) Memberships(ctx context.Context) ([][]byte, error) {
 	out := make([][]byte, len(mine))
 	for i, e := range mine {
 		out[i] = e.Sealed
+	}
+	return out, nil
+}
+
+// State is room's retention events, sealed, in order: what a member
+// catching up needs before the events it may skip.
+func (s *Service) State(ctx context.Context, room string) ([][]byte, error) {
+	rs, err := s.rooms.settings(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(rs))
+	for i, rt := range rs {
+		out[i] = rt.Env.Sealed()
 	}
 	return out, nil
 }

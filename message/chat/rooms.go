@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,7 +30,8 @@ import (
 // leave is refused. Rooms are open: anyone on the LAN may join one, and
 // then gets its history; a node that is not in a room refuses its
 // messages, keeps only who joined and left it (the directory), and is
-// not asked to pass them on.
+// not asked to pass them on. A room may keep less than all of its log:
+// see retention.go.
 
 // GeneralRoom is the room every node is in unless it leaves it.
 const GeneralRoom = "#general"
@@ -82,6 +84,7 @@ type RoomInfo struct {
 	MembersOnline int // this node included, when joined
 	MembersTotal  int
 	Unread        int
+	Retention     time.Duration // how long members keep its events; 0: for ever
 }
 
 // RoomMember is one member of a room.
@@ -113,6 +116,10 @@ type rooms struct {
 	dirMembers map[string][]string
 	dirGen     uint64
 
+	rmu       sync.Mutex                       // guards retention and retGen; taken under mu, never the other way
+	retention map[string][]store.RoomRetention // by room: its retention events, in order; a cache of the store's
+	retGen    uint64                           // bumped by each write of retention events, so that a read begun before is not cached
+
 	pmu     sync.Mutex         // guards pulling
 	pulling map[[2]string]bool // (peer, room) pulls in flight
 	sem     chan struct{}      // bounds pulls at once
@@ -128,6 +135,7 @@ func newRooms(s *Service) *rooms {
 		heads:      map[string]map[string]store.RoomHead{},
 		since:      map[string]message.Timestamp{},
 		dirMembers: map[string][]string{},
+		retention:  map[string][]store.RoomRetention{},
 		pulling:    map[[2]string]bool{},
 		sem:        make(chan struct{}, maxPulls),
 	}
@@ -184,6 +192,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 		touched  = map[string]map[string]store.RoomHead{} // room → author → new head
 		history  = map[*message.Envelope]bool{}           // added, but from before we joined: not announced
 		newRooms = map[string]map[string]bool{}           // rooms this batch brings to the directory, by author
+		early    []*message.Envelope                      // settings taken before their place in the log, from after we joined
 	)
 	r.mu.Lock()
 	cur := func(room, author string, heads map[string]store.RoomHead) store.RoomHead {
@@ -195,9 +204,19 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 	for i, env := range envs {
 		room := env.Conversation
 		membership := env.Kind == message.KindJoin || env.Kind == message.KindLeave
-		if !message.ValidRoom(room) || env.Seq == 0 || !membership && env.Kind != message.KindText {
+		setting := env.Kind == message.KindRetention
+		if !message.ValidRoom(room) || env.Seq == 0 || !membership && !setting && env.Kind != message.KindText {
 			errs[i] = fmt.Errorf("unsupported room event (kind %q, seq %d)", env.Kind, env.Seq)
 			continue
+		}
+		var secs uint64
+		if setting {
+			var err error
+			if secs, err = r.checkRetentionEvent(env); err != nil {
+				r.s.log.Info("refusing a room retention", "room", room, "author", mesh.ShortID(env.Author), "from", mesh.ShortID(from), "err", err)
+				errs[i] = err
+				continue
+			}
 		}
 		heads, err := r.load(ctx, room)
 		if err != nil {
@@ -217,13 +236,21 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			continue
 		}
 		h := cur(room, env.Author, heads)
+		skip := false // env is the witness of a pruned prefix, taken over a gap
 		switch {
 		case env.Seq <= h.N:
 			id, err := r.heldAt(ctx, room, env.Author, env.Seq, added)
 			switch {
 			case err != nil:
 				errs[i] = err
-			case id != env.ID:
+			case id == "":
+				// Below the author's witness: pruned here, or skipped
+				// when we caught up. Nothing to compare it with.
+			case id == env.ID:
+				if setting {
+					w.Retention = append(w.Retention, store.RoomRetention{Env: env, Seconds: secs})
+				}
+			default:
 				r.s.log.Warn("refusing a room event that reuses its author's sequence number; kept as evidence",
 					"room", room, "author", mesh.ShortID(env.Author), "seq", env.Seq, "from", mesh.ShortID(from))
 				w.Conflicts = append(w.Conflicts, store.RoomConflict{Env: env, From: from})
@@ -231,11 +258,57 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			}
 			continue
 		case env.Seq > h.N+1:
+			if setting {
+				// The setting counts before its place in the log is
+				// reached: a catch-up answer hands the room's settings
+				// first, for the skips that follow. Its author's join
+				// may be pruned, so a member passing it on vouches for
+				// it; straight from its author, the author must be
+				// known to be in the room. The setting is signed, and
+				// shown.
+				if from == env.Author && !h.Member {
+					if ok, err := r.inDirectory(ctx, room, env.Author); err != nil || !ok {
+						r.s.log.Info("refusing a room retention from a non-member", "room", room, "author", mesh.ShortID(env.Author))
+						errs[i] = fmt.Errorf("%w: the author is not in %s", ErrNotMember, room)
+						continue
+					}
+				}
+				w.Retention = append(w.Retention, store.RoomRetention{Env: env, Seconds: secs})
+				if !env.Time.Less(r.since[room]) {
+					early = append(early, env)
+				}
+			}
+			ok, err := r.skippable(ctx, env, h, w.Retention)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			if ok {
+				// The witness: what it skips is older still. A text or
+				// a setting is written only by a member; a membership
+				// event says so itself (below).
+				skip = true
+				h.N, h.Member, h.Last = env.Seq-1, true, message.Timestamp{}
+				break
+			}
 			errs[i] = fmt.Errorf("%w: have %d of the author's events in %s, this is %d", errGap, h.N, room, env.Seq)
+			if from != env.Author && !setting { // a catch-up answer's settings come ahead of their logs
+				// A relay holds the author's events from a witness on;
+				// one not older than our cutoff would hide the events
+				// between from us.
+				r.s.log.Warn("refusing a skip over room events that are not past the room's retention",
+					"room", room, "author", mesh.ShortID(env.Author), "have", h.N, "offered", env.Seq, "time", env.Time, "from", mesh.ShortID(from))
+			}
 			gaps[room] = true
 			if membership {
 				w.Directory = append(w.Directory, env) // the latest word on who is in, while the rest is fetched
 			}
+			continue
+		}
+		if h.N > 0 && !h.Last.IsZero() && !h.Last.Less(env.Time) {
+			r.s.log.Warn("refusing a room event not later than its author's previous one",
+				"room", room, "author", mesh.ShortID(env.Author), "seq", env.Seq, "time", env.Time, "previous", h.Last, "from", mesh.ShortID(from))
+			errs[i] = fmt.Errorf("%w (%v, then %v)", errNotMonotonic, h.Last, env.Time)
 			continue
 		}
 		switch env.Kind {
@@ -255,14 +328,18 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			}
 		}
 		h.N++
+		h.Last = env.Time
 		if touched[room] == nil {
 			touched[room] = map[string]store.RoomHead{}
 		}
 		touched[room][env.Author] = h
-		old := env.Author != r.s.cfg.Self && env.Time.Less(r.since[room])
+		old := skip || env.Author != r.s.cfg.Self && env.Time.Less(r.since[room])
 		w.Events = append(w.Events, store.RoomEvent{Env: env, Outgoing: env.Author == r.s.cfg.Self, Read: old})
 		if membership {
 			w.Directory = append(w.Directory, env)
+		}
+		if setting {
+			w.Retention = append(w.Retention, store.RoomRetention{Env: env, Seconds: secs})
 		}
 		added = append(added, env)
 		if old {
@@ -276,7 +353,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			w.Heads = append(w.Heads, store.RoomHeadUpdate{Room: room, Author: author, Head: h})
 		}
 	}
-	if len(w.Events)+len(w.Directory)+len(w.Conflicts) > 0 {
+	if len(w.Events)+len(w.Directory)+len(w.Conflicts)+len(w.Retention) > 0 {
 		if err := r.s.st.WriteRooms(ctx, w); err != nil {
 			r.mu.Unlock()
 			for i := range errs {
@@ -287,6 +364,7 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			return errs
 		}
 		r.dirChanged(w.Directory)
+		r.settingsWritten(w.Retention)
 	}
 	for room, authors := range touched {
 		for author, h := range authors {
@@ -300,8 +378,22 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 			r.publish(env, false)
 		}
 	}
+	// A setting in force before its place in the log is reached is told
+	// now: it prunes already, and members see who set it.
+	for _, env := range early {
+		if rs, err := r.settings(ctx, env.Conversation); err == nil && len(rs) > 0 && rs[len(rs)-1].Env.ID == env.ID {
+			r.publish(env, false)
+		}
+	}
 	for room := range gaps {
 		r.pullLater(from, room)
+	}
+	pruned := map[string]bool{}
+	for _, rt := range w.Retention {
+		if room := rt.Env.Conversation; !pruned[room] {
+			pruned[room] = true
+			r.pruneLater(room)
+		}
 	}
 	// A member who just joined, heard from directly, may lack the room's
 	// history: pulling from it shows its server our vector, and it
@@ -312,6 +404,13 @@ func (r *rooms) accept(ctx context.Context, from string, envs []*message.Envelop
 		}
 	}
 	return errs
+}
+
+// inDirectory reports whether the directory's latest membership event of
+// author in room is a join. Called with mu held.
+func (r *rooms) inDirectory(ctx context.Context, room, author string) (bool, error) {
+	es, err := r.s.st.Directory(ctx, room, author)
+	return err == nil && len(es) == 1 && es[0].Joined, err
 }
 
 // roomQuota refuses a membership event that would make the directory
@@ -369,6 +468,9 @@ func (r *rooms) publish(env *message.Envelope, outgoing bool) {
 	switch env.Kind {
 	case message.KindJoin, message.KindLeave:
 		r.s.cfg.Publish(RoomEvent{Room: env.Conversation, Peer: from, Joined: env.Kind == message.KindJoin})
+	case message.KindRetention:
+		secs, _ := strconv.ParseUint(env.Body, 10, 64) // checked before it was stored
+		r.s.cfg.Publish(RetentionEvent{Room: env.Conversation, Peer: from, Retention: time.Duration(secs) * time.Second})
 	default:
 		r.s.cfg.Publish(MessageEvent{
 			ID: env.ID, From: from, To: PeerRef{ID: env.Conversation, Name: env.Conversation},
@@ -398,20 +500,34 @@ func (r *rooms) author(ctx context.Context, room, kind, body string) (*message.E
 	case kind != message.KindJoin && !me.Member:
 		return nil, fmt.Errorf("%w %s", ErrNotMember, room)
 	}
+	ts := r.s.clock.Now()
+	if !me.Last.Less(ts) {
+		// Our clock is behind our own last event (the wall clock
+		// stepped back over a restart): our times must still grow
+		// with our sequence, or members refuse the event.
+		ts = me.Last.Next()
+	}
 	env := &message.Envelope{
 		Author: r.s.cfg.Self, AuthorName: r.s.cfg.Name(), Conversation: room, Seq: me.N + 1,
-		Time: r.s.clock.Now(), Kind: kind, Body: body,
+		Time: ts, Kind: kind, Body: body,
 	}
 	if _, err := message.Seal(env, r.s.cfg.Key); err != nil {
 		return nil, err
 	}
-	next := store.RoomHead{N: me.N + 1, Member: kind != message.KindLeave}
+	next := store.RoomHead{N: me.N + 1, Member: kind != message.KindLeave, Last: env.Time}
 	w := store.RoomWrite{
 		Events: []store.RoomEvent{{Env: env, Outgoing: true}},
 		Heads:  []store.RoomHeadUpdate{{Room: room, Author: r.s.cfg.Self, Head: next}},
 	}
-	if kind != message.KindText {
+	switch kind {
+	case message.KindJoin, message.KindLeave:
 		w.Directory = []*message.Envelope{env}
+	case message.KindRetention:
+		secs, err := r.s.parseRetention(body)
+		if err != nil {
+			return nil, err
+		}
+		w.Retention = []store.RoomRetention{{Env: env, Seconds: secs}}
 	}
 	// Once sealed under this number the event must be kept, whatever the
 	// caller does: a second event under it would be a conflict.
@@ -419,6 +535,7 @@ func (r *rooms) author(ctx context.Context, room, kind, body string) (*message.E
 		return nil, err
 	}
 	r.dirChanged(w.Directory)
+	r.settingsWritten(w.Retention)
 	heads[r.s.cfg.Self] = next
 	if kind == message.KindJoin {
 		r.since[room] = env.Time

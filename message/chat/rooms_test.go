@@ -123,6 +123,23 @@ func (k lanLink) Pull(ctx context.Context, peer, room string, have map[string]ui
 	if err := n.svc.Authorize(k.self, room); err != nil {
 		return err
 	}
+	// As roomsync's server does: the room's settings first, then each
+	// author's events past the client's vector.
+	state, err := n.svc.State(ctx, room)
+	if err != nil {
+		return err
+	}
+	if len(state) > 0 {
+		envs := make([]*message.Envelope, len(state))
+		for i, b := range state {
+			if envs[i], err = message.Open(b); err != nil {
+				return err
+			}
+		}
+		if err := accept(ctx, peer, room, envs); err != nil {
+			return err
+		}
+	}
 	heads, err := n.svc.Heads(ctx, room)
 	if err != nil {
 		return err
@@ -140,6 +157,9 @@ func (k lanLink) Pull(ctx context.Context, peer, room string, have map[string]ui
 			if err != nil {
 				return err
 			}
+			if len(page) == 0 {
+				return fmt.Errorf("no events of %s after %d", mesh.ShortID(author), after)
+			}
 			envs := make([]*message.Envelope, len(page))
 			for i, b := range page {
 				if envs[i], err = message.Open(b); err != nil {
@@ -149,7 +169,7 @@ func (k lanLink) Pull(ctx context.Context, peer, room string, have map[string]ui
 			if err := accept(ctx, peer, room, envs); err != nil {
 				return err
 			}
-			after += uint64(len(page))
+			after = envs[len(envs)-1].Seq // a pruned author's first page starts at its witness
 		}
 	}
 	return nil
@@ -235,7 +255,7 @@ func (l *lan) met() {
 // roomLog is a node's history of room as comparable lines.
 func (n *lanNode) roomLog(t *testing.T, room string) []string {
 	t.Helper()
-	recs, err := n.st.History(context.Background(), store.Query{Room: room, Kinds: []string{message.KindText, message.KindJoin, message.KindLeave}})
+	recs, err := n.st.History(context.Background(), store.Query{Room: room, Kinds: []string{message.KindText, message.KindJoin, message.KindLeave, message.KindRetention}})
 	if err != nil {
 		t.Fatal(err)
 	}

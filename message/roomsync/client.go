@@ -97,6 +97,8 @@ type puller struct {
 	progress map[string]uint64 // counts of the authors announced so far, as accepted
 	cur      *head             // the author whose events are arriving; nil before the first HEAD
 	next     uint64            // the seq expected next from cur.author
+	fresh    bool              // no page of cur has come yet: its first event may skip ahead
+	state    bool              // a STATE frame has come
 
 	events, pages int
 }
@@ -126,7 +128,11 @@ func (p *puller) run(ctx context.Context) error {
 			if h.after != had {
 				return invalid(fmt.Errorf("head of %s after %d, we hold %d", mesh.ShortID(h.author), h.after, had))
 			}
-			p.cur, p.next = &h, h.after+1
+			p.cur, p.next, p.fresh = &h, h.after+1, true
+		case FrameState:
+			if err := p.stateFrame(ctx, f.Payload); err != nil {
+				return err
+			}
 		case FramePage:
 			if err := p.page(ctx, f.Payload); err != nil {
 				return err
@@ -158,6 +164,13 @@ func (p *puller) page(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return invalid(err)
 	}
+	if p.fresh {
+		// A server that pruned the author's older events starts at its
+		// witness: the sink judges whether it may skip there.
+		if seq, ok := message.PeekSeq(sealed[0]); ok && seq > p.next && seq <= p.cur.until {
+			p.next = seq
+		}
+	}
 	if uint64(len(sealed)) > p.cur.until-p.next+1 {
 		return invalid(fmt.Errorf("page of %d events of %s, %d announced", len(sealed), mesh.ShortID(p.cur.author), p.cur.until-p.next+1))
 	}
@@ -176,9 +189,46 @@ func (p *puller) page(ctx context.Context, payload []byte) error {
 		return fmt.Errorf("accept: %w", err)
 	}
 	p.next += uint64(len(envs))
+	p.fresh = false
 	p.progress[p.cur.author] = p.next - 1
 	p.events += len(envs)
 	p.pages++
+	return nil
+}
+
+// stateFrame checks a STATE frame, which may come once, before the
+// first HEAD: the room's retention events, each opened and of the room,
+// and hands them to the sink.
+func (p *puller) stateFrame(ctx context.Context, payload []byte) error {
+	if p.state || p.cur != nil {
+		return invalid(fmt.Errorf("%w: state frame out of its place", message.ErrMalformed))
+	}
+	p.state = true
+	sealed, err := parsePage(payload)
+	if err != nil {
+		return invalid(err)
+	}
+	if len(sealed) > MaxState {
+		return invalid(fmt.Errorf("%w: state of %d events, limit %d", message.ErrTooLarge, len(sealed), MaxState))
+	}
+	envs, errs := p.s.verify.OpenBatch(sealed)
+	for i, env := range envs {
+		if errs[i] != nil {
+			return invalid(fmt.Errorf("state event %d: %w", i, errs[i]))
+		}
+		switch {
+		case env.Version() != message.EnvelopeV2 || env.Seq == 0:
+			return invalid(fmt.Errorf("%w: state event %s is not a room event", message.ErrMalformed, env.ID))
+		case env.Conversation != p.room:
+			return invalid(fmt.Errorf("%w: state event %s of room %q, not %q", message.ErrMalformed, env.ID, env.Conversation, p.room))
+		case env.Kind != message.KindRetention:
+			return invalid(fmt.Errorf("%w: state event %s of kind %q", message.ErrMalformed, env.ID, env.Kind))
+		}
+	}
+	if err := p.sink.Accept(ctx, p.peer, p.room, envs); err != nil {
+		p.c.closeWith("not accepted")
+		return fmt.Errorf("accept: %w", err)
+	}
 	return nil
 }
 

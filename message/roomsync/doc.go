@@ -14,7 +14,21 @@
 // the room name, and its seq numbers it among its author's events in that
 // room, 1 for the first. Every node holds, of each author, a prefix 1..n
 // of that author's events in the room, never one with a gap; so what a
-// node holds of a room is said exactly by its vector, author id → n.
+// node holds of a room is said exactly by its vector, author id → n
+// (but for what a retention let it delete: below).
+//
+// A room may have a retention (room.retention events, section 5). Its
+// members then delete the events older than the room's cutoff, except,
+// of each author, the newest of those: the witness w. (This
+// implementation deletes only what is 10 minutes older than its cutoff,
+// so that a member whose clock is behind by less still finds the
+// witnesses past its own.) Such a member holds w..n of the author, and
+// its vector still says n. The cutoff is
+// computed from the room's retention events s_1..s_k in room order (a
+// suffix of them: see STATE), with durations R_i and times t_i: the largest of t_{i+1} − R_i
+// (t_{k+1} being now) over the settings with R_i > 0; none, if there is
+// none. It is a high-water mark: a lengthened retention does not bring
+// back what the shorter one let members delete.
 //
 // # Streams
 //
@@ -43,6 +57,7 @@
 //	0x05  PAGE    server → client    1048576 (MaxPage)
 //	0x06  DONE    server → client    0
 //	0x07  REFUSE  server → client    256
+//	0x08  STATE   server → client    1048576 (MaxPage)
 //
 // The length is checked against the type's limit before the payload is
 // read. A wrong magic, an unknown type, a length over the limit, a frame
@@ -92,7 +107,16 @@
 //
 // The events after+1 .. until of that author follow in PAGE frames; the
 // client checks that after is what it holds (or what earlier pages of this
-// answer brought).
+// answer brought). A server that pruned the author's events beyond after
+// starts at its witness w instead (after+1 < w <= until), and the events
+// w .. until follow: the skip. The client hands the first event to its
+// store, which takes the skip only if that event is older than the
+// room's cutoff as the client knows it (the STATE frame came first) and
+// later than the author's event it holds (if any); since an author's
+// times grow with its sequence, every event skipped is older still, and
+// no server can hide a retained event behind a skip. Otherwise the store
+// refuses it and the pull ends. The witness becomes the client's start
+// of that author's log; events below it offered later are ignored.
 //
 // PAGE (server to client) carries sealed envelopes:
 //
@@ -102,7 +126,8 @@
 //
 // Nothing follows the last entry. In the answer to a PULL, the envelopes
 // of a PAGE are the next events of the author of the last HEAD, in seq
-// order, and no more than it announced. The client checks each before it
+// order, and no more than it announced (only the first PAGE after a HEAD
+// may start above after+1, as said). The client checks each before it
 // keeps any of the page: the envelope opens (layout and signature, section
 // 5), it is a room event (version 2) of the requested room, its author is
 // the announced one, and its seq is the next expected. A page that fails
@@ -112,6 +137,21 @@
 //
 // DONE (server to client) ends an answer; its payload is empty. It is
 // refused while events a HEAD announced are still to come.
+//
+// STATE (server to client), at most once per answer and before its first
+// HEAD, carries the room's retention events the server keeps, at most
+// 256 (MaxState), in room order, in the layout of a PAGE: a suffix of the
+// room's settings, from the one that brought the cutoff furthest while
+// it still does (at the latest, the 16th from the end). A server sends
+// it only when it holds at least one and the answer has a HEAD. The
+// client checks each: it opens, it is a version 2 event of the
+// requested room, of kind room.retention.
+// Its store takes each setting whatever its place in its author's
+// sequence (a setting counts before its author's events are caught up
+// on; the events themselves follow in the answer or a later one), so the
+// skips after it are judged by it. A node of a version before STATE
+// ends the stream on it: rooms without a retention are served to it as
+// before, and a room with one it could not keep anyway.
 //
 // REFUSE (server to client) answers a request that is not served, or ends
 // an answer that cannot be completed:

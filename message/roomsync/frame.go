@@ -45,7 +45,12 @@ const (
 	FramePage   FrameType = 0x05 // server → client: sealed envelopes
 	FrameDone   FrameType = 0x06 // server → client: the answer is complete
 	FrameRefuse FrameType = 0x07 // server → client: the request is not served, and why
+	FrameState  FrameType = 0x08 // server → client: the room's retention events, before the first HEAD
 )
+
+// MaxState is the most envelopes a STATE frame carries: the retention
+// events a server keeps of a room (store.MaxRetentionEvents).
+const MaxState = 256
 
 func (t FrameType) String() string {
 	switch t {
@@ -63,6 +68,8 @@ func (t FrameType) String() string {
 		return "DONE"
 	case FrameRefuse:
 		return "REFUSE"
+	case FrameState:
+		return "STATE"
 	}
 	return fmt.Sprintf("FrameType(%#02x)", byte(t))
 }
@@ -78,7 +85,7 @@ func (t FrameType) maxPayload() int {
 		return MaxReason
 	case FrameHead:
 		return headLen
-	case FramePage:
+	case FramePage, FrameState:
 		return MaxPage
 	case FrameRefuse:
 		return 1 + MaxReason

@@ -347,6 +347,9 @@ func (m *memSource) Accept(ctx context.Context, from, room string, envs []*messa
 		return m.acceptErr
 	}
 	for _, env := range envs {
+		if env.Kind == message.KindRetention {
+			continue // a setting from a STATE frame: not part of the prefixes
+		}
 		r := m.rooms[room]
 		if r == nil {
 			r = make(map[string][][]byte)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,15 @@ func TestHostileServer(t *testing.T) {
 		{"client frame from the server", appendFrame(nil, FrameIndex, nil), nil, 0, message.ErrMalformed},
 		{"garbage", []byte("HTTP/1.1 200 OK\r\n\r\n"), nil, 0, message.ErrMalformed},
 		{"unknown refusal code", appendFrame(nil, FrameRefuse, []byte{9, 'x'}), nil, 0, message.ErrMalformed},
+		// Skips: only the first event after a HEAD may start above the
+		// next expected (a pruned server's witness), and not past until.
+		{"skip within an author's pages", frames(headF(a.id, 0, 3), pageF(a1), pageF(a3)), nil, 1, nil},
+		{"skip past until", frames(headF(a.id, 0, 2), pageF(a3)), nil, 0, nil},
+		{"state after a head", frames(headF(a.id, 0, 1), pageF(a1), appendFrame(nil, FrameState, appendPage(nil, [][]byte{retention(t, a, room, 4)}))), nil, 1, message.ErrMalformed},
+		{"state twice", frames(appendFrame(nil, FrameState, appendPage(nil, [][]byte{retention(t, a, room, 4)})), appendFrame(nil, FrameState, appendPage(nil, [][]byte{retention(t, a, room, 4)}))), nil, 1, message.ErrMalformed},
+		{"state that is not a setting", appendFrame(nil, FrameState, appendPage(nil, [][]byte{a1})), nil, 0, message.ErrMalformed},
+		{"state of another room", appendFrame(nil, FrameState, appendPage(nil, [][]byte{retention(t, a, "#other", 4)})), nil, 0, message.ErrMalformed},
+		{"state of too many settings", appendFrame(nil, FrameState, appendPage(nil, slices.Repeat([][]byte{retention(t, a, room, 4)}, MaxState+1))), nil, 0, message.ErrTooLarge},
 	}
 	n := newTestNet()
 	client := newPeer(t, n, nil, nil)

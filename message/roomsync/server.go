@@ -139,6 +139,26 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 	}
 	slices.Sort(authors)
 	var buf []byte
+	// The settings matter only to the skips of events that follow: a
+	// client that misses nothing (the common pull) is not sent them.
+	if ss, ok := src.(StateSource); ok && len(authors) > 0 {
+		state, err := ss.State(s.ctx, req.room)
+		if err != nil {
+			log.Warn("sync: reading the room's state", "room", req.room, "err", err)
+			return c.write(refuseFrame(refuseUnavailable, "cannot read the room"))
+		}
+		if len(state) > MaxState {
+			state = state[len(state)-MaxState:] // the latest
+		}
+		if size := pageHeaderLen; len(state) > 0 {
+			for _, b := range state {
+				size += pageEntryLen(b)
+			}
+			if size <= MaxPage {
+				buf = appendFrame(buf, FrameState, appendPage(nil, state))
+			}
+		}
+	}
 	flush := func(force bool) error {
 		if len(buf) == 0 || !force && len(buf) < flushAt {
 			return nil
@@ -174,6 +194,17 @@ func (s *Syncer) servePull(c *conn, peer string, req pull, log *slog.Logger) err
 			if first {
 				buf = appendFrame(buf, FrameHead, appendHead(nil, head{author: a, after: after, until: until}))
 				first = false
+				// Pruned: the page starts at the author's witness.
+				if seq, ok := message.PeekSeq(page[0]); ok && seq > after+1 && seq <= until {
+					after = seq - 1
+				}
+			} else if seq, ok := message.PeekSeq(page[0]); !ok || seq != after+1 {
+				// A prune while we answered took what we announced: end
+				// the answer rather than send a page the client must
+				// take for a violation; what it has is valid.
+				log.Info("sync: the author's events changed while served", "room", req.room, "after", after, "next", seq)
+				buf = append(buf, refuseFrame(refuseUnavailable, "the room was pruned meanwhile; ask again")...)
+				return flush(true)
 			}
 			if len(page) > limit {
 				page = page[:limit]

@@ -53,7 +53,9 @@ type Source interface {
 	// so its cost should grow with the room's authors, not its events.
 	Heads(ctx context.Context, room string) (Vector, error)
 	// Page returns up to limit sealed envelopes by author in room with
-	// seq > after, ascending and contiguous.
+	// seq > after, ascending and contiguous. A Source that pruned the
+	// author's older events starts at the first it holds (the author's
+	// witness), which may be above after+1.
 	Page(ctx context.Context, room, author string, after uint64, limit int) ([][]byte, error)
 	// Memberships returns this node's own latest membership event
 	// (room.join or room.leave, sealed) of every room it has ever joined.
@@ -67,6 +69,14 @@ type Source interface {
 	Ahead(peer, room string, authors []string)
 }
 
+// StateSource is a Source whose rooms may have a retention: State is
+// room's retention events (sealed, at most MaxState, in the room's
+// order), which a PULL answer carries first so that the client can
+// check the skips over pruned events that follow.
+type StateSource interface {
+	State(ctx context.Context, room string) ([][]byte, error)
+}
+
 // Sink is what the client side stores through.
 type Sink interface {
 	// Accept gets one page, already opened and checked (signature via
@@ -78,6 +88,13 @@ type Sink interface {
 	// server's FrameTimeout (30 s) may lose the stream. A page may hold
 	// events the sink holds already: those of the authors left out of a
 	// vector over MaxVectorLen (see Pull).
+	//
+	// Two exceptions to "contiguous": the room's retention events come
+	// first, in one call, each of its own author and of any seq (a STATE
+	// frame); and the first event after a HEAD may be above the next
+	// expected, when the server pruned the author's older events. The
+	// sink decides whether it may skip (it takes the jump only over
+	// events older than the room's retention); refusing ends the pull.
 	Accept(ctx context.Context, from, room string, envs []*message.Envelope) error
 }
 

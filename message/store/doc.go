@@ -46,6 +46,14 @@
 // message/chat). A room's own messages never enter the outbox: members
 // who miss one fetch it from any other.
 //
+// Retention (schema 3). room_retention (room, wall, logical, author, id,
+// seconds, sealed) keeps each room's room.retention events that still
+// matter (a suffix of them, at most MaxRetentionEvents), apart from the log so that pruning never loses
+// the setting in force. PruneRoom deletes a room's events older than a
+// cutoff but, per author, the newest of them (the witness, marked read):
+// the author's events held are then witness..n, and room_heads is
+// unchanged. Conflicts and the directory are never pruned.
+//
 // The outbox is not a table of its own but the outgoing rows not yet
 // delivered, found through a partial index that holds only them: a
 // message leaves the outbox by the same update that records its delivery,

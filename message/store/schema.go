@@ -154,6 +154,28 @@ CREATE TABLE room_conflicts (
 		},
 	}, {
 		version: 3,
+		sql: `
+-- A room's retention: the room.retention events of each room that still
+-- matter to its cutoff (a suffix of them in room order, at most
+-- MaxRetentionEvents), kept apart from the log so that pruning the log
+-- never loses the setting in force, and so that a member catching up can
+-- be handed them before the events they let it skip. seconds is the body
+-- parsed: 0 keeps everything.
+CREATE TABLE room_retention (
+	room    TEXT NOT NULL,
+	wall    INTEGER NOT NULL,
+	logical INTEGER NOT NULL,
+	author  TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	seconds INTEGER NOT NULL,
+	sealed  BLOB NOT NULL,
+	PRIMARY KEY (room, wall, logical, author, id)
+) STRICT, WITHOUT ROWID;
+`,
+		objects: []string{"room_retention"},
+		probes:  []string{"SELECT seconds FROM room_retention ORDER BY room DESC LIMIT 1"},
+	}, {
+		version: 4,
 		// claimed_wall: the author's wall time (unix ns) of a received
 		// message that is ordered by its arrival instead, because the
 		// author's clock was too far ahead of ours; NULL for every other.

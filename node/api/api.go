@@ -60,6 +60,11 @@ type API interface {
 	// Doctor explains what this node sees of the network, and of one peer
 	// when the query names one, finding by finding with what to fix.
 	Doctor(ctx context.Context, q DoctorQuery) (DoctorReport, error)
+	// SetRetention sets how long a room's members keep its events (0:
+	// for ever), as a signed event of this node in the room's log; the
+	// room's members prune what is older. This node must be in the room
+	// (ErrNotMember); a retention outside the bounds is ErrInvalid.
+	SetRetention(ctx context.Context, req RetentionRequest) (Room, error)
 	// Events calls fn with a Snapshot, then with every later event in
 	// order, each with a larger Seq, until ctx ends (nil), fn returns an
 	// error (that error), or the node stops (ErrClosed). A subscriber that
@@ -212,7 +217,8 @@ type HistoryEntry struct {
 	Outgoing bool      `json:"outgoing"`
 	State    string    `json:"state"` // queued, sent, delivered, read
 	// Room is set for a room's entries. Kind is "text" for a message,
-	// "join" or "leave" for a member's arrival or departure.
+	// "join" or "leave" for a member's arrival or departure, "retention"
+	// for a member setting the room's retention (Text: the seconds).
 	Room     string   `json:"room,omitempty"`
 	Kind     string   `json:"kind,omitempty"`
 	Mentions []string `json:"mentions,omitempty"` // peer ids named by @name in Text
@@ -248,6 +254,16 @@ type Room struct {
 	MembersOnline int    `json:"members_online"`
 	MembersTotal  int    `json:"members_total"`
 	Unread        int    `json:"unread"`
+	// Retention is how long the room's members keep its events, in
+	// seconds; 0 keeps them for ever (the default). History shows only
+	// what it keeps.
+	Retention int64 `json:"retention"`
+}
+
+// RetentionRequest is the body of POST /v1/rooms/retention.
+type RetentionRequest struct {
+	Room      string `json:"room"`
+	Retention int64  `json:"retention"` // seconds: 0 (for ever), or 3600 (an hour) to 315360000 (ten years)
 }
 
 // RoomRequest is the body of POST /v1/rooms/join and /v1/rooms/leave.

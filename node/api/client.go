@@ -169,6 +169,13 @@ func (c *Client) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
 	return v, err
 }
 
+// SetRetention implements API.
+func (c *Client) SetRetention(ctx context.Context, req RetentionRequest) (Room, error) {
+	var v Room
+	err := c.call(ctx, "POST", "/v1/rooms/retention", nil, req, maxSmallReply, &v)
+	return v, err
+}
+
 // RoomMembers implements API.
 func (c *Client) RoomMembers(ctx context.Context, room string) ([]RoomMember, error) {
 	var v []RoomMember

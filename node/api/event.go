@@ -110,6 +110,9 @@ type Receipt struct {
 const (
 	RoomJoined = "joined" // a member joined (Peer is this node when it joined itself)
 	RoomLeft   = "left"   // a member left
+	// RoomRetention: a member set the room's retention (Room.Retention
+	// is the new value).
+	RoomRetention = "retention"
 )
 
 // RoomChange is a member joining or leaving a room, as the room's log

@@ -423,6 +423,21 @@ func (f *fake) LeaveRoom(ctx context.Context, req RoomRequest) (Room, error) {
 	return *r, nil
 }
 
+// SetRetention sets the retention of a canned room this fake is in.
+func (f *fake) SetRetention(ctx context.Context, req RetentionRequest) (Room, error) {
+	if err := f.called("SetRetention"); err != nil {
+		return Room{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.rooms, func(r Room) bool { return r.Name == req.Room && r.Joined })
+	if i < 0 {
+		return Room{}, &Error{Code: CodeNotMember, Message: "not a member of " + req.Room}
+	}
+	f.rooms[i].Retention = req.Retention
+	return f.rooms[i], nil
+}
+
 // RoomMembers answers with the canned members of room (none for a room
 // it has none for).
 func (f *fake) RoomMembers(ctx context.Context, room string) ([]RoomMember, error) {

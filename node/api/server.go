@@ -108,6 +108,7 @@ var routes = []route{
 	{Method: "POST", Path: "/v1/contacts/trust", serve: (*server).trust},
 	{Method: "POST", Path: "/v1/contacts/untrust", serve: (*server).untrust},
 	{Method: "GET", Path: "/v1/doctor", Params: doctorParams, serve: (*server).doctor},
+	{Method: "POST", Path: "/v1/rooms/retention", serve: (*server).setRetention},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 
@@ -358,6 +359,22 @@ func (s *server) decodeRoomRequest(w http.ResponseWriter, r *http.Request) (Room
 		return RoomRequest{}, Errorf(CodeInvalid, `request body: "room" is required, e.g. {"room":"#general"}`)
 	}
 	return req, nil
+}
+
+func (s *server) setRetention(w http.ResponseWriter, r *http.Request) error {
+	var req RetentionRequest
+	if err := s.decodeBody(w, r, maxRoomBody, &req); err != nil {
+		return err
+	}
+	if req.Room == "" {
+		return Errorf(CodeInvalid, `request body: "room" is required, e.g. {"room":"#ops","retention":2592000}`)
+	}
+	v, err := s.impl.SetRetention(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, v)
+	return nil
 }
 
 func (s *server) roomMembers(w http.ResponseWriter, r *http.Request) error {

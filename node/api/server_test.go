@@ -185,8 +185,11 @@ func TestRawReplies(t *testing.T) {
 		{"GET", "/v1/history?peer=%23general", "", 200, "[]\n"},
 		{"GET", "/v1/rooms/members?room=%23general", "", 200, "[]\n"},
 		{"HEAD", "/v1/rooms/members?room=%23general", "", 200, ""},
-		{"POST", "/v1/rooms/join", `{"room":"#ops"}`, 200, `{"name":"#ops","joined":true,"members_online":1,"members_total":1,"unread":0}` + "\n"},
-		{"POST", "/v1/rooms/leave", `{"room":"#ops"}`, 200, `{"name":"#ops","joined":false,"members_online":0,"members_total":0,"unread":0}` + "\n"},
+		{"POST", "/v1/rooms/join", `{"room":"#ops"}`, 200, `{"name":"#ops","joined":true,"members_online":1,"members_total":1,"unread":0,"retention":0}` + "\n"},
+		{"POST", "/v1/rooms/retention", `{"room":"#ops","retention":2592000}`, 200, `{"name":"#ops","joined":true,"members_online":1,"members_total":1,"unread":0,"retention":2592000}` + "\n"},
+		{"POST", "/v1/rooms/retention", `{"retention":2592000}`, 400, ""},
+		{"POST", "/v1/rooms/leave", `{"room":"#ops"}`, 200, `{"name":"#ops","joined":false,"members_online":0,"members_total":0,"unread":0,"retention":2592000}` + "\n"},
+		{"POST", "/v1/rooms/retention", `{"room":"#ops","retention":0}`, 409, ""},
 		{"POST", "/v1/messages", `{"to":"#general","text":"hi all"}`, 201, ""},
 	} {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {

@@ -91,7 +91,7 @@ type command struct {
 	flags   func(fs *pflag.FlagSet) func(e *env, args []string) int
 }
 
-var commands = []command{runCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd, roomsCmd, joinCmd, leaveCmd, contactsCmd, trustCmd, untrustCmd, keygenCmd, doctorCmd}
+var commands = []command{runCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd, roomsCmd, joinCmd, leaveCmd, contactsCmd, trustCmd, untrustCmd, keygenCmd, doctorCmd, retentionCmd}
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

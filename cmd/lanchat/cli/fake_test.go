@@ -33,6 +33,7 @@ type fakeNode struct {
 	sendReq   api.SendRequest
 	histQ     api.HistoryQuery
 	roomReq   api.RoomRequest
+	retReq    api.RetentionRequest
 	membersOf string
 	contacts  []api.Contact
 	trustReq  api.TrustRequest
@@ -159,6 +160,16 @@ func (f *fakeNode) LeaveRoom(ctx context.Context, req api.RoomRequest) (api.Room
 		return api.Room{}, err
 	}
 	return api.Room{Name: req.Room, MembersOnline: 2, MembersTotal: 4}, nil
+}
+
+func (f *fakeNode) SetRetention(ctx context.Context, req api.RetentionRequest) (api.Room, error) {
+	f.mu.Lock()
+	f.retReq = req
+	f.mu.Unlock()
+	if err := f.called("SetRetention"); err != nil {
+		return api.Room{}, err
+	}
+	return api.Room{Name: req.Room, Joined: true, MembersOnline: 1, MembersTotal: 2, Retention: req.Retention}, nil
 }
 
 func (f *fakeNode) RoomMembers(ctx context.Context, room string) ([]api.RoomMember, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ type historyOutput struct {
 	Outgoing bool        `json:"outgoing"`
 	State    string      `json:"state"`
 	Room     string      `json:"room,omitempty"`
-	Kind     string      `json:"kind,omitempty"` // text, join, leave
+	Kind     string      `json:"kind,omitempty"` // text, join, leave, retention (text: the seconds)
 	Mentions []string    `json:"mentions,omitempty"`
 	// See api.HistoryEntry: the author's clock when far ahead, and a late
 	// arrival.
@@ -120,6 +121,9 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 	for _, h := range list {
 		t := h.Time.Local().Format("2006-01-02 15:04:05")
 		switch {
+		case h.Room != "" && h.Kind == "retention":
+			secs, _ := strconv.ParseInt(h.Text, 10, 64)
+			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeSetting(cleanLine(h.From.Name), h.Room, secs))
 		case h.Room != "" && (h.Kind == "join" || h.Kind == "leave"):
 			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeMembership(refName(h.From), h.Kind == "join", h.Room))
 		case h.Room != "":
@@ -149,6 +153,11 @@ func timeNote(claimed, arrived *time.Time) string {
 		return "  (arrived " + arrived.Local().Format(layout) + ")"
 	}
 	return ""
+}
+
+// describeSetting is "bob set #ops to keep 30 days".
+func describeSetting(who, room string, secs int64) string {
+	return fmt.Sprintf("%s set %s to keep %s", who, cleanLine(room), describeRetention(secs))
 }
 
 // describeMembership is "bob joined #general" or "bob left #general".

@@ -72,10 +72,11 @@ type roomOutput struct {
 	MembersOnline int    `json:"members_online"`
 	MembersTotal  int    `json:"members_total"`
 	Unread        int    `json:"unread"`
+	Retention     int64  `json:"retention"` // seconds its members keep its events; 0: for ever
 }
 
 func toRoomOutput(r api.Room) roomOutput {
-	return roomOutput{Name: r.Name, Joined: r.Joined, MembersOnline: r.MembersOnline, MembersTotal: r.MembersTotal, Unread: r.Unread}
+	return roomOutput{Name: r.Name, Joined: r.Joined, MembersOnline: r.MembersOnline, MembersTotal: r.MembersTotal, Unread: r.Unread, Retention: r.Retention}
 }
 
 // describeCounts is a room's counts in words: "3 of 5 members online".

@@ -55,13 +55,13 @@ func (e *env) rooms(args []string) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROOM\tJOINED\tONLINE\tUNREAD")
+	fmt.Fprintln(tw, "ROOM\tJOINED\tONLINE\tUNREAD\tKEEPS")
 	for _, r := range out {
 		joined := "no"
 		if r.Joined {
 			joined = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\n", cleanLine(r.Name), joined, r.MembersOnline, r.MembersTotal, r.Unread)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", cleanLine(r.Name), joined, r.MembersOnline, r.MembersTotal, r.Unread, describeRetention(r.Retention))
 	}
 	tw.Flush()
 	return exitOK

@@ -101,10 +101,10 @@ func TestJoinAndLeave(t *testing.T) {
 		{"join bare", []string{"join", "ops"}, "#ops", "joined #ops: 3 of 5 members online\n"},
 		{"join with #", []string{"join", "#ops"}, "#ops", "joined #ops: 3 of 5 members online\n"},
 		{"join --json", []string{"join", "--json", "dev.team_2"}, "#dev.team_2",
-			`{"name":"#dev.team_2","joined":true,"members_online":3,"members_total":5,"unread":0}` + "\n"},
+			`{"name":"#dev.team_2","joined":true,"members_online":3,"members_total":5,"unread":0,"retention":0}` + "\n"},
 		{"leave", []string{"leave", "#ops"}, "#ops", "left #ops; its history stays (lanchat history '#ops')\n"},
 		{"leave --json", []string{"--json", "leave", "general"}, "#general",
-			`{"name":"#general","joined":false,"members_online":2,"members_total":4,"unread":0}` + "\n"},
+			`{"name":"#general","joined":false,"members_online":2,"members_total":4,"unread":0,"retention":0}` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := lanchat(t, dir, tc.args...)
@@ -143,7 +143,7 @@ func TestRoomsListsYoursFirst(t *testing.T) {
 	f := newFakeNode()
 	f.rooms = []api.Room{
 		{Name: "#alpha", MembersOnline: 1, MembersTotal: 2},
-		{Name: "#general", Joined: true, MembersOnline: 3, MembersTotal: 5, Unread: 2},
+		{Name: "#general", Joined: true, MembersOnline: 3, MembersTotal: 5, Unread: 2, Retention: 30 * 86400},
 		{Name: "#beta", Joined: true, MembersOnline: 1, MembersTotal: 1},
 		{Name: "#evil\x1b[2J", MembersOnline: 1, MembersTotal: 1},
 	}
@@ -152,11 +152,11 @@ func TestRoomsListsYoursFirst(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	want := "ROOM          JOINED  ONLINE  UNREAD\n" +
-		"#beta         yes     1/1     0\n" +
-		"#general      yes     3/5     2\n" +
-		"#alpha        no      1/2     0\n" +
-		"#evil\\x1b[2J  no      1/1     0\n"
+	want := "ROOM          JOINED  ONLINE  UNREAD  KEEPS\n" +
+		"#beta         yes     1/1     0       for ever\n" +
+		"#general      yes     3/5     2       30 days\n" +
+		"#alpha        no      1/2     0       for ever\n" +
+		"#evil\\x1b[2J  no      1/1     0       for ever\n"
 	if out != want {
 		t.Errorf("rooms:\n%s\nwant:\n%s", out, want)
 	}
@@ -170,7 +170,7 @@ func TestRoomsListsYoursFirst(t *testing.T) {
 	for _, r := range got {
 		names = append(names, r.Name)
 	}
-	if !slices.Equal(names, []string{"#beta", "#general", "#alpha", "#evil\x1b[2J"}) || got[1] != (roomOutput{"#general", true, 3, 5, 2}) {
+	if !slices.Equal(names, []string{"#beta", "#general", "#alpha", "#evil\x1b[2J"}) || got[1] != (roomOutput{"#general", true, 3, 5, 2, 30 * 86400}) {
 		t.Errorf("rooms --json: %+v", got)
 	}
 
@@ -307,6 +307,7 @@ func TestHistoryOfARoom(t *testing.T) {
 			Room: "#general", Kind: "text"},
 		{ID: "l1", From: api.PeerRef{ID: bobID, Name: "bob\u202e"}, To: generalRef, Time: t1.Add(3 * time.Second), State: "delivered", Room: "#general", Kind: "leave"},
 		{ID: "d1", From: bobRef, To: selfRef, Text: "direct", Time: t1.Add(4 * time.Second), State: "read"},
+		{ID: "r1", From: bobRef, To: generalRef, Text: "86400", Time: t1.Add(5 * time.Second), State: "read", Room: "#general", Kind: "retention"},
 	}
 	dir := served(t, f)
 	code, out, errs := lanchat(t, dir, "history", "#general")
@@ -318,7 +319,8 @@ func TestHistoryOfARoom(t *testing.T) {
 		ts(time.Second) + " [#general] bob: @alice @carl lunch?  (mentions you, CCCCCCC)\n" +
 		ts(2*time.Second) + " [#general] alice: yes\\x1b[2J\n    at noon  [sent]\n" +
 		ts(3*time.Second) + " * bob\\u202e left #general\n" +
-		ts(4*time.Second) + " bob: direct\n"
+		ts(4*time.Second) + " bob: direct\n" +
+		ts(5*time.Second) + " * bob set #general to keep 1 day\n"
 	if out != want {
 		t.Errorf("history:\n%s\nwant:\n%s", out, want)
 	}
@@ -328,10 +330,10 @@ func TestHistoryOfARoom(t *testing.T) {
 
 	code, out, _ = lanchat(t, dir, "history", "--json", "#general")
 	var got []historyOutput
-	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got) != 5 {
+	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got) != 6 {
 		t.Fatalf("exit %d, %v: %s", code, err, out)
 	}
-	if got[0].Kind != "join" || got[0].Room != "#general" || !slices.Equal(got[1].Mentions, []string{carlID, selfID}) || got[4].Room != "" {
+	if got[0].Kind != "join" || got[0].Room != "#general" || !slices.Equal(got[1].Mentions, []string{carlID, selfID}) || got[4].Room != "" || got[5].Kind != "retention" || got[5].Text != "86400" {
 		t.Errorf("history --json: %+v", got)
 	}
 	if strings.Contains(out, `"kind":""`) || !strings.Contains(out, `"kind":"text"`) || strings.Contains(out, "\u202e") {
@@ -339,5 +341,40 @@ func TestHistoryOfARoom(t *testing.T) {
 	}
 	if f.histQ.MarkRead {
 		t.Error("--json marked messages read")
+	}
+}
+
+func TestRetention(t *testing.T) {
+	f := newFakeNode()
+	dir := served(t, f)
+	for _, tc := range []struct {
+		args []string
+		room string
+		secs int64
+		out  string
+	}{
+		{[]string{"retention", "ops", "30d"}, "#ops", 30 * 86400, "#ops now keeps 30 days; its members delete what is older\n"},
+		{[]string{"retention", "#ops", "36h"}, "#ops", 36 * 3600, "#ops now keeps 36 hours; its members delete what is older\n"},
+		{[]string{"retention", "#ops", "90m"}, "#ops", 90 * 60, "#ops now keeps 90 minutes; its members delete what is older\n"},
+		{[]string{"retention", "general", "forever"}, "#general", 0, "#general now keeps for ever; its members delete what is older\n"},
+		{[]string{"--json", "retention", "ops", "1d"}, "#ops", 86400,
+			`{"name":"#ops","joined":true,"members_online":1,"members_total":2,"unread":0,"retention":86400}` + "\n"},
+	} {
+		code, out, errs := lanchat(t, dir, tc.args...)
+		if code != exitOK || out != tc.out {
+			t.Fatalf("%q: exit %d, stdout %q, stderr %q; want %q", tc.args, code, out, errs, tc.out)
+		}
+		if f.retReq != (api.RetentionRequest{Room: tc.room, Retention: tc.secs}) {
+			t.Errorf("%q: the node got %+v", tc.args, f.retReq)
+		}
+	}
+	for _, args := range [][]string{{"retention", "#ops"}, {"retention", "#ops", "soon"}, {"retention", "#ops", "-3h"}, {"retention", "#Bad", "1d"}, {"retention", "#ops", "1.5s"}} {
+		f.retReq = api.RetentionRequest{}
+		if code, _, errs := lanchat(t, dir, args...); code != exitUsage || errs == "" {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, code, errs)
+		}
+		if f.retReq != (api.RetentionRequest{}) {
+			t.Errorf("%q reached the node: %+v", args, f.retReq)
+		}
 	}
 }

@@ -168,6 +168,10 @@ func (p *printer) print(ev api.Event) {
 		if v.Peer.ID == p.names.self && p.names.self != "" {
 			who = "you"
 		}
+		if v.Change == api.RoomRetention {
+			fmt.Fprintf(e.stdout, "%s * %s\n", now, describeSetting(who, v.Room.Name, v.Room.Retention))
+			break
+		}
 		fmt.Fprintf(e.stdout, "%s * %s (%s)\n", now, describeMembership(who, v.Change == api.RoomJoined, v.Room.Name), describeCounts(v.Room))
 	case api.Resync:
 		fmt.Fprintf(e.stdout, "%s * lanchat: %d events were not shown (output was not read fast enough)\n", now, v.Dropped)

@@ -24,6 +24,8 @@ func roomEvents() []api.Event {
 		api.RoomChange{Seq: 6, Room: api.Room{Name: "#general", Joined: true, MembersOnline: 1, MembersTotal: 1}, Peer: bobRef, Change: api.RoomLeft},
 		api.RoomChange{Seq: 7, Room: api.Room{Name: "#ops", Joined: true, MembersOnline: 2, MembersTotal: 2, Unread: 4}, Peer: selfRef, Change: api.RoomJoined},
 		api.RoomChange{Seq: 8, Room: api.Room{Name: "#ops"}, Peer: selfRef, Change: api.RoomLeft},
+		api.RoomChange{Seq: 9, Room: api.Room{Name: "#general", Joined: true, Retention: 30 * 86400}, Peer: bobRef, Change: api.RoomRetention},
+		api.RoomChange{Seq: 10, Room: api.Room{Name: "#general", Joined: true}, Peer: selfRef, Change: api.RoomRetention},
 	}
 }
 
@@ -50,6 +52,8 @@ func TestRunPrintsRooms(t *testing.T) {
 		"* bob (BBBBBBB) left #general (1 of 1 member online)",
 		"* you joined #ops (2 of 2 members online, 4 unread)",
 		"* you left #ops (no members)",
+		"* bob (BBBBBBB) set #general to keep 30 days",
+		"* you set #general to keep for ever",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("run printed:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

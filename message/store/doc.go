@@ -54,6 +54,11 @@
 // the author's events held are then witness..n, and room_heads is
 // unchanged. Conflicts and the directory are never pruned.
 //
+// Clocks (schema 4). A received direct message whose author's clock was
+// too far ahead is stored at its arrival (wall, logical, seq), with the
+// author's claim in claimed_wall (NULL for every other message), so that
+// it sorts where it came; the signed envelope keeps the claim too.
+//
 // The outbox is not a table of its own but the outgoing rows not yet
 // delivered, found through a partial index that holds only them: a
 // message leaves the outbox by the same update that records its delivery,

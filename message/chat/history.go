@@ -13,9 +13,12 @@ import (
 
 // Query selects stored messages.
 type Query struct {
-	Peer   string // a name, id or id prefix, or a room ("#general"); "" for every conversation
-	Limit  int    // newest N; 0 means DefaultHistoryLimit
-	Since  time.Time
+	Peer  string // a name, id or id prefix, or a room ("#general"); "" for every conversation
+	Limit int    // newest N; 0 means DefaultHistoryLimit
+	Since time.Time
+	// Before, a message id of Peer's conversation, keeps the messages
+	// shown before it (store.Query.Before).
+	Before string
 	Search string
 	// MarkRead marks the received messages returned as read (a person
 	// will see them) and queues read receipts to their authors.
@@ -59,7 +62,7 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
-	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: q.Since, Search: q.Search, Kinds: kinds})
+	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: q.Since, Before: q.Before, Search: q.Search, Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}

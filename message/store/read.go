@@ -87,6 +87,13 @@ type Query struct {
 	// Kinds lists the message kinds to return; nil means only
 	// message.KindText.
 	Kinds []string
+	// Before, a message id of Peer's or Room's conversation, keeps only
+	// the messages shown before it: with Limit, the page of history older
+	// than what a reader holds. If two messages there share the id (a
+	// peer may reuse another author's), the newer is the bound, so
+	// nothing is skipped. An id not in the conversation is ErrNotFound.
+	// It needs Peer or Room and no Search.
+	Before string
 }
 
 // History returns the messages q selects, oldest first, in the order
@@ -103,6 +110,8 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 		err  error
 	)
 	switch {
+	case q.Before != "" && (q.Search != "" || (q.Room == "" && q.Peer == "")):
+		return nil, fmt.Errorf("history: a bound (before) needs one conversation and no search")
 	case q.Search == "" && q.Room != "":
 		recs, err = s.roomHistory(ctx, q)
 	case q.Search == "" && q.Peer != "":
@@ -135,6 +144,23 @@ func (s *Store) indexedHistory(ctx context.Context, q Query, index, where string
 	if !q.Since.IsZero() {
 		where += " AND wall >= ?"
 		args = append(args, sinceNanos(q.Since))
+	}
+	if q.Before != "" {
+		var (
+			wall, logical int64
+			author, id    string
+		)
+		err := s.rdb.QueryRowContext(ctx, "SELECT wall, logical, author, id FROM messages INDEXED BY "+index+
+			" WHERE "+where+" AND id = ? ORDER BY "+orderByDesc+" LIMIT 1", append(args, q.Before)...).Scan(&wall, &logical, &author, &id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("before %q: %w in this conversation", q.Before, ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Row values compare in conversation order (orderBy).
+		where += " AND (wall, logical, author, id) < (?, ?, ?, ?)"
+		args = append(args, wall, logical, author, id)
 	}
 	limit := -1
 	if q.Limit > 0 {

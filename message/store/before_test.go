@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"lanchat/message"
 )
 
 // Paging backwards with Before, a page at a time, reads a conversation
@@ -72,5 +74,44 @@ func TestHistoryBeforeRefused(t *testing.T) {
 	}
 	if _, err := s.History(ctx, Query{Peer: carol.id, Search: "hi", Before: env.ID}); err == nil {
 		t.Error("before with a search: no error")
+	}
+}
+
+// BenchmarkConversation100k reads pages of one direct conversation of
+// 100,000 messages, as the terminal UI does: the newest page on opening,
+// then the pages before it while scrolling back (a deep one, halfway).
+func BenchmarkConversation100k(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	const n, page = 100_000, 200
+	var mid string
+	for i := 0; i < n; i += 2000 {
+		var in []*message.Envelope
+		for j := i; j < i+2000; j++ {
+			e := bob.msg(b, alice, at(float64(j)), fmt.Sprint("message ", j, " of the long conversation"))
+			if j == n/2 {
+				mid = e.ID
+			}
+			in = append(in, e)
+		}
+		if _, err := s.add(ctx, in, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		q    Query
+	}{
+		{"newest-page", Query{Peer: bob.id, Limit: page}},
+		{"page-before-halfway", Query{Peer: bob.id, Limit: page, Before: mid}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.History(ctx, c.q)
+				if err != nil || len(got) != page {
+					b.Fatalf("%d, %v", len(got), err)
+				}
+			}
+		})
 	}
 }

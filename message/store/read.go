@@ -150,17 +150,21 @@ func (s *Store) indexedHistory(ctx context.Context, q Query, index, where string
 			wall, logical int64
 			author, id    string
 		)
-		err := s.rdb.QueryRowContext(ctx, "SELECT wall, logical, author, id FROM messages INDEXED BY "+index+
-			" WHERE "+where+" AND id = ? ORDER BY "+orderByDesc+" LIMIT 1", append(args, q.Before)...).Scan(&wall, &logical, &author, &id)
+		// Found through the (id, author) index: the conversation's own
+		// would walk it down from the newest to the id.
+		err := s.rdb.QueryRowContext(ctx, "SELECT wall, logical, author, id FROM messages INDEXED BY sqlite_autoindex_messages_1"+
+			" WHERE id = ? AND "+where+" ORDER BY "+orderByDesc+" LIMIT 1", append([]any{q.Before}, args...)...).Scan(&wall, &logical, &author, &id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("before %q: %w in this conversation", q.Before, ErrNotFound)
 		}
 		if err != nil {
 			return nil, err
 		}
-		// Row values compare in conversation order (orderBy).
-		where += " AND (wall, logical, author, id) < (?, ?, ?, ?)"
-		args = append(args, wall, logical, author, id)
+		// Row values compare in conversation order (orderBy); the plain
+		// bound on wall is what lets the index seek there instead of
+		// walking down from the newest.
+		where += " AND wall <= ? AND (wall, logical, author, id) < (?, ?, ?, ?)"
+		args = append(args, wall, wall, logical, author, id)
 	}
 	limit := -1
 	if q.Limit > 0 {

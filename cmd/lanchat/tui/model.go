@@ -760,7 +760,16 @@ func (m *Model) statusLine() string {
 	if m.self.StatusText != "" {
 		state += ": " + clean(m.self.StatusText)
 	}
-	parts := []string{" " + clean(m.self.Name) + " (" + state + ")", fmt.Sprintf("%d of %d peers online", online, total)}
+	me := " " + clean(m.self.Name) + " (" + state + ")"
+	if !m.streamUp && m.started {
+		me += " · disconnected"
+	}
+	if m.notice != "" {
+		// What just happened matters more than the rest, which is
+		// back once Esc clears it.
+		return me + " │ " + m.notice
+	}
+	parts := []string{me, fmt.Sprintf("%d of %d peers online", online, total)}
 	if m.self.Addr != "" {
 		net := m.self.Addr
 		if m.self.MDNS {
@@ -771,16 +780,7 @@ func (m *Model) statusLine() string {
 	if m.opts.Mode != "" {
 		parts = append(parts, m.opts.Mode)
 	}
-	if !m.streamUp && m.started {
-		parts = append(parts, "disconnected")
-	}
-	line := strings.Join(parts, " · ")
-	if m.notice != "" {
-		line += " │ " + m.notice
-	} else {
-		line += " │ F1 help"
-	}
-	return line
+	return strings.Join(parts, " · ") + " │ F1 help"
 }
 
 // sidebarLines lists rooms and people; the open conversation is marked

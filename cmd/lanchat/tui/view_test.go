@@ -1,11 +1,62 @@
 package tui
 
 import (
+	"strings"
 	"testing"
+
+	tea "charm.land/bubbletea/v2"
 )
 
-func TestViewFirstLook(t *testing.T) {
+// The screens a person sees, at the smallest size and larger, against
+// golden files (go test -args -update rewrites them).
+func TestViewGolden(t *testing.T) {
 	h := newHarness(t, newFake(), 80, 24)
 	golden(t, "start-80x24", h.screen())
-	t.Log("\n" + h.plain())
+
+	h.keys("alt+3") // bob, third in the sidebar
+	golden(t, "direct-80x24", h.screen())
+
+	h.send(tea.WindowSizeMsg{Width: 120, Height: 30})
+	golden(t, "direct-120x30", h.screen())
+
+	h.keys("f2")
+	golden(t, "no-sidebar-120x30", h.screen())
+
+	h.keys("f2", "f1")
+	golden(t, "help-120x30", h.screen())
+
+	h.keys("esc", "ctrl+k")
+	h.typeText("ra")
+	golden(t, "switcher-120x30", h.screen())
+}
+
+// Every screen fills the terminal exactly: as many rows as it has, none
+// wider than it, whatever the size.
+func TestViewFitsEverySize(t *testing.T) {
+	h := newHarness(t, newFake(), 80, 24)
+	for _, size := range [][2]int{{80, 24}, {81, 25}, {100, 40}, {200, 60}, {60, 20}, {40, 12}} {
+		h.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		for _, k := range []string{"", "alt+3", "f1", "esc", "ctrl+k", "esc", "alt+1"} {
+			if k != "" {
+				h.keys(k)
+			}
+			lines := strings.Split(h.plain(), "\n")
+			if len(lines) != size[1] {
+				t.Errorf("%dx%d after %q: %d rows", size[0], size[1], k, len(lines))
+			}
+			for i, l := range lines {
+				if w := displayWidth(l); w > size[0] {
+					t.Errorf("%dx%d after %q: row %d is %d wide: %q", size[0], size[1], k, i, w, l)
+				}
+			}
+		}
+	}
+}
+
+func displayWidth(s string) int {
+	n := 0
+	for range s {
+		n++ // the fixture has no wide characters
+	}
+	return n
 }

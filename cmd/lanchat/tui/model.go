@@ -255,6 +255,19 @@ func safeInput(s string) string {
 // ---- events ----
 
 func (m *Model) event(ev api.Event) tea.Cmd {
+	cmd := m.apply(ev)
+	if m.cur == "" && m.started {
+		// Nothing was open (a first start: the node joins #general
+		// after the snapshot): open the room when it comes, not
+		// whoever happens to be seen first.
+		if k := m.firstConv(); strings.HasPrefix(k, "#") {
+			cmd = tea.Batch(cmd, m.open(k))
+		}
+	}
+	return cmd
+}
+
+func (m *Model) apply(ev api.Event) tea.Cmd {
 	switch v := ev.(type) {
 	case api.Snapshot:
 		return m.snapshot(v)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ type tmux struct {
 	sock string
 }
 
-func newTmux(t *testing.T) *tmux {
+func newTmux(t testing.TB) *tmux {
 	t.Helper()
 	bin, err := exec.LookPath("tmux")
 	if err != nil {
@@ -111,7 +112,7 @@ func newTmux(t *testing.T) *tmux {
 	return tm
 }
 
-func (tm *tmux) run(t *testing.T, args ...string) string {
+func (tm *tmux) run(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
@@ -136,7 +137,7 @@ type tmuxSession struct {
 // The UI runs its own node (none runs on its data directory), its log in
 // the data directory; `timeout` ends it should the test die before its
 // cleanup.
-func (tm *tmux) open(t *testing.T, host *netlab.Host, name string, w, h int) *tmuxSession {
+func (tm *tmux) open(t testing.TB, host *netlab.Host, name string, w, h int) *tmuxSession {
 	t.Helper()
 	s := &tmuxSession{tm: tm, name: name, dataDir: newDataDir(t)}
 	ns := host.Command(context.Background(), lanchatBin(t), "ui", "--name", name, "--data-dir", s.dataDir, "--log-level", "debug")
@@ -186,7 +187,7 @@ func (s *tmuxSession) screen(t *testing.T) string {
 }
 
 // waitScreen waits until the screen shows want.
-func (s *tmuxSession) waitScreen(t *testing.T, timeout time.Duration, want string) {
+func (s *tmuxSession) waitScreen(t testing.TB, timeout time.Duration, want string) {
 	t.Helper()
 	waitFor(t, timeout, func() error {
 		if scr := s.screenNow(); !strings.Contains(scr, want) {
@@ -198,7 +199,7 @@ func (s *tmuxSession) waitScreen(t *testing.T, timeout time.Duration, want strin
 
 // waitRow waits until a row of the sidebar holds name and ends with
 // badge (an unread count).
-func (s *tmuxSession) waitRow(t *testing.T, timeout time.Duration, name, badge string) {
+func (s *tmuxSession) waitRow(t testing.TB, timeout time.Duration, name, badge string) {
 	t.Helper()
 	waitFor(t, timeout, func() error {
 		scr := s.screenNow()
@@ -213,18 +214,102 @@ func (s *tmuxSession) waitRow(t *testing.T, timeout time.Duration, name, badge s
 }
 
 // typeText types text literally; keys presses tmux key names.
-func (s *tmuxSession) typeText(t *testing.T, text string) {
+func (s *tmuxSession) typeText(t testing.TB, text string) {
 	t.Helper()
 	s.tm.run(t, "send-keys", "-t", s.name, "-l", text)
 }
 
-func (s *tmuxSession) keys(t *testing.T, keys ...string) {
+func (s *tmuxSession) keys(t testing.TB, keys ...string) {
 	t.Helper()
 	s.tm.run(t, append([]string{"send-keys", "-t", s.name}, keys...)...)
 }
 
-func (s *tmuxSession) typeLine(t *testing.T, text string) {
+func (s *tmuxSession) typeLine(t testing.TB, text string) {
 	t.Helper()
 	s.typeText(t, text)
 	s.keys(t, "Enter")
+}
+
+// BenchmarkTerminalUI measures, on two namespace hosts with a UI each:
+// how long after a message is stored by bob's node it is on bob's
+// screen (alice's `lanchat send` returns when bob's node has stored it;
+// bob's screen is read with capture-pane every 2 ms, which the figure
+// includes), and the CPU bob's UI process, its node included, uses idle.
+func BenchmarkTerminalUI(b *testing.B) {
+	tm := newTmux(b)
+	lab := netlab.New(b, 3)
+	alice := tm.open(b, lab.Hosts[0], "alice", 100, 30)
+	bob := tm.open(b, lab.Hosts[1], "bob", 100, 30)
+	// The baseline: a node without a UI (lanchat run), idle beside bob.
+	carol := startNode(b, lab.Hosts[2], nodeOpts{name: "carol", logLevel: "info"})
+	alice.waitScreen(b, seeTimeout, "● bob")
+	bob.waitScreen(b, seeTimeout, "● alice")
+	bob.typeLine(b, "/msg alice")
+	bob.waitScreen(b, seeTimeout, "no messages yet")
+
+	var lat []time.Duration
+	for i := range 30 {
+		text := fmt.Sprintf("latency probe %d", i)
+		r := runCLI(b, lab.Hosts[0], "send", "--data-dir", alice.dataDir, "bob", text)
+		stored := time.Now()
+		if r.code != 0 || !strings.Contains(r.stdout, "delivered") {
+			b.Fatalf("send: %v", r)
+		}
+		for !strings.Contains(bob.screenNow(), text) {
+			if time.Since(stored) > seeTimeout {
+				b.Fatalf("%q not on bob's screen", text)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(stored))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median-to-screen")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-max-to-screen")
+	b.Logf("stored → on screen, %d messages: median %v, p90 %v, max %v", len(lat),
+		lat[len(lat)/2].Round(100*time.Microsecond), lat[len(lat)*9/10].Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond))
+
+	pid, base := bob.uiPID(b), carol.cmd.Process.Pid
+	const idle = 20 * time.Second
+	time.Sleep(2 * time.Second) // let the last frame and receipts settle
+	t0, c0 := cpuTicks(b, pid), cpuTicks(b, base)
+	time.Sleep(idle)
+	// USER_HZ is 100 on Linux.
+	used := time.Duration(cpuTicks(b, pid)-t0) * 10 * time.Millisecond
+	baseUsed := time.Duration(cpuTicks(b, base)-c0) * 10 * time.Millisecond
+	pct := 100 * used.Seconds() / idle.Seconds()
+	b.ReportMetric(pct, "%-cpu-idle")
+	b.Logf("idle for %v: bob's UI process (its node included) %v of CPU, %.2f%%; carol's lanchat run beside it %v, %.2f%%",
+		idle, used, pct, baseUsed, 100*baseUsed.Seconds()/idle.Seconds())
+}
+
+// uiPID is the pid of the lanchat process in the session: tmux's pane
+// runs `timeout`, whose one child it is.
+func (s *tmuxSession) uiPID(t testing.TB) int {
+	t.Helper()
+	out := strings.TrimSpace(s.tm.run(t, "display-message", "-p", "-t", s.name, "#{pane_pid}"))
+	kids, err := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", out, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(kids), &pid); err != nil {
+		t.Fatalf("children of %s: %q", out, kids)
+	}
+	return pid
+}
+
+// cpuTicks is the user and system CPU of pid, in clock ticks.
+func cpuTicks(t testing.TB, pid int) int64 {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	var u, s int64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &s)
+	return u + s
 }

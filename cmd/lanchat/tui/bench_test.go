@@ -1,7 +1,10 @@
 package tui
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,5 +59,31 @@ func BenchmarkPgUp100k(b *testing.B) {
 	for b.Loop() {
 		h.send(tea.KeyPressMsg{Code: tea.KeyPgUp})
 		_ = h.m.View()
+	}
+}
+
+// BenchmarkIdle runs the UI on a pipe for 10 s with nothing happening
+// and reports the CPU the process used (the fake node costs nothing).
+func BenchmarkIdle(b *testing.B) {
+	f := newFake()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, f, Options{}, pr, io.Discard) }()
+	time.Sleep(time.Second) // started, first frames drawn
+	const idle = 10 * time.Second
+	var r0, r1 syscall.Rusage
+	b.ResetTimer()
+	for range b.N {
+		syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+		time.Sleep(idle)
+		syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	}
+	used := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+	b.ReportMetric(100*used.Seconds()/idle.Seconds(), "%-cpu")
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
 	}
 }

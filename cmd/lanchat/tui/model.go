@@ -150,6 +150,9 @@ func (m *Model) setStyles(dark bool) {
 	s.Blurred.Base = lipgloss.NewStyle()
 	s.Focused.Placeholder = m.st.dim
 	s.Focused.Prompt = lipgloss.NewStyle().Bold(true)
+	// The terminal's own cursor: a blinking one drawn by the UI would
+	// wake it twice a second to draw the screen again.
+	s.Cursor.Blink = false
 	m.input.SetStyles(s)
 	for _, c := range m.convs {
 		for _, e := range c.entries {
@@ -359,6 +362,8 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 		c.reset()
 		if c.room {
 			c.joined = false
+		} else {
+			c.unread, c.mention = 0, false // counted again from the index
 		}
 	}
 	for _, r := range s.Rooms {

@@ -375,6 +375,9 @@ func TestResyncKeepsInput(t *testing.T) {
 	if s := h.plain(); !strings.Contains(s, "erin") || !strings.Contains(s, "bob: standup in 5") {
 		t.Errorf("after the resync:\n%s", s)
 	}
+	if row := sidebarRow(t, h, "bob"); !strings.HasSuffix(row, " 1") {
+		t.Errorf("bob's unread after a resync: %q, want still 1 (counted once)", row)
+	}
 }
 
 func TestStreamLost(t *testing.T) {

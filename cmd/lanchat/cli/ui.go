@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -61,7 +62,7 @@ func (e *env) ui(args []string) int {
 	ccancel()
 	if err == nil {
 		defer c.Close()
-		return e.uiResult(tui.Run(ctx, c, tui.Options{Mode: "attached"}, e.stdin, e.stdout))
+		return e.uiResult(tui.Run(ctx, c, tui.Options{Mode: "attached", Notify: desktopNotifier()}, e.stdin, e.stdout))
 	}
 	if !errors.Is(err, api.ErrNoNode) {
 		return e.fail(fmt.Errorf("the node on %s does not answer: %w", e.g.dataDir, err))
@@ -87,7 +88,7 @@ func (e *env) ui(args []string) int {
 		runErr = n.Run(nctx)
 		cancel() // a node that stops on its own ends the UI
 	}()
-	uiErr := tui.Run(ctx, n, tui.Options{Mode: "in-process"}, e.stdin, e.stdout)
+	uiErr := tui.Run(ctx, n, tui.Options{Mode: "in-process", Notify: desktopNotifier()}, e.stdin, e.stdout)
 	ncancel() // leave cleanly: peers see "left"
 	<-ran
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, node.ErrClosed) {
@@ -95,6 +96,25 @@ func (e *env) ui(args []string) int {
 		return e.fail(runErr)
 	}
 	return e.uiResult(uiErr)
+}
+
+// desktopNotifier shows freedesktop notifications with notify-send
+// (libnotify, over the session's D-Bus), or is nil — no notifications,
+// silently — without a session bus or without notify-send.
+func desktopNotifier() func(title, body string) {
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		return nil
+	}
+	bin, err := exec.LookPath("notify-send")
+	if err != nil {
+		return nil
+	}
+	return func(title, body string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		// "--": a name that starts with "-" is a title, not an option.
+		_ = exec.CommandContext(ctx, bin, "--app-name=lanchat", "--", title, body).Run()
+	}
 }
 
 func (e *env) uiResult(err error) int {

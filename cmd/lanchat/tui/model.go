@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"html"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,10 @@ type Options struct {
 	Location *time.Location
 	// CallTimeout bounds each API call; 0 means 15 s.
 	CallTimeout time.Duration
+	// Notify, if set, shows a desktop notification (a new direct message
+	// or a mention elsewhere, when the bell rings). It is called from a
+	// command's goroutine, with the title and body made safe already.
+	Notify func(title, body string)
 }
 
 // Messages the model gets besides keys: the event stream's events, and
@@ -477,9 +482,36 @@ func (m *Model) message(v api.Message) tea.Cmd {
 		c.mention = true
 	}
 	if key != m.cur && (!c.room || e.mentions) {
-		return tea.Raw("\a") // a new direct message or mention elsewhere: the bell
+		// A new direct message or mention elsewhere: the bell, and a
+		// desktop notification where there is one.
+		return tea.Batch(tea.Raw("\a"), m.notify(v))
 	}
 	return nil
+}
+
+// maxNotifyBody bounds what a notification shows of a message.
+const maxNotifyBody = 200
+
+// notify shows v on the desktop, if the UI was given a way to.
+func (m *Model) notify(v api.Message) tea.Cmd {
+	if m.opts.Notify == nil {
+		return nil
+	}
+	title := clean(v.From.Name)
+	if v.Room != "" {
+		title += " in " + clean(v.Room)
+	}
+	body := []rune(termtext.Line(strings.ReplaceAll(v.Text, "\n", " ")))
+	if len(body) > maxNotifyBody {
+		body = append(body[:maxNotifyBody], '…')
+	}
+	// Notification servers read a little HTML in the body.
+	t, b := title, html.EscapeString(string(body))
+	notify := m.opts.Notify
+	return func() tea.Msg {
+		notify(t, b)
+		return nil
+	}
 }
 
 // pendingState: a send's reply may come before the message's event.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,5 +386,34 @@ func TestStreamLost(t *testing.T) {
 	h.send(streamEndMsg{errors.Join(api.ErrClosed, errors.New("the node ended the event stream"))})
 	if s := h.plain(); !strings.Contains(s, "disconnected") {
 		t.Errorf("a lost stream is not shown:\n%s", s)
+	}
+}
+
+// The bell's messages also go to the desktop, where there is one, made
+// safe: escapes visible, the body's markup escaped, its length bounded.
+func TestDesktopNotification(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	var got [][2]string
+	var mu sync.Mutex
+	h.m.opts.Notify = func(title, body string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, [2]string{title, body})
+	}
+	alice, dave, bob := ref(aliceID, "alice"), ref(daveID, "da\x1bve"), ref(bobID, "bob")
+	h.deliver(msgEvent(2, "d1", dave, alice, "<b>hi</b>\x07 "+strings.Repeat("x", 300), 0, ""))
+	h.deliver(msgEvent(3, "o1", bob, ref("#ops", "#ops"), "no mention", time.Minute, "#ops"))
+	h.deliver(msgEvent(4, "o2", bob, ref("#ops", "#ops"), "@alice look", 2*time.Minute, "#ops", aliceID))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("notifications %q, want the direct message and the mention", got)
+	}
+	if got[0][0] != `da\x1bve` || !strings.HasPrefix(got[0][1], "&lt;b&gt;hi&lt;/b&gt;\\x07 x") || len([]rune(got[0][1])) > 230 {
+		t.Errorf("direct message notification %q", got[0])
+	}
+	if got[1] != [2]string{"bob in #ops", "@alice look"} {
+		t.Errorf("mention notification %q", got[1])
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -23,12 +24,20 @@ func TestTerminalUI(t *testing.T) {
 	t.Parallel()
 	tm := newTmux(t)
 	lab := netlab.New(t, 2)
-	alice := tm.open(t, lab.Hosts[0], "alice", 100, 30)
+	alice := tm.open(t, lab.Hosts[0], "alice", 100, 30, "NO_COLOR=1")
 	bob := tm.open(t, lab.Hosts[1], "bob", 100, 30)
 
 	// Each lists the other, online, in its sidebar.
 	alice.waitScreen(t, seeTimeout, "● bob")
 	bob.waitScreen(t, seeTimeout, "● alice")
+
+	// NO_COLOR: alice's screen has attributes at most, bob's colours.
+	if c := colour.FindString(alice.screenEscapes(t)); c != "" {
+		t.Errorf("with NO_COLOR alice's screen has a colour: %q", c)
+	}
+	if colour.FindString(bob.screenEscapes(t)) == "" {
+		t.Errorf("without NO_COLOR bob's screen has no colour")
+	}
 
 	alice.typeLine(t, "/msg bob hello from alice's screen")
 	sent := time.Now()
@@ -137,7 +146,7 @@ type tmuxSession struct {
 // The UI runs its own node (none runs on its data directory), its log in
 // the data directory; `timeout` ends it should the test die before its
 // cleanup.
-func (tm *tmux) open(t testing.TB, host *netlab.Host, name string, w, h int) *tmuxSession {
+func (tm *tmux) open(t testing.TB, host *netlab.Host, name string, w, h int, extraEnv ...string) *tmuxSession {
 	t.Helper()
 	s := &tmuxSession{tm: tm, name: name, dataDir: newDataDir(t)}
 	ns := host.Command(context.Background(), lanchatBin(t), "ui", "--name", name, "--data-dir", s.dataDir, "--log-level", "debug")
@@ -147,7 +156,7 @@ func (tm *tmux) open(t testing.TB, host *netlab.Host, name string, w, h int) *tm
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "TERM=xterm-256color", "NO_COLOR=1")
+	env = append(append(env, "TERM=xterm-256color"), extraEnv...)
 	shell := "exec env -i " + quoteAll(env) + " timeout 300 " + quoteAll(ns.Args)
 	tm.run(t, "new-session", "-d", "-s", name, "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), shell)
 	t.Cleanup(func() {
@@ -181,7 +190,18 @@ func (s *tmuxSession) screenNow() string {
 	return string(out)
 }
 
-func (s *tmuxSession) screen(t *testing.T) string {
+// colour matches an SGR escape that sets a colour (foreground or
+// background, 8, 16, 256 or 24-bit), not one that only sets an attribute
+// or goes back to the default colour (39, 49).
+var colour = regexp.MustCompile(`\x1b\[(?:[0-9:]*;)*(?:3[0-8]|4[0-8]|9[0-7]|10[0-7])[;:m]`)
+
+// screenEscapes is the screen with its attributes and colours as escapes.
+func (s *tmuxSession) screenEscapes(t testing.TB) string {
+	t.Helper()
+	return s.tm.run(t, "capture-pane", "-p", "-e", "-t", s.name)
+}
+
+func (s *tmuxSession) screen(t testing.TB) string {
 	t.Helper()
 	return s.tm.run(t, "capture-pane", "-p", "-t", s.name)
 }

@@ -3,8 +3,12 @@ package tui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"lanchat/node/api"
 )
 
 // The screens a person sees, at the smallest size and larger, against
@@ -59,4 +63,28 @@ func displayWidth(s string) int {
 		n++ // the fixture has no wide characters
 	}
 	return n
+}
+
+// Wide characters (CJK, emoji) and long words are wrapped by their
+// width on screen: no row is wider than the terminal.
+func TestViewWideText(t *testing.T) {
+	f := newFake()
+	f.peers = append(f.peers, api.Peer{ID: "ZHANG" + strings.Repeat("Z", 47), Name: "张伟🙂", State: "available", StatusText: "会议中 🗓️ until three"})
+	f.hist["#general"] = append(f.hist["#general"], api.HistoryEntry{
+		ID: "w1", From: ref("ZHANG"+strings.Repeat("Z", 47), "张伟🙂"), To: ref("#general", "#general"), Room: "#general", Kind: "text",
+		Text: strings.Repeat("你好世界🙂", 20) + " " + strings.Repeat("supercalifragilistic", 6), Time: base.Add(50 * time.Hour), State: "read",
+	})
+	h := newHarness(t, f, 80, 24)
+	for _, w := range []int{80, 61, 100} {
+		h.send(tea.WindowSizeMsg{Width: w, Height: 24})
+		lines := strings.Split(h.plain(), "\n")
+		for i, l := range lines {
+			if cw := ansi.StringWidth(l); cw > w {
+				t.Errorf("width %d: row %d is %d cells: %q", w, i, cw, l)
+			}
+		}
+		if s := h.plain(); !strings.Contains(s, "张伟🙂:") || !strings.Contains(s, "你好世界🙂你好") || !strings.Contains(s, "会议中") {
+			t.Errorf("width %d: the wide message is not shown:\n%s", w, h.plain())
+		}
+	}
 }

@@ -19,6 +19,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	case modeHelp:
 		if s == "esc" || s == "q" || s == "?" || s == "f1" || s == "enter" {
 			m.mode = modeChat
+			return m.afterMove() // what the help covered is seen now
 		}
 		return nil
 	case modeSwitcher:
@@ -225,14 +226,22 @@ func (m *Model) gotSent(msg sentMsg) tea.Cmd {
 		}
 		return nil
 	}
-	c := m.convs[msg.key]
-	if c == nil {
-		return nil
-	}
-	for _, e := range c.entries {
-		if e.id == msg.reply.ID && stateRank(msg.reply.State) > stateRank(e.state) {
-			e.state, e.lines = msg.reply.State, nil
+	found := false
+	if c := m.convs[msg.key]; c != nil && c.ids[msg.reply.ID] {
+		for _, e := range c.entries {
+			if e.id == msg.reply.ID {
+				found = true
+				if stateRank(msg.reply.State) > stateRank(e.state) {
+					e.state, e.lines = msg.reply.State, nil
+				}
+			}
 		}
+	}
+	if !found && msg.reply.ID != "" {
+		if len(m.early) >= maxEarly {
+			clear(m.early)
+		}
+		m.early[msg.reply.ID] = msg.reply.State
 	}
 	if msg.reply.State == "queued" {
 		m.notice = m.title(msg.key) + " is offline: the message waits in the outbox"

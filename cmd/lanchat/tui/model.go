@@ -114,7 +114,13 @@ type Model struct {
 	notice    string
 	sidebar   bool
 	quitting  bool
+
+	// early holds the states of sends whose reply came before the
+	// message's event, until the event (at most maxEarly).
+	early map[string]string
 }
+
+const maxEarly = 256
 
 // New returns a model that talks to the node through a.
 func New(a api.API, opts Options) *Model {
@@ -139,7 +145,7 @@ func New(a api.API, opts Options) *Model {
 	m := &Model{
 		api: a, opts: opts, loc: loc, dark: true,
 		peers: map[string]*api.Peer{}, rooms: map[string]api.Room{}, convs: map[string]*conv{},
-		input: in, sidebar: true, width: 80, height: 24,
+		input: in, sidebar: true, width: 80, height: 24, early: map[string]string{},
 	}
 	m.setStyles(true)
 	m.input.Focus()
@@ -322,7 +328,7 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 			}
 		}
 		if v.Peer.ID == m.self.ID && !v.Room.Joined && m.cur == v.Room.Name {
-			m.open(m.firstConv())
+			return m.open(m.firstConv())
 		}
 	case api.Warning:
 		m.notice = "node: " + clean(v.Text)
@@ -460,8 +466,9 @@ func (m *Model) message(v api.Message) tea.Cmd {
 	e := entryOfMessage(v, m.self.ID)
 	if v.Outgoing {
 		e.state = "sent"
-		if st, ok := m.pendingState(c, v.ID); ok {
+		if st, ok := m.early[v.ID]; ok {
 			e.state = st
+			delete(m.early, v.ID)
 		}
 	}
 	if c.loaded {
@@ -474,7 +481,7 @@ func (m *Model) message(v api.Message) tea.Cmd {
 	if v.Outgoing {
 		return nil
 	}
-	if key == m.cur && m.mode != modeSearch && c.scroll == 0 {
+	if key == m.cur && m.mode == modeChat && c.scroll == 0 {
 		return m.markShown()
 	}
 	c.unread++
@@ -512,16 +519,6 @@ func (m *Model) notify(v api.Message) tea.Cmd {
 		notify(t, b)
 		return nil
 	}
-}
-
-// pendingState: a send's reply may come before the message's event.
-func (m *Model) pendingState(c *conv, id string) (string, bool) {
-	for _, e := range c.entries {
-		if e.id == id {
-			return e.state, true
-		}
-	}
-	return "", false
 }
 
 // conv returns the conversation for key, making it if new.
@@ -686,8 +683,8 @@ func (m *Model) afterMove() tea.Cmd {
 // conversation: a person has seen them, so their authors get receipts.
 func (m *Model) markShown() tea.Cmd {
 	c := m.convs[m.cur]
-	if c == nil || !c.loaded || m.mode == modeSearch {
-		return nil
+	if c == nil || !c.loaded || m.mode != modeChat {
+		return nil // what covers the pane hides the messages
 	}
 	_, w, h := m.layout()
 	_, shown, _ := m.window(c, w, h, c.scroll)

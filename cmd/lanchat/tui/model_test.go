@@ -417,3 +417,34 @@ func TestDesktopNotification(t *testing.T) {
 		t.Errorf("mention notification %q", got[1])
 	}
 }
+
+// A message that comes while the help covers the open conversation is
+// not seen yet: it is marked read when the help closes.
+func TestCoveredMessageIsNotRead(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	h.keys("f1")
+	h.deliver(msgEvent(2, "g9", ref(bobID, "bob"), ref("#general", "#general"), "behind the help", time.Minute, "#general"))
+	if slices.Contains(f.read, "g9") {
+		t.Fatal("marked read while the help covered it")
+	}
+	h.keys("esc")
+	if !slices.Contains(f.read, "g9") {
+		t.Errorf("not marked read once shown: %v", f.read)
+	}
+}
+
+// The reply to a send may come before the message's event: its state is
+// kept for the event.
+func TestSendReplyBeforeEvent(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	h.keys("alt+3")
+	h.typeText("early bird")
+	h.keys("enter") // the fake replies "delivered" with id sent-early bird; no event yet
+	h.send(eventMsg{api.Message{ID: "sent-early bird", From: ref(aliceID, "alice"), To: ref(bobID, "bob"),
+		Text: "early bird", Time: base.Add(27 * time.Hour), Outgoing: true}})
+	if s := h.plain(); !strings.Contains(s, "alice: early bird ✓✓") {
+		t.Errorf("the reply's state was lost:\n%s", s)
+	}
+}

@@ -91,7 +91,7 @@ func (m *Model) switcherKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "esc", "ctrl+k", "ctrl+c":
 		m.mode = modeChat
-		return nil
+		return m.afterMove()
 	case "enter":
 		cs := m.candidates()
 		m.mode = modeChat

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -55,7 +56,9 @@ func (e *env) ui(args []string) int {
 		fmt.Fprintln(e.stderr, "lanchat ui: needs a terminal; `lanchat run` prints events as lines instead")
 		return exitUsage
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// A closed terminal (SIGHUP) ends the UI as /quit does, so a node of
+	// its own still says goodbye; Bubble Tea handles SIGINT and SIGTERM.
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGHUP)
 	defer cancel()
 	cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 	c, err := api.Connect(cctx, node.ControlSocket(e.g.dataDir))

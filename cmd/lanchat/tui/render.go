@@ -170,10 +170,38 @@ func (m *Model) dayLine(e *entry, w int) string {
 	return m.st.day.Render(strings.Repeat("─", n/2) + label + strings.Repeat("─", n-n/2))
 }
 
-func sameDay(a, b *entry, m *Model) bool {
-	ay, am, ad := a.t.In(m.loc).Date()
-	by, bm, bd := b.t.In(m.loc).Date()
-	return ay == by && am == bm && ad == bd
+func sameDay(a, b *entry, m *Model) bool { return m.dayOf(a) == m.dayOf(b) }
+
+// dayOf is e's local date as one number, computed once.
+func (m *Model) dayOf(e *entry) int {
+	if e.day == 0 {
+		y, mo, d := e.t.In(m.loc).Date()
+		e.day = y*10000 + int(mo)*100 + d
+	}
+	return e.day
+}
+
+// entryHeight is how many lines entry i of c takes, its day separator
+// included.
+func (m *Model) entryHeight(c *conv, i, w int) int {
+	n := len(m.entryLines(c.entries[i], w))
+	if i == 0 || !sameDay(c.entries[i-1], c.entries[i], m) {
+		n++
+	}
+	return n
+}
+
+// headLine is the line above the oldest entry held, if there is one.
+func (m *Model) headLine(c *conv) string {
+	switch {
+	case c.complete:
+		return m.st.dim.Render("· start of the conversation ·")
+	case c.loading || !c.loaded:
+		return m.st.dim.Render("loading…")
+	case len(c.entries) >= maxHeld:
+		return m.st.dim.Render("older messages: /search, or lanchat history")
+	}
+	return ""
 }
 
 // window lays out the last lines of c that a pane w×h shows when
@@ -182,6 +210,28 @@ func sameDay(a, b *entry, m *Model) bool {
 // It returns the lines, the entries that have a line in them, and
 // whether the walk reached the oldest entry held (top).
 func (m *Model) window(c *conv, w, h, scroll int) (lines []string, shown []*entry, top bool) {
+	// Skip the entries wholly below the window, counting their lines
+	// only: scrolled far back, this is most of the walk.
+	skip, i := scroll, len(c.entries)-1
+	for i >= 0 {
+		n := m.entryHeight(c, i, w)
+		if n > skip {
+			break
+		}
+		skip -= n
+		i--
+	}
+	if i < 0 && scroll > 0 {
+		// Past the top of what is held: show its top.
+		total := scroll - skip
+		if m.headLine(c) != "" {
+			total++
+		}
+		if clamped := max(0, total-h); clamped < scroll {
+			return m.window(c, w, h, clamped)
+		}
+	}
+	scroll = skip
 	need := scroll + h
 	type block struct {
 		e     *entry
@@ -189,7 +239,6 @@ func (m *Model) window(c *conv, w, h, scroll int) (lines []string, shown []*entr
 	}
 	var blocks []block // newest first
 	count := 0
-	i := len(c.entries) - 1
 	for ; i >= 0 && count < need; i-- {
 		e := c.entries[i]
 		ls := m.entryLines(e, w)
@@ -201,16 +250,7 @@ func (m *Model) window(c *conv, w, h, scroll int) (lines []string, shown []*entr
 	}
 	top = i < 0
 	if top {
-		var head string
-		switch {
-		case c.complete:
-			head = m.st.dim.Render("· start of the conversation ·")
-		case c.loading || !c.loaded:
-			head = m.st.dim.Render("loading…")
-		case len(c.entries) >= maxHeld:
-			head = m.st.dim.Render("older messages: /search, or lanchat history")
-		}
-		if head != "" {
+		if head := m.headLine(c); head != "" {
 			blocks = append(blocks, block{nil, []string{head}})
 			count++
 		}
@@ -240,19 +280,15 @@ func (m *Model) window(c *conv, w, h, scroll int) (lines []string, shown []*entr
 	return lines, shown, top
 }
 
-// maxScroll is how far up c can scroll with what is held, or -1 if the
-// walk did not reach the top within limit lines.
+// linesHeld counts the lines of c from the newest back, up to limit, and
+// whether that reached the oldest held.
 func (m *Model) linesHeld(c *conv, w, limit int) (n int, top bool) {
 	i := len(c.entries) - 1
 	for ; i >= 0 && n < limit; i-- {
-		e := c.entries[i]
-		n += len(m.entryLines(e, w))
-		if i == 0 || !sameDay(c.entries[i-1], e, m) {
-			n++
-		}
+		n += m.entryHeight(c, i, w)
 	}
-	if i < 0 && (c.complete || c.loading || !c.loaded || len(c.entries) >= maxHeld) {
-		n++ // the head line
+	if i < 0 && m.headLine(c) != "" {
+		n++
 	}
 	return n, i < 0
 }

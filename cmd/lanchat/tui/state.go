@@ -50,6 +50,7 @@ type entry struct {
 
 	width int
 	lines []string
+	day   int // local date as yyyymmdd, 0 until computed
 }
 
 // maxHeld bounds the entries held for one conversation: scrolling back

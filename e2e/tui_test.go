@@ -97,6 +97,38 @@ func TestTerminalUI(t *testing.T) {
 	}
 }
 
+// TestTerminalUIAttaches opens the UI on the data directory of a node
+// that runs already (lanchat run): it attaches through the control
+// socket, sends through that node, and quitting leaves the node running.
+func TestTerminalUIAttaches(t *testing.T) {
+	t.Parallel()
+	tm := newTmux(t)
+	lab := netlab.New(t, 2)
+	nodes := startNodes(t, lab.Hosts, "alice", "bob")
+	alice, bob := nodes[0], nodes[1]
+	waitSees(t, seeTimeout, []*node{alice}, []*node{bob}, "available")
+
+	ui := tm.openOn(t, alice.host, "alice-ui", alice.dataDir, 100, 30)
+	ui.waitScreen(t, seeTimeout, "attached")
+	ui.waitScreen(t, seeTimeout, "● bob")
+	ui.typeLine(t, "/msg bob through the running node")
+	waitMessage(t, bob, alice.id(), "through the running node")
+
+	ui.typeLine(t, "/quit")
+	waitFor(t, stopTimeout, func() error {
+		if tm.has(ui.name) {
+			return fmt.Errorf("the UI still runs")
+		}
+		return nil
+	})
+	if alice.exited() {
+		t.Fatal("quitting the UI stopped the node it was attached to")
+	}
+	if r := alice.cli("send", "bob", "still here"); r.code != 0 || !strings.Contains(r.stdout, "delivered") {
+		t.Errorf("the node after the UI left: %v", r)
+	}
+}
+
 // tmux is a tmux server of the test's own (its own socket), killed when
 // the test ends.
 type tmux struct {
@@ -148,7 +180,13 @@ type tmuxSession struct {
 // cleanup.
 func (tm *tmux) open(t testing.TB, host *netlab.Host, name string, w, h int, extraEnv ...string) *tmuxSession {
 	t.Helper()
-	s := &tmuxSession{tm: tm, name: name, dataDir: newDataDir(t)}
+	return tm.openOn(t, host, name, newDataDir(t), w, h, extraEnv...)
+}
+
+// openOn is open on a given data directory.
+func (tm *tmux) openOn(t testing.TB, host *netlab.Host, name, dataDir string, w, h int, extraEnv ...string) *tmuxSession {
+	t.Helper()
+	s := &tmuxSession{tm: tm, name: name, dataDir: dataDir}
 	ns := host.Command(context.Background(), lanchatBin(t), "ui", "--name", name, "--data-dir", s.dataDir, "--log-level", "debug")
 	var env []string
 	for _, kv := range childEnv() {

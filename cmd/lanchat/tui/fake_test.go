@@ -122,7 +122,17 @@ func (f *fakeAPI) JoinRoom(_ context.Context, r api.RoomRequest) (api.Room, erro
 func (f *fakeAPI) LeaveRoom(_ context.Context, r api.RoomRequest) (api.Room, error) {
 	return api.Room{Name: r.Room}, nil
 }
-func (f *fakeAPI) RoomMembers(context.Context, string) ([]api.RoomMember, error) { return nil, nil }
+func (f *fakeAPI) RoomMembers(_ context.Context, room string) ([]api.RoomMember, error) {
+	if room != "#general" {
+		return nil, api.Errorf(api.CodeNotMember, "not a member of "+room)
+	}
+	return []api.RoomMember{
+		{PeerRef: ref(aliceID, "alice"), State: "available", Online: true},
+		{PeerRef: ref(bobID, "bob"), State: "away", Online: true},
+		{PeerRef: ref(carolID, "carol\x1b"), State: "offline"},
+		{PeerRef: ref(daveID, "dave"), State: "busy", Online: true},
+	}, nil
+}
 func (f *fakeAPI) Events(ctx context.Context, fn func(api.Event) error) error {
 	<-ctx.Done()
 	return nil

@@ -252,7 +252,7 @@ func (m *Model) gotSent(msg sentMsg) tea.Cmd {
 // ---- commands ----
 
 // commandNames, for Tab and /help.
-var commandNames = []string{"/msg", "/join", "/leave", "/status", "/away", "/search", "/help", "/quit", "/file", "/accept", "/decline"}
+var commandNames = []string{"/msg", "/join", "/leave", "/who", "/status", "/away", "/search", "/help", "/quit", "/file", "/accept", "/decline"}
 
 // command runs a slash command; ok is false when the line should stay in
 // the input (a mistake to correct).
@@ -304,6 +304,22 @@ func (m *Model) command(line string) (tea.Cmd, bool) {
 			r, err := m.api.LeaveRoom(ctx, api.RoomRequest{Room: room})
 			return roomMsg{room: r, err: err}
 		}), true
+	case "/who", "/names":
+		room := roomName(rest)
+		if room == "" {
+			if !strings.HasPrefix(m.cur, "#") {
+				m.notice = "usage: /who #room (this is not a room)"
+				return nil, false
+			}
+			room = m.cur
+		}
+		return m.call(func(ctx context.Context) tea.Msg {
+			ms, err := m.api.RoomMembers(ctx, room)
+			if err != nil {
+				return noticeMsg{room + ": " + clean(err.Error())}
+			}
+			return noticeMsg{m.describeMembers(room, ms)}
+		}), true
 	case "/status":
 		state, text, _ := strings.Cut(rest, " ")
 		switch state {
@@ -335,6 +351,44 @@ func (m *Model) command(line string) (tea.Cmd, bool) {
 	}
 	m.notice = fmt.Sprintf("unknown command %s (/help lists them; //text sends a line starting with /)", clean(name))
 	return nil, false
+}
+
+// describeMembers lists a room's members for the status line, those
+// online first, each with a presence glyph that needs no colour.
+func (m *Model) describeMembers(room string, ms []api.RoomMember) string {
+	slices.SortStableFunc(ms, func(a, b api.RoomMember) int {
+		switch {
+		case a.Online == b.Online:
+			return 0
+		case a.Online:
+			return -1
+		}
+		return 1
+	})
+	parts := make([]string, 0, len(ms))
+	for _, r := range ms {
+		name := clean(r.Name)
+		if r.ID == m.self.ID {
+			name += " (you)"
+		}
+		parts = append(parts, presenceGlyph(r.State)+" "+name)
+	}
+	if len(parts) == 0 {
+		return room + ": nobody"
+	}
+	return fmt.Sprintf("%s, %d: %s", room, len(ms), strings.Join(parts, ", "))
+}
+
+func presenceGlyph(state string) string {
+	switch state {
+	case "available":
+		return "●"
+	case "away":
+		return "◐"
+	case "busy":
+		return "⊘"
+	}
+	return "○"
 }
 
 func (m *Model) setStatus(state, text string) tea.Cmd {

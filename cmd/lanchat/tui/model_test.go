@@ -448,3 +448,18 @@ func TestSendReplyBeforeEvent(t *testing.T) {
 		t.Errorf("the reply's state was lost:\n%s", s)
 	}
 }
+
+func TestWho(t *testing.T) {
+	h := newHarness(t, newFake(), 120, 24)
+	h.typeText("/who")
+	h.keys("enter")
+	want := `#general, 4: ● alice (you), ◐ bob, ⊘ dave, ○ carol\x1b`
+	if h.m.notice != want {
+		t.Errorf("/who: %q, want %q", h.m.notice, want)
+	}
+	h.typeText("/who ops")
+	h.keys("enter")
+	if !strings.Contains(h.m.notice, "not a member") {
+		t.Errorf("/who ops: %q", h.m.notice)
+	}
+}

@@ -44,13 +44,13 @@ func newStyles(dark bool) styles {
 func (s styles) dot(state string) string {
 	switch state {
 	case "available":
-		return s.available.Render("●")
+		return s.available.Render(presenceGlyph(state))
 	case "away":
-		return s.away.Render("◐")
+		return s.away.Render(presenceGlyph(state))
 	case "busy":
-		return s.busy.Render("⊘")
+		return s.busy.Render(presenceGlyph(state))
 	}
-	return s.offline.Render("○")
+	return s.offline.Render(presenceGlyph(state))
 }
 
 // fit truncates s (which may hold styles) to w cells and pads it to w.

@@ -88,3 +88,16 @@ func TestViewWideText(t *testing.T) {
 		}
 	}
 }
+
+// The help shows every key and command at the smallest size, 80×24.
+func TestHelpFits80x24(t *testing.T) {
+	h := newHarness(t, newFake(), 80, 24)
+	_, _, body := h.m.layout()
+	if len(helpText) > body {
+		t.Errorf("the help has %d lines, the screen's body %d", len(helpText), body)
+	}
+	h.keys("f1")
+	if s := h.plain(); !strings.Contains(s, "/file /accept /decline") {
+		t.Errorf("the help's last line is cut off at 80×24:\n%s", s)
+	}
+}

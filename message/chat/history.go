@@ -13,16 +13,16 @@ import (
 
 // Query selects stored messages.
 type Query struct {
-	Peer  string // a name, id or id prefix, or a room ("#general"); "" for every conversation
-	Limit int    // newest N; 0 means DefaultHistoryLimit
-	Since time.Time
-	// Before, a message id of Peer's conversation, keeps the messages
-	// shown before it (store.Query.Before).
-	Before string
+	Peer   string // a name, id or id prefix, or a room ("#general"); "" for every conversation
+	Limit  int    // newest N; 0 means DefaultHistoryLimit
+	Since  time.Time
 	Search string
 	// MarkRead marks the received messages returned as read (a person
 	// will see them) and queues read receipts to their authors.
 	MarkRead bool
+	// Before, a message id of Peer's conversation, keeps the messages
+	// shown before it (store.Query.Before).
+	Before string
 }
 
 // DefaultHistoryLimit is how many messages History returns without a Limit.

@@ -165,17 +165,17 @@ func (r SendReply) Delivered() bool { return r.State == "delivered" || r.State =
 
 // HistoryQuery selects stored messages (GET /v1/history).
 type HistoryQuery struct {
-	Peer  string    // a name, id or id prefix, or a room ("#general"); "" for every conversation
-	Limit int       // newest N; 0 means DefaultHistoryLimit
-	Since time.Time // only messages after this
+	Peer   string    // a name, id or id prefix, or a room ("#general"); "" for every conversation
+	Limit  int       // newest N; 0 means DefaultHistoryLimit
+	Since  time.Time // only messages after this
+	Search string    // full-text search, words matched whole
+	// MarkRead marks the received messages returned as read and sends
+	// their authors read receipts: set it when a person will see them.
+	MarkRead bool
 	// Before, the id of a message of Peer's conversation, keeps only the
 	// messages shown before it: with Limit, the page older than the
 	// oldest one a reader holds. It needs Peer and no Search.
 	Before string
-	Search string // full-text search, words matched whole
-	// MarkRead marks the received messages returned as read and sends
-	// their authors read receipts: set it when a person will see them.
-	MarkRead bool
 }
 
 // MaxBeforeLen bounds HistoryQuery.Before: message ids are far shorter.

@@ -313,12 +313,13 @@ func (m *Model) command(line string) (tea.Cmd, bool) {
 			}
 			room = m.cur
 		}
+		self := m.self.ID // the command runs beside Update: nothing of m but the API
 		return m.call(func(ctx context.Context) tea.Msg {
 			ms, err := m.api.RoomMembers(ctx, room)
 			if err != nil {
 				return noticeMsg{room + ": " + clean(err.Error())}
 			}
-			return noticeMsg{m.describeMembers(room, ms)}
+			return noticeMsg{describeMembers(room, self, ms)}
 		}), true
 	case "/status":
 		state, text, _ := strings.Cut(rest, " ")
@@ -355,7 +356,7 @@ func (m *Model) command(line string) (tea.Cmd, bool) {
 
 // describeMembers lists a room's members for the status line, those
 // online first, each with a presence glyph that needs no colour.
-func (m *Model) describeMembers(room string, ms []api.RoomMember) string {
+func describeMembers(room, self string, ms []api.RoomMember) string {
 	slices.SortStableFunc(ms, func(a, b api.RoomMember) int {
 		switch {
 		case a.Online == b.Online:
@@ -368,7 +369,7 @@ func (m *Model) describeMembers(room string, ms []api.RoomMember) string {
 	parts := make([]string, 0, len(ms))
 	for _, r := range ms {
 		name := clean(r.Name)
-		if r.ID == m.self.ID {
+		if r.ID == self {
 			name += " (you)"
 		}
 		parts = append(parts, presenceGlyph(r.State)+" "+name)

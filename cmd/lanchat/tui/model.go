@@ -177,9 +177,9 @@ func (m *Model) Init() tea.Cmd { return tea.RequestBackgroundColor }
 
 // call runs f against the API with the call timeout, as a command.
 func (m *Model) call(f func(ctx context.Context) tea.Msg) tea.Cmd {
-	a := m.opts.CallTimeout
+	timeout := m.opts.CallTimeout
 	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), a)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		return f(ctx)
 	}

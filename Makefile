@@ -14,9 +14,11 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/lanchat
 
-# A node in the foreground on the embedded defaults; Ctrl-C leaves cleanly.
+# On a terminal, the chat UI on a node of its own (or attached to the one
+# running); otherwise a node in the foreground printing events (lanchat
+# run). Either way Ctrl-C (in the UI: on an empty line) leaves cleanly.
 run: build
-	./$(BIN) run $(ARGS)
+	@if [ -t 0 ] && [ -t 1 ]; then ./$(BIN) ui $(ARGS); else ./$(BIN) run $(ARGS); fi
 
 # Everything CI checks: formatting, vet, and every test (unit and
 # end-to-end on network namespaces) under the race detector.
@@ -43,6 +45,9 @@ bench:
 	$(GO) test -run '^$$' -bench 'AddReceived' -benchtime 30000x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench 'PairCPU' -benchtime 30000x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench 'Size100k|Outbox10000|History1M' -benchtime 1x -count 1 -timeout 30m ./message/store/
+	$(GO) test -run '^$$' -bench 'Conversation100k' -benchtime 200x -count 1 ./message/store/
+	$(GO) test -run '^$$' -bench '100k' -benchtime 20x -count 1 ./cmd/lanchat/tui/
+	$(GO) test -run '^$$' -bench 'Idle' -benchtime 1x -count 1 ./cmd/lanchat/tui/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # A short run of every fuzzer (longer: make fuzz FUZZTIME=5m).

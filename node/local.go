@@ -8,6 +8,7 @@ import (
 
 	"lanchat/mesh"
 	"lanchat/message/chat"
+	"lanchat/message/store"
 	"lanchat/node/api"
 )
 
@@ -122,9 +123,15 @@ func history(ctx context.Context, svc *chat.Service, q api.HistoryQuery) ([]api.
 	if q.Limit < 0 || q.Limit > api.MaxHistoryLimit {
 		return nil, api.Errorf(api.CodeInvalid, fmt.Sprintf("limit %d: want 1 to %d", q.Limit, api.MaxHistoryLimit))
 	}
+	if err := q.CheckBefore(); err != nil {
+		return nil, err
+	}
 	es, err := svc.History(ctx, chat.Query{
-		Peer: strings.TrimSpace(q.Peer), Limit: q.Limit, Since: q.Since, Search: q.Search, MarkRead: q.MarkRead,
+		Peer: strings.TrimSpace(q.Peer), Limit: q.Limit, Since: q.Since, Before: q.Before, Search: q.Search, MarkRead: q.MarkRead,
 	})
+	if q.Before != "" && errors.Is(err, store.ErrNotFound) {
+		return nil, api.Errorf(api.CodeNotFound, err.Error())
+	}
 	if err != nil {
 		return nil, apiError(err)
 	}

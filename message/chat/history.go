@@ -20,6 +20,9 @@ type Query struct {
 	// MarkRead marks the received messages returned as read (a person
 	// will see them) and queues read receipts to their authors.
 	MarkRead bool
+	// Before, a message id of Peer's conversation, keeps the messages
+	// shown before it (store.Query.Before).
+	Before string
 }
 
 // DefaultHistoryLimit is how many messages History returns without a Limit.
@@ -79,7 +82,7 @@ func (s *Service) History(ctx context.Context, q Query) ([]Entry, error) {
 			since = time.Unix(0, cut)
 		}
 	}
-	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: since, Search: q.Search, Kinds: kinds})
+	recs, err := s.st.History(ctx, store.Query{Peer: peer, Room: room, Limit: limit, Since: since, Before: q.Before, Search: q.Search, Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}

@@ -91,6 +91,13 @@ type Query struct {
 	// Kinds lists the message kinds to return; nil means only
 	// message.KindText.
 	Kinds []string
+	// Before, a message id of Peer's or Room's conversation, keeps only
+	// the messages shown before it: with Limit, the page of history older
+	// than what a reader holds. If two messages there share the id (a
+	// peer may reuse another author's), the newer is the bound, so
+	// nothing is skipped. An id not in the conversation is ErrNotFound.
+	// It needs Peer or Room and no Search.
+	Before string
 }
 
 // History returns the messages q selects, oldest first, in the order
@@ -107,6 +114,8 @@ func (s *Store) History(ctx context.Context, q Query) ([]Record, error) {
 		err  error
 	)
 	switch {
+	case q.Before != "" && (q.Search != "" || (q.Room == "" && q.Peer == "")):
+		return nil, fmt.Errorf("history: a bound (before) needs one conversation and no search")
 	case q.Search == "" && q.Room != "":
 		recs, err = s.roomHistory(ctx, q)
 	case q.Search == "" && q.Peer != "":
@@ -139,6 +148,27 @@ func (s *Store) indexedHistory(ctx context.Context, q Query, index, where string
 	if !q.Since.IsZero() {
 		where += " AND wall >= ?"
 		args = append(args, sinceNanos(q.Since))
+	}
+	if q.Before != "" {
+		var (
+			wall, logical int64
+			author, id    string
+		)
+		// Found through the (id, author) index: the conversation's own
+		// would walk it down from the newest to the id.
+		err := s.rdb.QueryRowContext(ctx, "SELECT wall, logical, author, id FROM messages INDEXED BY sqlite_autoindex_messages_1"+
+			" WHERE id = ? AND "+where+" ORDER BY "+orderByDesc+" LIMIT 1", append([]any{q.Before}, args...)...).Scan(&wall, &logical, &author, &id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("before %q: %w in this conversation", q.Before, ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Row values compare in conversation order (orderBy); the plain
+		// bound on wall is what lets the index seek there instead of
+		// walking down from the newest.
+		where += " AND wall <= ? AND (wall, logical, author, id) < (?, ?, ?, ?)"
+		args = append(args, wall, wall, logical, author, id)
 	}
 	limit := -1
 	if q.Limit > 0 {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -198,6 +199,29 @@ type HistoryQuery struct {
 	// MarkRead marks the received messages returned as read and sends
 	// their authors read receipts: set it when a person will see them.
 	MarkRead bool
+	// Before, the id of a message of Peer's conversation, keeps only the
+	// messages shown before it: with Limit, the page older than the
+	// oldest one a reader holds. It needs Peer and no Search.
+	Before string
+}
+
+// MaxBeforeLen bounds HistoryQuery.Before: message ids are far shorter.
+const MaxBeforeLen = 128
+
+// CheckBefore refuses a Before that cannot name a message of one
+// conversation: too long, or without Peer, or with Search.
+func (q HistoryQuery) CheckBefore() error {
+	switch {
+	case q.Before == "":
+		return nil
+	case len(q.Before) > MaxBeforeLen:
+		return Errorf(CodeInvalid, fmt.Sprintf("before: %d bytes, at most %d", len(q.Before), MaxBeforeLen))
+	case q.Peer == "":
+		return Errorf(CodeInvalid, "before needs peer: it pages one conversation")
+	case q.Search != "":
+		return Errorf(CodeInvalid, "before does not go with search")
+	}
+	return nil
 }
 
 // DefaultHistoryLimit is how many messages History returns without a

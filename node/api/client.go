@@ -125,6 +125,9 @@ func (c *Client) History(ctx context.Context, hq HistoryQuery) ([]HistoryEntry, 
 	if !hq.Since.IsZero() {
 		q.Set("since", hq.Since.Format(time.RFC3339Nano))
 	}
+	if hq.Before != "" {
+		q.Set("before", hq.Before)
+	}
 	if hq.Search != "" {
 		q.Set("search", hq.Search)
 	}

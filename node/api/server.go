@@ -113,7 +113,7 @@ var routes = []route{
 }
 
 var (
-	historyParams = []string{"peer", "limit", "since", "search", "mark_read"}
+	historyParams = []string{"peer", "limit", "since", "before", "search", "mark_read"}
 	membersParams = []string{"room"}
 	doctorParams  = []string{"peer"}
 )
@@ -592,7 +592,10 @@ func parseHistoryQuery(raw string) (HistoryQuery, error) {
 	if err != nil {
 		return HistoryQuery{}, Errorf(CodeInvalid, "query string: "+err.Error())
 	}
-	q := HistoryQuery{Peer: vals.Get("peer"), Search: vals.Get("search")}
+	q := HistoryQuery{Peer: vals.Get("peer"), Search: vals.Get("search"), Before: vals.Get("before")}
+	if err := q.CheckBefore(); err != nil {
+		return HistoryQuery{}, err
+	}
 	if v := vals.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxHistoryLimit {

@@ -91,7 +91,7 @@ type command struct {
 	flags   func(fs *pflag.FlagSet) func(e *env, args []string) int
 }
 
-var commands = []command{runCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd, roomsCmd, joinCmd, leaveCmd, contactsCmd, trustCmd, untrustCmd, keygenCmd, doctorCmd, retentionCmd}
+var commands = []command{runCmd, uiCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd, roomsCmd, joinCmd, leaveCmd, contactsCmd, trustCmd, untrustCmd, keygenCmd, doctorCmd, retentionCmd}
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -101,7 +101,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			usage(stdout)
 			return exitOK
 		}
-		name = "run" // a bare `lanchat` starts your node
+		// A bare `lanchat` opens the UI on a terminal, and otherwise runs
+		// the node printing lines, as `run` does (a service, a pipe).
+		name = "run"
+		if isTerminal(stdin, stdout) {
+			name = "ui"
+		}
 	}
 	if name == "help" {
 		usage(stdout)

@@ -5,80 +5,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"lanchat/internal/termtext"
 	"lanchat/node/api"
 )
 
-// Everything a peer says reaches the terminal through these: names,
-// status texts and messages can carry ANSI escapes (which would drive the
-// terminal), bidi overrides (which reorder what a person reads, so "gpj.exe"
-// passes for "exe.jpg") and other invisible characters. They are shown as
-// visible escapes instead, never raw.
+// Everything a peer says reaches the terminal through these (package
+// termtext): names, status texts and messages are shown with their
+// escapes, bidi overrides and invisible characters as visible escapes.
 
-// invisible reports runes that must not reach a terminal raw.
-func invisible(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
-		unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) || r == utf8.RuneError
-}
-
-func escapeRune(b *strings.Builder, r rune) {
-	switch {
-	case r == utf8.RuneError:
-		b.WriteRune('\uFFFD')
-	case r < 0x80:
-		fmt.Fprintf(b, `\x%02x`, r)
-	case r <= 0xFFFF:
-		fmt.Fprintf(b, `\u%04x`, r)
-	default:
-		fmt.Fprintf(b, `\U%08x`, r)
-	}
-}
+func invisible(r rune) bool { return termtext.Invisible(r) }
 
 // cleanLine makes s safe to print on one line.
-func cleanLine(s string) string {
-	if !needsCleaning(s, false) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if invisible(r) {
-			escapeRune(&b, r)
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+func cleanLine(s string) string { return termtext.Line(s) }
 
 // cleanLines is cleanLine but keeps line breaks, indenting the lines after
 // the first so a message cannot pass its second line off as another event.
-func cleanLines(s string) string {
-	if !needsCleaning(s, true) {
-		return s
-	}
-	var b strings.Builder
-	for i, line := range strings.Split(s, "\n") {
-		if i > 0 {
-			b.WriteString("\n    ")
-		}
-		line = strings.ReplaceAll(line, "\t", "    ")
-		b.WriteString(cleanLine(line))
-	}
-	return b.String()
-}
-
-func needsCleaning(s string, multiline bool) bool {
-	for _, r := range s {
-		if invisible(r) {
-			return true
-		}
-	}
-	return false
-}
+func cleanLines(s string) string { return termtext.Lines(s) }
 
 // writeJSON writes v as one line of JSON. encoding/json already escapes
 // control characters; this also escapes format characters (bidi

@@ -292,6 +292,7 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 			m.peers[v.Peer.ID] = p
 		}
 		p.Name, p.State, p.StatusText, p.Addr, p.Verified = v.Peer.Name, v.State, v.StatusText, v.Addr, v.Verified
+		p.Trusted, p.Warning = v.Peer.Trusted, v.Peer.Warning
 		m.conv(v.Peer.ID)
 	case api.Message:
 		return m.message(v)
@@ -784,6 +785,9 @@ func (m *Model) header() string {
 		if p.StatusText != "" {
 			info += m.st.dim.Render(" — " + clean(p.StatusText))
 		}
+		if p.Warning != "" {
+			info += m.st.notice.Render("  ! " + clean(p.Warning))
+		}
 	}
 	more := ""
 	if c.scroll > 0 {
@@ -864,6 +868,9 @@ func (m *Model) sidebarLines(w, h int) []string {
 		} else {
 			p := m.peers[k]
 			head = num + " " + m.st.dot(p.State) + " " + clean(p.Name)
+			if p.Warning != "" {
+				head += " " + m.st.badge.Render("!") // not the contact it claims to be: the status line says why
+			}
 		}
 		nameW := w - ansi.StringWidth(badge)
 		line := fit(head, nameW) + badge

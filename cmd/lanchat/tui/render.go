@@ -86,6 +86,10 @@ func (m *Model) entryLines(e *entry, w int) []string {
 	if name == "" {
 		name = short(e.fromID)
 	}
+	if e.fromWarn != "" {
+		// Never a name that is not who it claims, shown bare.
+		name += " [!" + clean(e.fromWarn) + "]"
+	}
 	var lines []string
 	if e.kind != "text" {
 		verb := "joined"

@@ -39,6 +39,7 @@ type entry struct {
 	id       string
 	fromID   string
 	fromName string
+	fromWarn string // the node's warning about fromName on fromID (trust)
 	text     string
 	t        time.Time
 	outgoing bool
@@ -66,7 +67,7 @@ func entryOf(h api.HistoryEntry, self string) *entry {
 		kind = "text"
 	}
 	return &entry{
-		id: h.ID, fromID: h.From.ID, fromName: h.From.Name, text: h.Text, t: h.Time,
+		id: h.ID, fromID: h.From.ID, fromName: h.From.Name, fromWarn: h.From.Warning, text: h.Text, t: h.Time,
 		outgoing: h.Outgoing, state: h.State, kind: kind, room: h.Room,
 		mentions: slices.Contains(h.Mentions, self),
 	}
@@ -78,7 +79,7 @@ func entryOfMessage(m api.Message, self string) *entry {
 		state = "delivered"
 	}
 	return &entry{
-		id: m.ID, fromID: m.From.ID, fromName: m.From.Name, text: m.Text, t: m.Time,
+		id: m.ID, fromID: m.From.ID, fromName: m.From.Name, fromWarn: m.From.Warning, text: m.Text, t: m.Time,
 		outgoing: m.Outgoing, state: state, kind: "text", room: m.Room,
 		mentions: slices.Contains(m.Mentions, self),
 	}

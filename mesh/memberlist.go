@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -21,12 +22,8 @@ func (m *Mesh) Listen() error {
 	tlsPort := uint16(ln.Addr().(*net.TCPAddr).Port)
 	m.mu.Lock()
 	m.meta.TLSPort = tlsPort
-	m.metaBytes, err = m.meta.Encode()
+	m.metaBytes = nil // signed with the gossip port, once memberlist has one
 	m.mu.Unlock()
-	if err != nil {
-		ln.Close()
-		return err
-	}
 	port := m.cfg.GossipPort
 	if err := probeGossipPort(m.cfg.BindAddr, port); err != nil {
 		if !m.cfg.PortFallback || !isAddrInUse(err) {
@@ -72,8 +69,9 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c.AdvertisePort = port
 	c.ProtocolVersion = memberlist.ProtocolVersionMax
 	c.Delegate = &delegate{m: m}
-	c.Events = &eventDelegate{q: m.q}
-	c.Alive = &aliveDelegate{self: m.member}
+	c.Events = &eventDelegate{q: m.q, g: m.gate}
+	c.Alive = &aliveDelegate{g: m.gate}
+	c.Merge = &mergeDelegate{g: m.gate}
 	c.Conflict = &conflictDelegate{log: m.log}
 	c.LogOutput = &logWriter{log: m.log}
 	c.DeadNodeReclaimTime = time.Second
@@ -101,7 +99,32 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	if m.cfg.Tune != nil {
 		m.cfg.Tune(c)
 	}
+	m.mu.Lock()
+	m.mlConf = c
+	m.mu.Unlock()
 	return memberlist.Create(c)
+}
+
+// signedMeta is this run's metadata, signed for the address memberlist
+// advertises. It is signed on first use after a change, because the
+// gossip port is known only once memberlist is being created (it asks
+// for the metadata before Create returns).
+func (m *Mesh) signedMeta() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.metaBytes == nil {
+		if m.mlConf == nil {
+			return nil
+		}
+		m.meta.Gossip = netip.AddrPortFrom(m.cfg.AdvertiseAddr.Unmap(), uint16(m.mlConf.AdvertisePort))
+		b, err := m.meta.Sign(m.member, m.cfg.Identity.Key)
+		if err != nil {
+			m.log.Error("cannot sign this node's metadata", "err", err)
+			return nil
+		}
+		m.metaBytes = b
+	}
+	return bytes.Clone(m.metaBytes)
 }
 
 // probeGossipPort binds port on TCP and UDP, as memberlist will, and lets

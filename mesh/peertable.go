@@ -28,8 +28,14 @@ type peerTable struct {
 type entry struct {
 	Peer
 	member      string // memberlist name of the run we follow
-	alive       bool   // memberlist counts that run as a live member
+	alive       bool   // memberlist counts that run as a live member, or a handshake still reaches it (held)
 	verifyTries int    // failed verification dials since Verified was last reset
+	seq         uint32 // the run's metadata sequence number
+	// checking: gossip said the verified run died and a handshake is
+	// asking it; held: the handshake answered, so it stays online here
+	// while memberlist calls it dead (a forged dead message), until
+	// memberlist takes it back or a handshake fails.
+	checking, held bool
 }
 
 // maxVerifyTries bounds the verification dials of one run at one address,
@@ -56,6 +62,9 @@ type applied struct {
 	verify  string // peer id whose key a handshake should now check
 	relay   string // run whose leave intent was heard for the first time: gossip it on
 	refused error  // why the news was ignored, worth a log line
+	check   string // peer id whose verified run gossip called dead: ask it by handshake
+	held    string // peer id now held online against gossip: rejoin it to memberlist
+	unheld  string // peer id memberlist took back, or that left: stop rejoining it
 }
 
 // apply takes one piece of news about a member, as memberlist or a
@@ -67,13 +76,16 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 	}
 	e := t.peers[id]
 	switch ev.kind {
-	case evJoin, evUpdate:
+	case evJoin, evUpdate, evMeta:
 		meta, err := DecodeMeta(ev.meta)
 		if err != nil {
 			return applied{refused: fmt.Errorf("peer %s: %w", ShortID(id), err)}
 		}
+		var r applied
 		change := Updated
 		switch {
+		case ev.kind == evMeta && (e == nil || e.member != ev.name || !e.alive):
+			return applied{} // newer words of a run memberlist does not hold
 		case e == nil:
 			e = &entry{Peer: Peer{ID: id}}
 			t.peers[id] = e
@@ -82,11 +94,22 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 			if e.alive && e.Started > meta.Started {
 				return applied{} // an older run of the peer, still dying
 			}
+			if e.held || e.checking {
+				r.unheld = id
+			}
+			e.held, e.checking = false, false
 			change = Returned
+		case e.alive && meta.Seq < e.seq:
+			return applied{} // older words of the run than we have
 		case !e.alive:
 			change = Returned
 		case e.Name == meta.Name && e.State == meta.State && e.Status == meta.Status && e.Addr == ev.addr && e.GossipPort == ev.port && e.TLSPort == meta.TLSPort:
 			change = "" // nothing a person would notice
+		}
+		if ev.kind == evJoin && e.member == ev.name && (e.held || e.checking) {
+			// memberlist has the run back: its failure detector takes over.
+			e.held, e.checking = false, false
+			r.unheld = id
 		}
 		// A handshake proved the key of one run at one address; news of
 		// another run, or of the same run elsewhere, is a claim again.
@@ -99,10 +122,10 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		}
 		e.member = ev.name
 		e.alive = true
+		e.seq = meta.Seq
 		e.Name, e.State, e.Status = meta.Name, meta.State, meta.Status
 		e.Addr, e.GossipPort, e.TLSPort, e.Started = ev.addr, ev.port, meta.TLSPort, meta.Started
 		e.LastSeen = now
-		var r applied
 		if !e.Verified {
 			r.verify = id
 		}
@@ -114,15 +137,34 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		if e == nil || e.member != ev.name || !e.alive {
 			return applied{}
 		}
-		e.alive = false
-		e.LastSeen = now
-		t.live--
-		change := Lost
-		e.State = Offline
-		if _, ok := t.leaving[ev.name]; ok {
-			change, e.State = Departed, Left
+		if _, left := t.leaving[ev.name]; !left && e.Verified && !e.held {
+			// Gossip is not authenticated: a forged dead message can
+			// kill a live member in every memberlist. A verified run is
+			// asked by handshake before it is shown offline.
+			e.checking = true
+			return applied{check: id}
 		}
-		return applied{event: &Event{Change: change, Peer: e.Peer}}
+		return t.lose(e, now)
+	case evChecked:
+		if e == nil || e.member != ev.name || !e.alive || !e.checking && !e.held {
+			return applied{}
+		}
+		if ev.ok && netip.AddrPortFrom(e.Addr, e.TLSPort) == ev.at {
+			e.LastSeen = now
+			if e.checking {
+				e.checking, e.held = false, true
+				return applied{held: id}
+			}
+			return applied{}
+		}
+		r := t.lose(e, now)
+		r.unheld = id
+		return r
+	case evForget:
+		if e != nil && !e.alive {
+			delete(t.peers, id)
+		}
+		return applied{}
 	case evIntent:
 		if _, seen := t.leaving[ev.name]; seen {
 			return applied{}
@@ -130,9 +172,14 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		t.leaving[ev.name] = now
 		t.pruneLeaving(now)
 		r := applied{relay: ev.name}
-		// The goodbye may arrive after failure detection already called
-		// the peer lost: it left after all.
-		if e != nil && e.member == ev.name && !e.alive && e.State == Offline {
+		switch {
+		case e != nil && e.member == ev.name && e.alive && (e.held || e.checking):
+			// memberlist already calls it dead; it left after all.
+			lost := t.lose(e, now)
+			r.event, r.unheld = lost.event, id
+		case e != nil && e.member == ev.name && !e.alive && e.State == Offline:
+			// The goodbye may arrive after failure detection already
+			// called the peer lost: it left after all.
 			e.State = Left
 			r.event = &Event{Change: Departed, Peer: e.Peer}
 		}
@@ -141,6 +188,37 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		return applied{event: t.markVerified(ev.name, ev.at, now)}
 	}
 	return applied{}
+}
+
+// lose marks the run of e gone: left if it said goodbye, else lost.
+func (t *peerTable) lose(e *entry, now time.Time) applied {
+	e.alive, e.held, e.checking = false, false, false
+	e.LastSeen = now
+	t.live--
+	change := Lost
+	e.State = Offline
+	if _, ok := t.leaving[e.member]; ok {
+		change, e.State = Departed, Left
+	}
+	return applied{event: &Event{Change: change, Peer: e.Peer}}
+}
+
+// heldRuns lists the runs held online against gossip, and the runs being
+// checked, with the TLS address to ask.
+func (t *peerTable) heldRuns() []heldRun {
+	var out []heldRun
+	for _, e := range t.peers {
+		if e.alive && (e.held || e.checking) {
+			out = append(out, heldRun{id: e.ID, member: e.member, at: netip.AddrPortFrom(e.Addr, e.TLSPort)})
+		}
+	}
+	return out
+}
+
+// heldRun is a run to ask by handshake whether it is still there.
+type heldRun struct {
+	id, member string
+	at         netip.AddrPort
 }
 
 // markVerified records that a handshake at addr proved the key of the run

@@ -48,6 +48,12 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 		if !due {
 			continue
 		}
+		if !m.dials.allow(addr.Addr()) {
+			// Not a failed try: the address is dialled too often (many
+			// members name it). Ask again later.
+			retries = append(retries, retry{id: id, due: time.Now().Add(verifyRetryDelay)})
+			continue
+		}
 		s, err := m.dialer.DialAddr(ctx, addr.String(), id, ALPNPing)
 		if err == nil {
 			s.Close()

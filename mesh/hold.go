@@ -1,0 +1,102 @@
+package mesh
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Gossip is not authenticated without a network key, so one forged dead
+// message makes every memberlist call a live member dead, and its
+// refutation cannot beat an incarnation of 2³²−1 (it wraps to 0). This
+// node does not take gossip's word against what it can check itself: a
+// verified run that gossip calls dead is asked by a TLS handshake expecting
+// its key (on the ping protocol) before it is shown offline. If it answers
+// it is held online, asked again every holdInterval, and dialled back into
+// memberlist by the reconnector (which can only succeed once memberlist has
+// forgotten the dead member, GossipToTheDeadTime later). A crashed peer
+// refuses the handshake at once, so a crash is still shown as soon as
+// memberlist notices it; an unplugged one after holdTimeout more.
+const (
+	holdInterval = time.Second
+	holdTimeout  = time.Second
+	holdDials    = 4 // handshakes at once
+)
+
+// queueCheck wakes holdLoop to ask a run gossip called dead. It never
+// blocks: the peer table remembers what is to be checked.
+func (m *Mesh) queueCheck(string) {
+	select {
+	case m.checkWake <- struct{}{}:
+	default:
+	}
+}
+
+// holdLoop asks, by handshake, the runs gossip called dead and those held
+// online against it; and pulls the membership again from a verified peer
+// when the gate refused members for a cap, once there is room again (the
+// refused ones are not gossiped again until they change).
+func (m *Mesh) holdLoop(ctx context.Context) {
+	tick := time.NewTicker(holdInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			m.repullIfRefused()
+		case <-m.checkWake:
+		}
+		m.mu.Lock()
+		runs := m.table.heldRuns()
+		m.mu.Unlock()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, holdDials)
+		for _, r := range runs {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				dctx, cancel := context.WithTimeout(ctx, holdTimeout)
+				s, err := m.dialer.DialAddr(dctx, r.at.String(), r.id, ALPNPing)
+				cancel()
+				if err == nil {
+					s.Close()
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				m.q.push(memberEvent{kind: evChecked, name: r.member, at: r.at, ok: err == nil})
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// repullIfRefused joins a random verified live peer (a push-pull of its
+// whole membership) when members were refused for a cap and the
+// unverified ones have fallen to half the cap.
+func (m *Mesh) repullIfRefused() {
+	refused, unverified := m.gate.takeRefused()
+	if !refused {
+		return
+	}
+	if unverified > m.cfg.MaxUnverified/2 {
+		m.gate.mu.Lock()
+		m.gate.refusedCap = true // not yet: ask again next tick
+		m.gate.mu.Unlock()
+		return
+	}
+	m.mu.Lock()
+	var picks []string
+	for _, e := range m.table.peers {
+		if e.alive && e.Verified && !e.held {
+			picks = append(picks, netip.AddrPortFrom(e.Addr, e.GossipPort).String())
+		}
+	}
+	m.mu.Unlock()
+	if len(picks) > 0 {
+		m.enqueueJoin(picks[rand.IntN(len(picks))])
+	}
+}

@@ -67,9 +67,9 @@ const (
 // subscribers hear of them in the order the peer table took them in.
 type memberEvent struct {
 	kind evKind
-	name string     // memberlist node name: the run
-	addr netip.Addr // gossip address
-	port uint16     // gossip port
+	name string         // memberlist node name: the run
+	addr netip.Addr     // gossip address
+	port uint16         // gossip port
 	meta []byte         // metadata; for evIntent the signed intent, to gossip on
 	at   netip.AddrPort // evVerified, evChecked: the TLS address that answered with the key
 	ok   bool           // evChecked: it answered
@@ -176,10 +176,19 @@ func (q *eventQueue) close() {
 // logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog
 // records. Its errors are mostly refusals of bad input from the network,
 // which is worth saying; the rest is debug chatter.
-type logWriter struct{ log *slog.Logger }
+//
+// It also tells refuted of memberlist's refutations, which it reports
+// nowhere else (see hold.go).
+type logWriter struct {
+	log     *slog.Logger
+	refuted func() // must not block: it runs under memberlist's lock
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
+	if w.refuted != nil && bytes.Contains(p, []byte("memberlist: Refuting a")) {
+		w.refuted()
+	}
 	level := slog.LevelDebug
 	for _, l := range []struct {
 		tag   string

@@ -19,7 +19,16 @@ import (
 // forgotten the dead member, GossipToTheDeadTime later). A crashed peer
 // refuses the handshake at once, so a crash is still shown as soon as
 // memberlist notices it; an unplugged one after holdTimeout more.
+//
+// The accused side: memberlist refutes by gossiping a higher incarnation,
+// which after an accusation at 2³²−1 is 0, and a member of incarnation 0
+// is never taken in, not even by a memberlist that has forgotten the dead
+// one. So after each refutation (memberlist says so only in its log) the
+// node announces itself once more (UpdateNode: incarnation 1 after a wrap),
+// at most once per refuteGap, and the others' reconnect dials then find it
+// joinable.
 const (
+	refuteGap    = 2 * time.Second
 	holdInterval = time.Second
 	holdTimeout  = time.Second
 	holdDials    = 4 // handshakes at once
@@ -41,6 +50,7 @@ func (m *Mesh) queueCheck(string) {
 func (m *Mesh) holdLoop(ctx context.Context) {
 	tick := time.NewTicker(holdInterval)
 	defer tick.Stop()
+	var lastBump time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,6 +58,25 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		case <-tick.C:
 			m.repullIfRefused()
 		case <-m.checkWake:
+		case <-m.refuteWake:
+			if time.Since(lastBump) < refuteGap {
+				// Too soon: look again at the next wake or tick.
+				time.AfterFunc(refuteGap, func() {
+					select {
+					case m.refuteWake <- struct{}{}:
+					default:
+					}
+				})
+				continue
+			}
+			lastBump = time.Now()
+			m.mu.Lock()
+			ml := m.ml
+			m.mu.Unlock()
+			if err := ml.UpdateNode(holdTimeout); err != nil {
+				m.log.Debug("re-announce after a refutation", "err", err)
+			}
+			continue
 		}
 		m.mu.Lock()
 		runs := m.table.heldRuns()

@@ -73,7 +73,12 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c.Alive = &aliveDelegate{g: m.gate}
 	c.Merge = &mergeDelegate{g: m.gate}
 	c.Conflict = &conflictDelegate{log: m.log}
-	c.LogOutput = &logWriter{log: m.log}
+	c.LogOutput = &logWriter{log: m.log, refuted: func() {
+		select {
+		case m.refuteWake <- struct{}{}:
+		default:
+		}
+	}}
 	c.DeadNodeReclaimTime = time.Second
 	c.GossipInterval = 100 * time.Millisecond
 	c.TCPTimeout = 3 * time.Second

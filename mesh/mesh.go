@@ -186,6 +186,7 @@ type Mesh struct {
 	verifyCh      chan string                      // peer ids whose key should be checked
 	reconnectWake chan struct{}                    // buffered 1: the reconnect schedule changed
 	checkWake     chan struct{}                    // buffered 1: a verified run is to be asked (hold.go)
+	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
 	once          sync.Once                        // makes Close idempotent
@@ -194,8 +195,8 @@ type Mesh struct {
 	meta      Meta
 	metaBytes []byte             // meta signed; nil until signedMeta signs it after a change
 	mlConf    *memberlist.Config // memberlist's, for the gossip port it advertises
-	table     peerTable    // read by anyone under mu; changed only by processEvents (and verify retries)
-	recon     *reconnector // lost peers to dial again; fed by processEvents, run by reconnectLoop
+	table     peerTable          // read by anyone under mu; changed only by processEvents (and verify retries)
+	recon     *reconnector       // lost peers to dial again; fed by processEvents, run by reconnectLoop
 	handlers  map[string]func(*Stream)
 	ml        *memberlist.Memberlist
 	ln        net.Listener
@@ -261,6 +262,7 @@ func New(cfg Config) (*Mesh, error) {
 		verifyCh:      make(chan string, 256),
 		reconnectWake: make(chan struct{}, 1),
 		checkWake:     make(chan struct{}, 1),
+		refuteWake:    make(chan struct{}, 1),
 		recon: newReconnector(reconnectConfig{
 			base: reconnectBaseDelay, maxDelay: reconnectMaxDelay, gap: cfg.ReconnectInterval,
 			horizon: cfg.ReconnectHorizon, maxInFlight: reconnectInFlight,
@@ -347,11 +349,13 @@ func (m *Mesh) Run(ctx context.Context) error {
 // closes every stream it accepted. It is idempotent.
 func (m *Mesh) Close() error {
 	m.once.Do(func() {
-		close(m.done)
+		// closed before done: Run, woken by done, must not say goodbye
+		// through a memberlist being shut down (Leave after Shutdown panics).
 		m.mu.Lock()
 		m.closed = true
 		ml, ln := m.ml, m.ln
 		m.mu.Unlock()
+		close(m.done)
 		if ln != nil {
 			ln.Close()
 		}

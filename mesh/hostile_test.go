@@ -252,19 +252,46 @@ func TestThousandForgedMembersAreBounded(t *testing.T) {
 		}
 	}
 	// A thousand members of fresh keys, each at its own loopback address
-	// where nothing answers.
-	var pkts [][]byte
+	// where nothing answers, sent again and again with a higher
+	// incarnation so that those found dead come back.
+	type sybil struct {
+		member string
+		at     netip.AddrPort
+		meta   []byte
+	}
+	var sybils []sybil
 	for i := range 1000 {
 		id := testIdentity(t)
 		member := runOf(id.ID, uint64(i+1))
 		at := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 9)
 		n := signedNode(t, id, member, Meta{Proto: ProtocolVersion, TLSPort: 9, Started: 1, Seq: 1, Name: fmt.Sprintf("sybil%d", i)}, at)
-		pkts = append(pkts, forgedAlive(1, member, at, n.Meta))
+		sybils = append(sybils, sybil{member, at, n.Meta})
 	}
-	for i := 0; i < len(pkts); i += 50 {
-		sendUDP(t, a.gossipAddr(), pkts[i:min(i+50, len(pkts))]...)
-		time.Sleep(5 * time.Millisecond) // a socket buffer's worth at a time
+	flood := func(inc uint32) {
+		for i := 0; i < len(sybils); i += 50 {
+			var pkts [][]byte
+			for _, s := range sybils[i:min(i+50, len(sybils))] {
+				pkts = append(pkts, forgedAlive(inc, s.member, s.at, s.meta))
+			}
+			sendUDP(t, a.gossipAddr(), pkts...)
+			time.Sleep(5 * time.Millisecond) // a socket buffer's worth at a time
+		}
 	}
+	flood(1)
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		for inc := uint32(2); ; inc++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			flood(inc)
+		}
+	}()
+	defer func() { close(stop); <-flooded }()
 	check := func() {
 		t.Helper()
 		peers, unverified := a.m.gate.counts()

@@ -315,3 +315,35 @@ func TestThousandForgedMembersAreBounded(t *testing.T) {
 	t.Logf("a crash seen by alice %v after it, among a flood of 1000 forged members", time.Since(start).Round(10*time.Millisecond))
 	check()
 }
+
+// TestReplayDoesNotReviveAPeerThatLeft: what a forged mDNS answer leads
+// to (a join of whatever address it names, whose state then replays the
+// peer's last words) must not bring back a peer that said goodbye.
+func TestReplayDoesNotReviveAPeerThatLeft(t *testing.T) {
+	tune := func(c *Config) {
+		prev := c.Tune
+		c.Tune = func(mc *memberlist.Config) {
+			prev(mc)
+			mc.GossipToTheDeadTime = 500 * time.Millisecond // memberlist forgets the run, so only the gate stands in the way
+		}
+	}
+	a := startNodeWith(t, t.TempDir(), "alice", tune)
+	b := startNodeWith(t, t.TempDir(), "bob", tune, a.gossipAddr())
+	waitFor(t, "bob verified", 5*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.Verified })
+	last, member, at := b.m.signedMeta(), b.m.member, b.m.meta.Gossip
+	b.stop()
+	waitFor(t, "bob left", 5*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.State == Left })
+	a.m.mu.Lock()
+	ml := a.m.ml
+	a.m.mu.Unlock()
+	time.Sleep(time.Second) // past GossipToTheDeadTime, and a probe round for memberlist to forget bob
+	a.m.AddCandidate(b.m.ID(), "127.0.0.1:9") // the forged answer's address: a hint, dialled and found empty
+	sendUDP(t, a.gossipAddr(), forgedAlive(math.MaxUint32, member, at, last))
+	sentinel(t, a)
+	if p, _ := a.peer(b.m.ID()); p.State != Left {
+		t.Fatalf("bob is %v after a replay of its last words", p.State)
+	}
+	if slices.ContainsFunc(ml.Members(), func(n *memberlist.Node) bool { return n.Name == member }) {
+		t.Fatal("memberlist took the run that left back in")
+	}
+}

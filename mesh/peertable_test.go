@@ -377,3 +377,106 @@ func TestPeerTableForgetsOldIntents(t *testing.T) {
 		t.Fatal("fresh intent forgotten")
 	}
 }
+
+func checkedEv(member string, addr netip.Addr, ok bool) memberEvent {
+	return memberEvent{kind: evChecked, name: member, at: netip.AddrPortFrom(addr, 7481), ok: ok}
+}
+
+// TestPeerTableHoldsAVerifiedRunGossipCallsDead: a forged dead message
+// must not take offline a peer a handshake still reaches.
+func TestPeerTableHoldsAVerifiedRunGossipCallsDead(t *testing.T) {
+	m := bobMeta(t, 100, nil)
+	now := time.Unix(1000, 0)
+	start := func() peerTable {
+		tb := newPeerTable(selfID)
+		tb.apply(joinEv(bob1, addr1, m), now)
+		tb.apply(verifiedEv(bob1, addr1, 7481), now)
+		return tb
+	}
+
+	tb := start()
+	if r := tb.apply(leaveEv(bob1), now); r.event != nil || r.check != bobID {
+		t.Fatalf("gossip's dead for a verified run: %+v, want a check and no event", r)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil || r.held != bobID {
+		t.Fatalf("the run answered: %+v, want it held and no event", r)
+	}
+	if !tb.peers[bobID].Online() || tb.live != 2 {
+		t.Fatalf("held bob: %+v, live %d", tb.peers[bobID].Peer, tb.live)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil {
+		t.Fatalf("held and still answering: %+v", r)
+	}
+	if r := tb.apply(joinEv(bob1, addr1, m), now); r.event != nil || r.unheld != bobID {
+		t.Fatalf("memberlist takes the run back: %+v, want unheld and no event", r)
+	}
+	if r := tb.apply(leaveEv(bob1), now); r.check != bobID {
+		t.Fatalf("a second dead is checked again: %+v", r)
+	}
+
+	// A held run that stops answering is lost; one that says goodbye left.
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(checkedEv(bob1, addr1, true), now)
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost || tb.live != 1 {
+		t.Fatalf("held run stopped answering: %+v", r)
+	}
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("a crash: %+v, want lost", r)
+	}
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(checkedEv(bob1, addr1, true), now)
+	if r := tb.apply(intentEv(bob1), now); r.event == nil || r.event.Change != Departed {
+		t.Fatalf("goodbye of a held run: %+v, want left", r)
+	}
+
+	// An unverified run is not asked: gossip is all there is to go by.
+	tb = newPeerTable(selfID)
+	tb.apply(joinEv(bob1, addr1, m), now)
+	if r := tb.apply(leaveEv(bob1), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("unverified run's death: %+v", r)
+	}
+	// An answer from another address proves nothing about this run.
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	if r := tb.apply(checkedEv(bob1, addr2, true), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("an answer from elsewhere: %+v", r)
+	}
+}
+
+func TestPeerTableTakesNewerMetaOnlyForTheLiveRun(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m1 := bobMeta(t, 100, nil)
+	m2 := bobMeta(t, 100, func(m *Meta) { m.Seq, m.State = 2, Away })
+	metaEv := func(member string, meta []byte) memberEvent {
+		ev := joinEv(member, addr1, meta)
+		ev.kind = evMeta
+		return ev
+	}
+	tb := newPeerTable(selfID)
+	if r := tb.apply(metaEv(bob1, m1), now); r.event != nil || len(tb.peers) != 0 {
+		t.Fatalf("evMeta of a run memberlist does not hold added %+v", r)
+	}
+	tb.apply(joinEv(bob1, addr1, m1), now)
+	if r := tb.apply(metaEv(bob1, m2), now); r.event == nil || r.event.Peer.State != Away {
+		t.Fatalf("newer metadata: %+v", r)
+	}
+	if r := tb.apply(updateEv(bob1, addr1, m1), now); r.event != nil || tb.peers[bobID].State != Away {
+		t.Fatalf("older metadata after newer: %+v, state %v", r, tb.peers[bobID].State)
+	}
+	if r := tb.apply(metaEv(bob2, m2), now); r.event != nil {
+		t.Fatalf("evMeta of another run: %+v", r)
+	}
+	tb.apply(memberEvent{kind: evForget, name: runOf(bobID, 0)}, now)
+	if _, ok := tb.peers[bobID]; !ok {
+		t.Fatal("a live peer was forgotten")
+	}
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(memberEvent{kind: evForget, name: runOf(bobID, 0)}, now)
+	if _, ok := tb.peers[bobID]; ok {
+		t.Fatal("an offline peer the gate forgot is still listed")
+	}
+}

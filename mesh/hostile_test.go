@@ -336,7 +336,7 @@ func TestReplayDoesNotReviveAPeerThatLeft(t *testing.T) {
 	a.m.mu.Lock()
 	ml := a.m.ml
 	a.m.mu.Unlock()
-	time.Sleep(time.Second) // past GossipToTheDeadTime, and a probe round for memberlist to forget bob
+	time.Sleep(time.Second)                   // past GossipToTheDeadTime, and a probe round for memberlist to forget bob
 	a.m.AddCandidate(b.m.ID(), "127.0.0.1:9") // the forged answer's address: a hint, dialled and found empty
 	sendUDP(t, a.gossipAddr(), forgedAlive(math.MaxUint32, member, at, last))
 	sentinel(t, a)

@@ -12,7 +12,7 @@ import (
 
 // ProtocolVersion is the lanchat wire protocol this build speaks. It is
 // carried in mDNS TXT records and in gossip metadata.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Limits on what a peer may say about itself. memberlist panics on metadata
 // over 512 bytes (MetaMaxSize), so Meta.Encode refuses anything larger long

@@ -36,6 +36,10 @@ type entry struct {
 	// while memberlist calls it dead (a forged dead message), until
 	// memberlist takes it back or a handshake fails.
 	checking, held bool
+	// returning: gossip says the verified run, lost, is alive again at
+	// the address it was verified at (a healed split, or a replay of its
+	// last words); a handshake decides before it is shown online.
+	returning *memberEvent
 }
 
 // maxVerifyTries bounds the verification dials of one run at one address,
@@ -70,6 +74,12 @@ type applied struct {
 // apply takes one piece of news about a member, as memberlist or a
 // handshake gave it, at time now.
 func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
+	return t.applyChecked(ev, now, false)
+}
+
+// applyChecked is apply; checked says a handshake has just confirmed a
+// returning run.
+func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) applied {
 	id, ok := splitMember(ev.name)
 	if !ok || id == t.self {
 		return applied{}
@@ -80,6 +90,12 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		meta, err := DecodeMeta(ev.meta)
 		if err != nil {
 			return applied{refused: fmt.Errorf("peer %s: %w", ShortID(id), err)}
+		}
+		if e != nil && e.member == ev.name && !e.alive && e.Verified && !checked && ev.kind != evMeta &&
+			e.Addr == ev.addr && e.TLSPort == meta.TLSPort && e.State == Offline {
+			pending := ev
+			e.returning = &pending
+			return applied{check: id}
 		}
 		var r applied
 		change := Updated
@@ -134,6 +150,10 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		}
 		return r
 	case evLeave:
+		if e != nil && e.member == ev.name && e.returning != nil {
+			e.returning = nil // gossip takes back its word; still offline
+			return applied{}
+		}
 		if e == nil || e.member != ev.name || !e.alive {
 			return applied{}
 		}
@@ -146,6 +166,14 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		}
 		return t.lose(e, now)
 	case evChecked:
+		if e != nil && e.member == ev.name && e.returning != nil {
+			if !ev.ok || netip.AddrPortFrom(e.Addr, e.TLSPort) != ev.at {
+				return applied{} // asked again at the next round, while gossip says alive
+			}
+			pending := *e.returning
+			e.returning = nil
+			return t.applyChecked(pending, now, true)
+		}
 		if e == nil || e.member != ev.name || !e.alive || !e.checking && !e.held {
 			return applied{}
 		}
@@ -180,7 +208,7 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		case e != nil && e.member == ev.name && !e.alive && e.State == Offline:
 			// The goodbye may arrive after failure detection already
 			// called the peer lost: it left after all.
-			e.State = Left
+			e.State, e.returning = Left, nil
 			r.event = &Event{Change: Departed, Peer: e.Peer}
 		}
 		return r
@@ -208,7 +236,7 @@ func (t *peerTable) lose(e *entry, now time.Time) applied {
 func (t *peerTable) heldRuns() []heldRun {
 	var out []heldRun
 	for _, e := range t.peers {
-		if e.alive && (e.held || e.checking) {
+		if e.alive && (e.held || e.checking) || !e.alive && e.returning != nil {
 			out = append(out, heldRun{id: e.ID, member: e.member, at: netip.AddrPortFrom(e.Addr, e.TLSPort)})
 		}
 	}

@@ -480,3 +480,44 @@ func TestPeerTableTakesNewerMetaOnlyForTheLiveRun(t *testing.T) {
 		t.Fatal("an offline peer the gate forgot is still listed")
 	}
 }
+
+// TestPeerTableAsksAVerifiedRunThatReturns: gossip saying a lost verified
+// run is back (a healed split, or anyone replaying its last words) is
+// checked by handshake before the peer is shown online and verified again.
+func TestPeerTableAsksAVerifiedRunThatReturns(t *testing.T) {
+	m := bobMeta(t, 100, nil)
+	now := time.Unix(1000, 0)
+	lost := func() peerTable {
+		tb := newPeerTable(selfID)
+		tb.apply(joinEv(bob1, addr1, m), now)
+		tb.apply(verifiedEv(bob1, addr1, 7481), now)
+		tb.apply(leaveEv(bob1), now)
+		if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+			t.Fatalf("setup: %+v", r)
+		}
+		return tb
+	}
+	tb := lost()
+	if r := tb.apply(joinEv(bob1, addr1, m), now); r.event != nil || r.check != bobID {
+		t.Fatalf("gossip says the run is back: %+v, want a check and no event", r)
+	}
+	if p := tb.peers[bobID]; p.Online() {
+		t.Fatal("shown online before the handshake")
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event != nil || tb.peers[bobID].Online() {
+		t.Fatalf("no answer: %+v", r)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event == nil || r.event.Change != Returned || !r.event.Peer.Verified || !r.event.Peer.Online() {
+		t.Fatalf("the run answered: %+v, want returned, verified", r)
+	}
+
+	// A replay that memberlist then finds dead changes nothing.
+	tb = lost()
+	tb.apply(joinEv(bob1, addr1, m), now)
+	if r := tb.apply(leaveEv(bob1), now); r.event != nil || tb.peers[bobID].returning != nil || tb.live != 1 {
+		t.Fatalf("replay found dead: %+v, live %d", r, tb.live)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil {
+		t.Fatalf("a late answer after gossip took it back: %+v", r)
+	}
+}

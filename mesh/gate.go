@@ -385,7 +385,9 @@ func (g *gate) checkMerge(peers []*memberlist.Node) error {
 			return fmt.Errorf("not a lanchat node name: %q", n.Name)
 		}
 		if id == g.selfID {
-			return errors.New("a member claims this node's id")
+			// An earlier run of ours, still in others' lists: admit
+			// refuses it alone, as it would a forgery of our id.
+			continue
 		}
 		meta, err := VerifyMeta(n.Name, n.Meta)
 		if err != nil {

@@ -133,7 +133,7 @@ func TestGateRefusesForgeries(t *testing.T) {
 	if err := f.g.checkMerge([]*memberlist.Node{good, signedNode(t, mallory, runOf(bob.ID, 3), testMeta(), at(1))}); err == nil {
 		t.Error("a join's state with a forged member was merged")
 	}
-	if err := f.g.checkMerge([]*memberlist.Node{good, {Name: runOf(selfID, 1)}}); err != nil {
+	if err := f.g.checkMerge([]*memberlist.Node{good, {Name: runOf(selfID, 1)}, {Name: runOf(selfID, 2)}}); err != nil {
 		t.Errorf("an honest state: %v", err)
 	}
 }

@@ -526,6 +526,9 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		if r.unheld != "" && (r.event == nil || r.event.Change != Lost) {
 			m.recon.found(r.unheld)
 		}
+		for _, id := range r.forgot {
+			m.recon.found(id)
+		}
 		m.mu.Unlock()
 		if ev.kind == evVerified && r.event != nil {
 			m.gate.verified(ev.name)
@@ -559,6 +562,12 @@ func (m *Mesh) scheduleReconnect(ev Event, now time.Time) {
 	p := ev.Peer
 	switch ev.Change {
 	case Lost:
+		if e := m.table.peers[p.ID]; e == nil || !e.everVerified {
+			// Never proven to be anyone: its address is a stranger's
+			// word, not worth dialling for days. Discovery and the
+			// others' gossip bring an honest one back.
+			return
+		}
 		m.recon.lost(p.ID, netip.AddrPortFrom(p.Addr, p.GossipPort).String(), netip.AddrPortFrom(p.Addr, p.TLSPort), now)
 	case Joined, Returned, Departed:
 		m.recon.found(p.ID)

@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +28,11 @@ type peerTable struct {
 // entry is one peer and the run of it the table follows.
 type entry struct {
 	Peer
-	member      string // memberlist name of the run we follow
-	alive       bool   // memberlist counts that run as a live member, or a handshake still reaches it (held)
-	verifyTries int    // failed verification dials since Verified was last reset
-	seq         uint32 // the run's metadata sequence number
+	member       string // memberlist name of the run we follow
+	alive        bool   // memberlist counts that run as a live member, or a handshake still reaches it (held)
+	verifyTries  int    // failed verification dials since Verified was last reset
+	seq          uint32 // the run's metadata sequence number
+	everVerified bool   // some run of it was verified once
 	// checking: gossip said the verified run died and a handshake is
 	// asking it; held: the handshake answered, so it stays online here
 	// while memberlist calls it dead (a forged dead message), until
@@ -62,13 +64,14 @@ func newPeerTable(self string) peerTable {
 
 // applied is what one piece of news did to the table.
 type applied struct {
-	event   *Event // for subscribers; nil when nothing a person would notice changed
-	verify  string // peer id whose key a handshake should now check
-	relay   string // run whose leave intent was heard for the first time: gossip it on
-	refused error  // why the news was ignored, worth a log line
-	check   string // peer id whose verified run gossip called dead: ask it by handshake
-	held    string // peer id now held online against gossip: rejoin it to memberlist
-	unheld  string // peer id memberlist took back, or that left: stop rejoining it
+	event   *Event   // for subscribers; nil when nothing a person would notice changed
+	verify  string   // peer id whose key a handshake should now check
+	relay   string   // run whose leave intent was heard for the first time: gossip it on
+	refused error    // why the news was ignored, worth a log line
+	check   string   // peer id whose verified run gossip called dead: ask it by handshake
+	held    string   // peer id now held online against gossip: rejoin it to memberlist
+	unheld  string   // peer id memberlist took back, or that left: stop rejoining it
+	forgot  []string // peer ids dropped from the table: stop dialling them
 }
 
 // apply takes one piece of news about a member, as memberlist or a
@@ -191,6 +194,7 @@ func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) ap
 	case evForget:
 		if e != nil && !e.alive {
 			delete(t.peers, id)
+			return applied{forgot: []string{id}}
 		}
 		return applied{}
 	case evIntent:
@@ -218,6 +222,11 @@ func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) ap
 	return applied{}
 }
 
+// maxStrangersOffline is how many offline peers never verified the table
+// keeps: anyone can make members of fresh keys, which then die unanswered;
+// listing every one would drown the people in the list.
+const maxStrangersOffline = 16
+
 // lose marks the run of e gone: left if it said goodbye, else lost.
 func (t *peerTable) lose(e *entry, now time.Time) applied {
 	e.alive, e.held, e.checking = false, false, false
@@ -228,7 +237,32 @@ func (t *peerTable) lose(e *entry, now time.Time) applied {
 	if _, ok := t.leaving[e.member]; ok {
 		change, e.State = Departed, Left
 	}
-	return applied{event: &Event{Change: change, Peer: e.Peer}}
+	r := applied{event: &Event{Change: change, Peer: e.Peer}}
+	if !e.everVerified {
+		r.forgot = t.pruneStrangers()
+	}
+	return r
+}
+
+// pruneStrangers forgets the longest unheard-of offline peers never
+// verified beyond maxStrangersOffline, and says which.
+func (t *peerTable) pruneStrangers() []string {
+	var strangers []*entry
+	for _, e := range t.peers {
+		if !e.alive && !e.everVerified && e.returning == nil {
+			strangers = append(strangers, e)
+		}
+	}
+	if len(strangers) <= maxStrangersOffline {
+		return nil
+	}
+	slices.SortFunc(strangers, func(a, b *entry) int { return a.LastSeen.Compare(b.LastSeen) })
+	var out []string
+	for _, e := range strangers[:len(strangers)-maxStrangersOffline] {
+		delete(t.peers, e.ID)
+		out = append(out, e.ID)
+	}
+	return out
 }
 
 // heldRuns lists the runs held online against gossip, and the runs being
@@ -262,7 +296,7 @@ func (t *peerTable) markVerified(member string, addr netip.AddrPort, now time.Ti
 	if e == nil || e.member != member || !e.alive || e.Verified || netip.AddrPortFrom(e.Addr, e.TLSPort) != addr {
 		return nil
 	}
-	e.Verified = true
+	e.Verified, e.everVerified = true, true
 	e.LastSeen = now
 	return &Event{Change: Verified, Peer: e.Peer}
 }

@@ -521,3 +521,26 @@ func TestPeerTableAsksAVerifiedRunThatReturns(t *testing.T) {
 		t.Fatalf("a late answer after gossip took it back: %+v", r)
 	}
 }
+
+func TestPeerTableKeepsFewOfflineStrangers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tb := newPeerTable(selfID)
+	// bob was verified once; forty members of fresh keys never were.
+	tb.apply(joinEv(bob1, addr1, bobMeta(t, 100, nil)), now)
+	tb.apply(verifiedEv(bob1, addr1, 7481), now)
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(checkedEv(bob1, addr1, false), now)
+	var forgot int
+	for i := range 40 {
+		run := runOf(strings.Repeat(string(rune('C'+i%20)), IDLen-1)+string(rune('A'+i/20)), 1)
+		now = now.Add(time.Second)
+		tb.apply(joinEv(run, addr2, bobMeta(t, 100, nil)), now)
+		forgot += len(tb.apply(leaveEv(run), now).forgot)
+	}
+	if len(tb.peers) != 1+maxStrangersOffline || forgot != 40-maxStrangersOffline {
+		t.Fatalf("%d peers kept, %d forgotten, want bob and %d strangers", len(tb.peers), forgot, maxStrangersOffline)
+	}
+	if _, ok := tb.peers[bobID]; !ok {
+		t.Fatal("the peer verified once was forgotten")
+	}
+}

@@ -14,6 +14,23 @@
 // Departed). Each run of a peer (one start of its process) is verified
 // on its own.
 //
+// # Signed presence
+//
+// Gossip without a network key is not authenticated, so what a node says
+// of itself in its metadata is signed by its identity key, for its run's
+// member name, with the public key beside it (Meta.Sign, VerifyMeta), and
+// a gate behind memberlist's alive and merge delegates (gate.go) refuses,
+// before memberlist lists, probes or gossips a member: forgeries, our own
+// id, replays (a per-run Seq, start times, runs that said goodbye, all
+// signed; memberlist's incarnation is not, and decides nothing), and new
+// members past the caps (Config.MaxPeers, MaxUnverified, MaxPerAddr).
+// Goodbyes are signed too. What no delegate can refuse, a dead message,
+// is checked by handshake for verified peers before they are shown
+// offline, and they stay online while they answer (hold.go); a verified
+// peer gossip calls back from lost is likewise asked first. Dials to
+// addresses gossip or discovery named go through a token bucket per IP
+// (addrLimiter). SECURITY.md has the reasoning.
+//
 // # Reconnecting
 //
 // memberlist never contacts a dead member again, so the two sides of a

@@ -154,6 +154,15 @@ func (g *gate) admit(n *memberlist.Node) error {
 		}
 	}
 	if r == nil {
+		// Runs memberlist never took in (an alive at incarnation 0 is
+		// dropped after this check) are records too: bound them.
+		if len(g.runs) >= 2*g.lim.maxPeers {
+			g.pruneRuns(now)
+			if len(g.runs) >= 2*g.lim.maxPeers {
+				g.refusedCap = true
+				return fmt.Errorf("%w: %d runs known", errGateCap, len(g.runs))
+			}
+		}
 		r = &gateRun{id: id, key: meta.Key, started: meta.Started, addr: at}
 		g.runs[n.Name] = r
 		if gid = g.ids[id]; gid == nil {
@@ -307,7 +316,7 @@ func (g *gate) died(n *memberlist.Node) {
 func (g *gate) pruneRuns(now time.Time) {
 	limit := 2 * g.lim.maxPeers
 	for name, r := range g.runs {
-		if !r.live && (now.Sub(r.diedAt) > deadRunMemory || len(g.runs) > limit) {
+		if !r.live && (now.Sub(r.diedAt) > deadRunMemory || len(g.runs) >= limit) {
 			delete(g.runs, name)
 		}
 	}

@@ -221,3 +221,20 @@ func TestGateCaps(t *testing.T) {
 		t.Fatalf("%d peers known, cap 4", peers)
 	}
 }
+
+// TestGateBoundsRunsMemberlistNeverTook: an alive at incarnation 0 passes
+// the gate and is then dropped by memberlist, so no NotifyJoin follows; a
+// flood of those, one key and ever new nonces, must not grow the gate.
+func TestGateBoundsRunsMemberlistNeverTook(t *testing.T) {
+	f := newGateFixture(t, gateLimits{maxPeers: 10, maxUnverified: 10, maxPerAddr: 10})
+	mallory := testIdentity(t)
+	for i := range 1000 {
+		_ = f.g.admit(signedNode(t, mallory, runOf(mallory.ID, uint64(i)), testMeta(), at(1)))
+	}
+	f.g.mu.Lock()
+	runs, ids := len(f.g.runs), len(f.g.ids)
+	f.g.mu.Unlock()
+	if runs > 20 || ids > 10 {
+		t.Fatalf("%d runs and %d ids kept, caps 20 and 10", runs, ids)
+	}
+}

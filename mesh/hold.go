@@ -30,7 +30,7 @@ import (
 const (
 	refuteGap    = 2 * time.Second
 	holdInterval = time.Second
-	holdTimeout  = time.Second
+	holdTimeout  = 2 * time.Second
 	holdDials    = 4 // handshakes at once
 )
 

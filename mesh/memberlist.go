@@ -47,12 +47,20 @@ func (m *Mesh) Listen() error {
 // Ports returns the gossip and TLS ports in use (after Listen).
 func (m *Mesh) Ports() (gossip, tls int) {
 	m.mu.Lock()
-	ml, tls := m.ml, int(m.meta.TLSPort)
-	m.mu.Unlock()
-	if ml != nil {
-		gossip = int(ml.LocalNode().Port)
+	defer m.mu.Unlock()
+	return int(m.gossipPort()), int(m.meta.TLSPort)
+}
+
+// gossipPort is the port memberlist advertises, 0 before Listen. It is
+// read from memberlist's configuration, which memberlist fills in at
+// Create and never changes: LocalNode returns memberlist's own node,
+// whose fields its alive handling rewrites under a lock we cannot take.
+// Called with mu held.
+func (m *Mesh) gossipPort() uint16 {
+	if m.ml == nil {
+		return 0
 	}
-	return gossip, tls
+	return uint16(m.mlConf.AdvertisePort)
 }
 
 // pushPullInterval is the base period of memberlist's full-state

@@ -417,14 +417,9 @@ func (m *Mesh) Self() Peer {
 	p := Peer{
 		ID: m.id, Name: m.meta.Name, State: m.meta.State, Status: m.meta.Status,
 		Addr: m.cfg.AdvertiseAddr, TLSPort: m.meta.TLSPort, Verified: true,
-		LastSeen: time.Now(), Started: m.meta.Started,
+		LastSeen: time.Now(), Started: m.meta.Started, GossipPort: m.gossipPort(),
 	}
-	ml := m.ml
 	m.mu.Unlock()
-	// memberlist is asked outside mu: its callbacks take mu (NodeMeta).
-	if ml != nil {
-		p.GossipPort = ml.LocalNode().Port
-	}
 	return p
 }
 

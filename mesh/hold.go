@@ -28,7 +28,10 @@ import (
 // at most once per refuteGap, and the others' reconnect dials then find it
 // joinable.
 const (
-	refuteGap    = 2 * time.Second
+	refuteGap = 2 * time.Second
+	// repullGap: a stranger who keeps the caps full keeps the refusals
+	// coming; the pulls they cause (a whole member list each) stay rare.
+	repullGap    = 5 * time.Second
 	holdInterval = time.Second
 	holdTimeout  = 2 * time.Second
 	holdDials    = 4 // handshakes at once
@@ -50,13 +53,15 @@ func (m *Mesh) queueCheck(string) {
 func (m *Mesh) holdLoop(ctx context.Context) {
 	tick := time.NewTicker(holdInterval)
 	defer tick.Stop()
-	var lastBump time.Time
+	var lastBump, lastRepull time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			m.repullIfRefused()
+			if time.Since(lastRepull) >= repullGap && m.repullIfRefused() {
+				lastRepull = time.Now()
+			}
 		case <-m.checkWake:
 		case <-m.refuteWake:
 			if time.Since(lastBump) < refuteGap {
@@ -105,17 +110,17 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 
 // repullIfRefused joins a random verified live peer (a push-pull of its
 // whole membership) when members were refused for a cap and the
-// unverified ones have fallen to half the cap.
-func (m *Mesh) repullIfRefused() {
+// unverified ones have fallen to half the cap, and says whether it did.
+func (m *Mesh) repullIfRefused() bool {
 	refused, unverified := m.gate.takeRefused()
 	if !refused {
-		return
+		return false
 	}
 	if unverified > m.cfg.MaxUnverified/2 {
 		m.gate.mu.Lock()
 		m.gate.refusedCap = true // not yet: ask again next tick
 		m.gate.mu.Unlock()
-		return
+		return false
 	}
 	m.mu.Lock()
 	var picks []string
@@ -125,7 +130,9 @@ func (m *Mesh) repullIfRefused() {
 		}
 	}
 	m.mu.Unlock()
-	if len(picks) > 0 {
-		m.enqueueJoin(picks[rand.IntN(len(picks))])
+	if len(picks) == 0 {
+		return false
 	}
+	m.enqueueJoin(picks[rand.IntN(len(picks))])
+	return true
 }

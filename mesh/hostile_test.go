@@ -347,3 +347,36 @@ func TestReplayDoesNotReviveAPeerThatLeft(t *testing.T) {
 		t.Fatal("memberlist took the run that left back in")
 	}
 }
+
+// TestSmallUnverifiedCapStillConverges: with room for one unverified
+// member at a time, nodes joining together refuse most of each other at
+// first; the gossip's retransmits, and the pull again once there is room
+// (repullIfRefused), still bring every node to see every other, without
+// memberlist's periodic push-pull.
+func TestSmallUnverifiedCapStillConverges(t *testing.T) {
+	small := func(c *Config) {
+		c.MaxUnverified = 1
+		prev := c.Tune
+		c.Tune = func(mc *memberlist.Config) {
+			prev(mc)
+			mc.PushPullInterval = time.Minute // as on a LAN: memberlist's own pulls do not help in time
+		}
+	}
+	a := startNodeWith(t, t.TempDir(), "n0", small)
+	nodes := []*testNode{a}
+	for i := 1; i < 5; i++ {
+		nodes = append(nodes, startNodeWith(t, t.TempDir(), fmt.Sprintf("n%d", i), small, a.gossipAddr()))
+	}
+	late := startNodeWith(t, t.TempDir(), "late", small, a.gossipAddr())
+	nodes = append(nodes, late)
+	for _, x := range nodes {
+		for _, y := range nodes {
+			if x != y {
+				waitFor(t, x.m.Self().Name+" sees "+y.m.Self().Name, 40*time.Second, func() bool {
+					p, ok := x.peer(y.m.ID())
+					return ok && p.Online() && p.Verified
+				})
+			}
+		}
+	}
+}

@@ -525,7 +525,9 @@ func (m *Mesh) processEvents(ctx context.Context) {
 			m.recon.found(id)
 		}
 		m.mu.Unlock()
-		if ev.kind == evVerified && r.event != nil {
+		if r.event != nil && r.event.Peer.Verified {
+			// Verified, or back on a run verified before (the gate may
+			// have forgotten that run meanwhile): not a stranger.
 			m.gate.verified(ev.name)
 		}
 		if r.refused != nil {

@@ -54,6 +54,24 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 	tick := time.NewTicker(holdInterval)
 	defer tick.Stop()
 	var lastBump, lastRepull time.Time
+	// bumpDue fires when a re-announcement held back by refuteGap is due;
+	// armed says it is set, so that a flood of refutations sets one timer.
+	bumpDue := time.NewTimer(time.Hour)
+	bumpDue.Stop()
+	armed := false
+	var bumps sync.WaitGroup // re-announcements, which wait for their broadcast
+	defer bumps.Wait()
+	bump := func() {
+		armed, lastBump = false, time.Now()
+		m.mu.Lock()
+		ml := m.ml
+		m.mu.Unlock()
+		bumps.Go(func() {
+			if err := ml.UpdateNode(holdTimeout); err != nil {
+				m.log.Debug("re-announce after a refutation", "err", err)
+			}
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,23 +82,17 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 			}
 		case <-m.checkWake:
 		case <-m.refuteWake:
-			if time.Since(lastBump) < refuteGap {
-				// Too soon: look again at the next wake or tick.
-				time.AfterFunc(refuteGap, func() {
-					select {
-					case m.refuteWake <- struct{}{}:
-					default:
-					}
-				})
-				continue
+			if wait := refuteGap - time.Since(lastBump); wait > 0 {
+				if !armed {
+					bumpDue.Reset(wait)
+					armed = true
+				}
+			} else if !armed {
+				bump()
 			}
-			lastBump = time.Now()
-			m.mu.Lock()
-			ml := m.ml
-			m.mu.Unlock()
-			if err := ml.UpdateNode(holdTimeout); err != nil {
-				m.log.Debug("re-announce after a refutation", "err", err)
-			}
+			continue
+		case <-bumpDue.C:
+			bump()
 			continue
 		}
 		m.mu.Lock()

@@ -124,7 +124,7 @@
 //	    5zqhf…aq._lanchat._tcp.local. 120 IN SRV 10 1 7738 5zqhf…aq.local.
 //	    5zqhf…aq.local. 120 IN A 192.168.1.20
 //	    5zqhf…aq.local. 120 IN AAAA fd00::20
-//	    5zqhf…aq._lanchat._tcp.local. 120 IN TXT "id=5ZQHF…AQ" "v=1"
+//	    5zqhf…aq._lanchat._tcp.local. 120 IN TXT "id=5ZQHF…AQ" "v=2"
 //	        "gp=7737" "tp=7738" "addrs=192.168.1.20,fd00::20" "net=k1-3f9a0c"
 //
 // (ids shortened with "…"; the port numbers are examples, lanchat's own

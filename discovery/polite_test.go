@@ -1,8 +1,11 @@
 package discovery
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -361,5 +364,68 @@ func TestHostileTrafficOnTheGroup(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if allowed := announceRate + int(announceRate*time.Since(floodStart).Seconds()) + 5; len(b.seen.ids()) == 0 || len(b.seen.ids()) > allowed {
 		t.Fatalf("%d forged announcements handed on in a burst, want 1 to %d", len(b.seen.ids()), allowed)
+	}
+}
+
+// TestAnswersHandedOverAreNeverTouchedAgain pins that the hashicorp/mdns
+// data race does not apply here: that library updated an answer it had
+// already handed over when a second answer of the same name arrived
+// within one query. Here two answers of one name, in two responses to
+// one query, are two values, and the first is read while the second is
+// parsed (-race watches).
+func TestAnswersHandedOverAreNeverTouchedAgain(t *testing.T) {
+	self := peer(t, 7001)
+	m, err := New(Config{Self: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := m.zone.Records(dns.Question{Name: serviceFQDN, Qtype: dns.TypePTR, Qclass: dns.ClassINET})
+	first := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true}, Answer: recs}
+	second := first.Copy()
+	for _, rr := range second.Answer {
+		switch r := rr.(type) {
+		case *dns.A:
+			r.A = net.IPv4(192, 0, 2, 99)
+		case *dns.TXT:
+			r.Txt = append([]string{"x=y"}, r.Txt...)
+		}
+	}
+	out := make(chan answer, 4)
+	from := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5353}
+	m.hand(context.Background(), out, first, from, time.Now())
+	a := <-out
+	want := fmt.Sprint(a)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			_ = fmt.Sprint(a.txt, a.addrs, a.name)
+		}
+	}()
+	m.hand(context.Background(), out, second, from, time.Now())
+	b := <-out
+	<-done
+	if got := fmt.Sprint(a); got != want {
+		t.Fatalf("the first answer changed after the second arrived:\n%s\nnow\n%s", want, got)
+	}
+	if fmt.Sprint(b) == want {
+		t.Fatal("the second answer is a copy of the first")
+	}
+	// Instances sharing a host share no array.
+	two := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true}}
+	for _, name := range []string{"one", "two"} {
+		inst := name + "." + serviceFQDN
+		two.Answer = append(two.Answer,
+			&dns.PTR{Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 120}, Ptr: inst},
+			&dns.SRV{Hdr: dns.RR_Header{Name: inst, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 120}, Target: "host.local.", Port: 1})
+	}
+	two.Extra = append(two.Extra, &dns.A{Hdr: dns.RR_Header{Name: "host.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 120}, A: net.IPv4(192, 0, 2, 5)})
+	got := parseAnswers(two, "")
+	if len(got) != 2 || len(got[0].addrs) != 1 {
+		t.Fatalf("parsed %+v", got)
+	}
+	got[0].addrs[0] = netip.MustParseAddr("192.0.2.66")
+	if got[1].addrs[0] != netip.MustParseAddr("192.0.2.5") {
+		t.Fatal("two instances of one host share their address array")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,7 +135,14 @@ func parseAnswers(msg *dns.Msg, zone string) []answer {
 	for _, k := range order {
 		i := insts[k]
 		if i.target != "" {
-			i.addrs = hosts[i.target]
+			// A copy: instances sharing a host must not share an array
+			// that a receiver appending to one would write into the
+			// other's. Nothing here touches an answer once it is handed
+			// on; each message is parsed into new values (hashicorp/mdns
+			// updated an answer it had handed over when a second one of
+			// the same name came within one query: a data race any host
+			// could set off).
+			i.addrs = slices.Clone(hosts[i.target])
 		}
 		out = append(out, i.answer)
 	}

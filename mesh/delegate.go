@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -17,26 +16,28 @@ var (
 	_ memberlist.Delegate         = (*delegate)(nil)
 	_ memberlist.EventDelegate    = (*eventDelegate)(nil)
 	_ memberlist.AliveDelegate    = (*aliveDelegate)(nil)
+	_ memberlist.MergeDelegate    = (*mergeDelegate)(nil)
 	_ memberlist.ConflictDelegate = (*conflictDelegate)(nil)
 )
 
 type delegate struct{ m *Mesh }
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	d.m.mu.Lock()
-	defer d.m.mu.Unlock()
-	if len(d.m.metaBytes) > limit {
-		// Encode keeps metadata under MaxMetaLen; this is the last guard
+	b := d.m.signedMeta()
+	if len(b) > limit {
+		// Sign keeps metadata under MaxMetaLen; this is the last guard
 		// before memberlist's panic.
 		return nil
 	}
-	return bytes.Clone(d.m.metaBytes)
+	return b
 }
 
 // NotifyMsg receives lanchat's own gossip messages (see intent.go).
 func (d *delegate) NotifyMsg(b []byte) {
-	if name, ok := decodeLeaveIntent(b); ok {
-		d.m.q.push(memberEvent{kind: evIntent, name: name})
+	if name, sig, ok := decodeLeaveIntent(b); ok {
+		if d.m.gate.leaving(name, sig) {
+			d.m.q.push(memberEvent{kind: evIntent, name: name, meta: bytes.Clone(b)})
+		}
 		return
 	}
 	d.m.log.Debug("ignoring unknown gossip message", "len", len(b))
@@ -56,6 +57,9 @@ const (
 	evLeave
 	evIntent   // a node's word that it is leaving on purpose
 	evVerified // a handshake proved a run's key (verify.go)
+	evMeta     // the gate took newer signed metadata of a live run
+	evForget   // the gate forgot a peer to make room (name is id-0…0)
+	evChecked  // a handshake answered (ok) or not after gossip said a verified run died
 )
 
 // memberEvent is a copy of what memberlist said about a node, or of what
@@ -63,11 +67,12 @@ const (
 // subscribers hear of them in the order the peer table took them in.
 type memberEvent struct {
 	kind evKind
-	name string     // memberlist node name: the run
-	addr netip.Addr // gossip address
-	port uint16     // gossip port
-	meta []byte
-	at   netip.AddrPort // evVerified: the TLS address that answered with the key
+	name string         // memberlist node name: the run
+	addr netip.Addr     // gossip address
+	port uint16         // gossip port
+	meta []byte         // metadata; for evIntent the signed intent, to gossip on
+	at   netip.AddrPort // evVerified, evChecked: the TLS address that answered with the key
+	ok   bool           // evChecked: it answered
 }
 
 func copyNode(kind evKind, n *memberlist.Node) memberEvent {
@@ -81,32 +86,33 @@ func copyNode(kind evKind, n *memberlist.Node) memberEvent {
 	}
 }
 
-type eventDelegate struct{ q *eventQueue }
+// eventDelegate tells the gate what memberlist holds (it is called under
+// the same memberlist lock as the alive delegate) and queues the news.
+type eventDelegate struct {
+	q *eventQueue
+	g *gate
+}
 
-func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.q.push(copyNode(evJoin, n)) }
-func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.q.push(copyNode(evLeave, n)) }
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node) {
+	d.g.joined(n)
+	d.q.push(copyNode(evJoin, n))
+}
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node) {
+	d.g.died(n)
+	d.q.push(copyNode(evLeave, n))
+}
 func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.q.push(copyNode(evUpdate, n)) }
 
-// aliveDelegate keeps nodes out of the member list whose name or metadata
-// is not lanchat's, so nothing downstream sees them.
-type aliveDelegate struct{ self string }
+// aliveDelegate keeps out of the member list every node the gate refuses:
+// forged, replayed, or past a cap (gate.go).
+type aliveDelegate struct{ g *gate }
 
-func (d *aliveDelegate) NotifyAlive(n *memberlist.Node) error {
-	if n.Name == d.self {
-		return nil
-	}
-	if _, ok := splitMember(n.Name); !ok {
-		return fmt.Errorf("not a lanchat node name: %q", n.Name)
-	}
-	meta, err := DecodeMeta(n.Meta)
-	if err != nil {
-		return err
-	}
-	if meta.Proto != ProtocolVersion {
-		return fmt.Errorf("protocol version %d, we speak %d", meta.Proto, ProtocolVersion)
-	}
-	return nil
-}
+func (d *aliveDelegate) NotifyAlive(n *memberlist.Node) error { return d.g.admit(n) }
+
+// mergeDelegate refuses a join's state that holds a forged member.
+type mergeDelegate struct{ g *gate }
+
+func (d *mergeDelegate) NotifyMerge(peers []*memberlist.Node) error { return d.g.checkMerge(peers) }
 
 type conflictDelegate struct{ log *slog.Logger }
 
@@ -170,10 +176,19 @@ func (q *eventQueue) close() {
 // logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog
 // records. Its errors are mostly refusals of bad input from the network,
 // which is worth saying; the rest is debug chatter.
-type logWriter struct{ log *slog.Logger }
+//
+// It also tells refuted of memberlist's refutations, which it reports
+// nowhere else (see hold.go).
+type logWriter struct {
+	log     *slog.Logger
+	refuted func() // must not block: it runs under memberlist's lock
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
+	if w.refuted != nil && bytes.Contains(p, []byte("memberlist: Refuting a")) {
+		w.refuted()
+	}
 	level := slog.LevelDebug
 	for _, l := range []struct {
 		tag   string

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/ed25519"
 	"sync"
 
 	"github.com/hashicorp/memberlist"
@@ -13,35 +14,51 @@ import (
 // a message of its own, a leave intent, sent straight to every live member
 // and gossiped on by whoever hears it. Intents name the run (id-nonce), so
 // an intent can never apply to a later run of the same peer and no Lamport
-// clock is needed to order them.
+// clock is needed to order them. Intents are signed by the run's key and
+// checked against the key its metadata carried.
 
 const (
 	msgLeaveIntent = 0x01
 	maxMemberName  = 128
+	// intentContext starts what an intent's signature covers.
+	intentContext = "lanchat leave v1\x00"
 )
 
-func encodeLeaveIntent(member string) []byte {
-	return append([]byte{msgLeaveIntent}, member...)
+// encodeLeaveIntent is 0x01 | member name | Ed25519 signature of
+// intentContext | member name, by the run's identity key: gossip is not
+// authenticated, so anyone could otherwise say that a peer left.
+func encodeLeaveIntent(member string, key ed25519.PrivateKey) []byte {
+	b := append([]byte{msgLeaveIntent}, member...)
+	return append(b, ed25519.Sign(key, intentSigned(member))...)
 }
 
-func decodeLeaveIntent(b []byte) (string, bool) {
-	if len(b) < 2 || len(b) > 1+maxMemberName || b[0] != msgLeaveIntent {
-		return "", false
+// decodeLeaveIntent reads an intent's form; the signature is checked by
+// whoever knows the run's key (gate.leaving).
+func decodeLeaveIntent(b []byte) (member string, sig []byte, ok bool) {
+	if len(b) < 2+ed25519.SignatureSize || len(b) > 1+maxMemberName+ed25519.SignatureSize || b[0] != msgLeaveIntent {
+		return "", nil, false
 	}
-	name := string(b[1:])
+	n := len(b) - ed25519.SignatureSize
+	name := string(b[1:n])
 	if _, ok := splitMember(name); !ok {
-		return "", false
+		return "", nil, false
 	}
-	return name, true
+	return name, b[n:], true
 }
 
-type leaveBroadcast string
+func intentSigned(member string) []byte { return append([]byte(intentContext), member...) }
+
+// leaveBroadcast is a signed leave intent queued for gossip.
+type leaveBroadcast struct {
+	member string
+	msg    []byte
+}
 
 func (b leaveBroadcast) Invalidates(other memberlist.Broadcast) bool {
 	o, ok := other.(leaveBroadcast)
-	return ok && o == b
+	return ok && o.member == b.member
 }
-func (b leaveBroadcast) Message() []byte { return encodeLeaveIntent(string(b)) }
+func (b leaveBroadcast) Message() []byte { return b.msg }
 func (b leaveBroadcast) Finished()       {}
 
 // sayGoodbye tells every live member that this run is leaving, then
@@ -49,8 +66,8 @@ func (b leaveBroadcast) Finished()       {}
 func (m *Mesh) sayGoodbye(ml *memberlist.Memberlist) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaveTimeout/2)
 	defer cancel()
-	msg := encodeLeaveIntent(m.member)
-	m.bcast.QueueBroadcast(leaveBroadcast(m.member))
+	msg := encodeLeaveIntent(m.member, m.cfg.Identity.Key)
+	m.bcast.QueueBroadcast(leaveBroadcast{member: m.member, msg: msg})
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for _, n := range m.liveMembers() {

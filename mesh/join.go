@@ -47,6 +47,10 @@ func (m *Mesh) joinWorker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case addr := <-m.joinCh:
+			if !m.dials.allowHostPort(addr) {
+				m.log.Debug("join: address dialled too often, dropping candidate", "addr", addr)
+				continue
+			}
 			m.mu.Lock()
 			ml := m.ml
 			m.mu.Unlock()
@@ -153,6 +157,9 @@ func (m *Mesh) wakeReconnect() {
 // key: memberlist's join checks no identity, and a laptop's old DHCP
 // address may be another machine's now. Only then is it joined.
 func (m *Mesh) reconnect(ctx context.Context, p dialPlan) dialOutcome {
+	if !m.dials.allowHostPort(p.gossip) {
+		return dialFailed
+	}
 	if p.id != "" {
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		s, err := m.dialer.DialAddr(pctx, p.tls.String(), p.id, ALPNPing)

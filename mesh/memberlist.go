@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -21,12 +22,8 @@ func (m *Mesh) Listen() error {
 	tlsPort := uint16(ln.Addr().(*net.TCPAddr).Port)
 	m.mu.Lock()
 	m.meta.TLSPort = tlsPort
-	m.metaBytes, err = m.meta.Encode()
+	m.metaBytes = nil // signed with the gossip port, once memberlist has one
 	m.mu.Unlock()
-	if err != nil {
-		ln.Close()
-		return err
-	}
 	port := m.cfg.GossipPort
 	if err := probeGossipPort(m.cfg.BindAddr, port); err != nil {
 		if !m.cfg.PortFallback || !isAddrInUse(err) {
@@ -50,12 +47,20 @@ func (m *Mesh) Listen() error {
 // Ports returns the gossip and TLS ports in use (after Listen).
 func (m *Mesh) Ports() (gossip, tls int) {
 	m.mu.Lock()
-	ml, tls := m.ml, int(m.meta.TLSPort)
-	m.mu.Unlock()
-	if ml != nil {
-		gossip = int(ml.LocalNode().Port)
+	defer m.mu.Unlock()
+	return int(m.gossipPort()), int(m.meta.TLSPort)
+}
+
+// gossipPort is the port memberlist advertises, 0 before Listen. It is
+// read from memberlist's configuration, which memberlist fills in at
+// Create and never changes: LocalNode returns memberlist's own node,
+// whose fields its alive handling rewrites under a lock we cannot take.
+// Called with mu held.
+func (m *Mesh) gossipPort() uint16 {
+	if m.ml == nil {
+		return 0
 	}
-	return gossip, tls
+	return uint16(m.mlConf.AdvertisePort)
 }
 
 // pushPullInterval is the base period of memberlist's full-state
@@ -72,10 +77,16 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c.AdvertisePort = port
 	c.ProtocolVersion = memberlist.ProtocolVersionMax
 	c.Delegate = &delegate{m: m}
-	c.Events = &eventDelegate{q: m.q}
-	c.Alive = &aliveDelegate{self: m.member}
+	c.Events = &eventDelegate{q: m.q, g: m.gate}
+	c.Alive = &aliveDelegate{g: m.gate}
+	c.Merge = &mergeDelegate{g: m.gate}
 	c.Conflict = &conflictDelegate{log: m.log}
-	c.LogOutput = &logWriter{log: m.log}
+	c.LogOutput = &logWriter{log: m.log, refuted: func() {
+		select {
+		case m.refuteWake <- struct{}{}:
+		default:
+		}
+	}}
 	c.DeadNodeReclaimTime = time.Second
 	c.GossipInterval = 100 * time.Millisecond
 	c.TCPTimeout = 3 * time.Second
@@ -104,7 +115,32 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	if err := applyNetwork(c, m.cfg.Network); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	m.mlConf = c
+	m.mu.Unlock()
 	return memberlist.Create(c)
+}
+
+// signedMeta is this run's metadata, signed for the address memberlist
+// advertises. It is signed on first use after a change, because the
+// gossip port is known only once memberlist is being created (it asks
+// for the metadata before Create returns).
+func (m *Mesh) signedMeta() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.metaBytes == nil {
+		if m.mlConf == nil {
+			return nil
+		}
+		m.meta.Gossip = netip.AddrPortFrom(m.cfg.AdvertiseAddr.Unmap(), uint16(m.mlConf.AdvertisePort))
+		b, err := m.meta.Sign(m.member, m.cfg.Identity.Key)
+		if err != nil {
+			m.log.Error("cannot sign this node's metadata", "err", err)
+			return nil
+		}
+		m.metaBytes = b
+	}
+	return bytes.Clone(m.metaBytes)
 }
 
 // probeGossipPort binds port on TCP and UDP, as memberlist will, and lets

@@ -65,6 +65,21 @@ type Config struct {
 	ReconnectInterval time.Duration
 	// LeaveTimeout bounds how long a clean exit waits for its goodbye to go out.
 	LeaveTimeout time.Duration
+	// MaxPeers caps the peers this node keeps (the peer table, and the
+	// members gossip may bring): when it is full, an offline peer never
+	// verified is forgotten to make room, else a new one is refused.
+	MaxPeers int
+	// MaxUnverified caps the live members whose key no handshake has
+	// proved yet. Each is probed by memberlist, so a flood of forged
+	// members would otherwise dilute failure detection.
+	MaxUnverified int
+	// MaxPerAddr caps the live members at one IP address.
+	MaxPerAddr int
+	// DialsPerAddr and DialBurst bound how often this node dials one IP
+	// address that gossip or discovery named (verification, reconnects,
+	// joins), so that nobody can aim it at a third party.
+	DialsPerAddr float64
+	DialBurst    int
 	// Tune, if set, adjusts the memberlist configuration after the
 	// defaults are applied (tests shrink timers with it).
 	Tune func(*memberlist.Config)
@@ -86,6 +101,11 @@ func DefaultConfig() Config {
 		ReconnectHorizon:  72 * time.Hour,
 		ReconnectInterval: time.Second,
 		LeaveTimeout:      2 * time.Second,
+		MaxPeers:          1024,
+		MaxUnverified:     64,
+		MaxPerAddr:        8,
+		DialsPerAddr:      2,
+		DialBurst:         8,
 	}
 }
 
@@ -161,6 +181,8 @@ type Mesh struct {
 	cert   tls.Certificate
 	dialer *Dialer
 	q      *eventQueue           // news for the peer table, applied in order by processEvents
+	gate   *gate                 // which members memberlist may take in
+	dials  *addrLimiter          // dials to addresses others named, per IP
 	subs   event.Registry[Event] // membership events, published from processEvents
 
 	bcast         *memberlist.TransmitLimitedQueue // our gossip messages (leave intents)
@@ -168,15 +190,18 @@ type Mesh struct {
 	joinCh        chan string                      // gossip addresses to join, fed by AddCandidate
 	verifyCh      chan string                      // peer ids whose key should be checked
 	reconnectWake chan struct{}                    // buffered 1: the reconnect schedule changed
+	checkWake     chan struct{}                    // buffered 1: a verified run is to be asked (hold.go)
+	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
 	once          sync.Once                        // makes Close idempotent
 
 	mu        sync.Mutex // guards the fields below
 	meta      Meta
-	metaBytes []byte
-	table     peerTable    // read by anyone under mu; changed only by processEvents (and verify retries)
-	recon     *reconnector // lost peers to dial again; fed by processEvents, run by reconnectLoop
+	metaBytes []byte             // meta signed; nil until signedMeta signs it after a change
+	mlConf    *memberlist.Config // memberlist's, for the gossip port it advertises
+	table     peerTable          // read by anyone under mu; changed only by processEvents (and verify retries)
+	recon     *reconnector       // lost peers to dial again; fed by processEvents, run by reconnectLoop
 	handlers  map[string]func(*Stream)
 	ml        *memberlist.Memberlist
 	ln        net.Listener
@@ -200,6 +225,18 @@ func New(cfg Config) (*Mesh, error) {
 	}
 	if cfg.LeaveTimeout <= 0 {
 		cfg.LeaveTimeout = DefaultConfig().LeaveTimeout
+	}
+	def := DefaultConfig()
+	for _, f := range []struct {
+		v *int
+		d int
+	}{{&cfg.MaxPeers, def.MaxPeers}, {&cfg.MaxUnverified, def.MaxUnverified}, {&cfg.MaxPerAddr, def.MaxPerAddr}, {&cfg.DialBurst, def.DialBurst}} {
+		if *f.v <= 0 {
+			*f.v = f.d
+		}
+	}
+	if cfg.DialsPerAddr <= 0 {
+		cfg.DialsPerAddr = def.DialsPerAddr
 	}
 	if !cfg.AdvertiseAddr.IsValid() {
 		return nil, errors.New("mesh: no advertise address")
@@ -229,19 +266,23 @@ func New(cfg Config) (*Mesh, error) {
 		joinCh:        make(chan string, 256),
 		verifyCh:      make(chan string, 256),
 		reconnectWake: make(chan struct{}, 1),
+		checkWake:     make(chan struct{}, 1),
+		refuteWake:    make(chan struct{}, 1),
 		recon: newReconnector(reconnectConfig{
 			base: reconnectBaseDelay, maxDelay: reconnectMaxDelay, gap: cfg.ReconnectInterval,
 			horizon: cfg.ReconnectHorizon, maxInFlight: reconnectInFlight,
 		}, mathrand.Float64),
 		done: make(chan struct{}),
 	}
+	m.gate = newGate(m.member, m.id, gateLimits{maxPeers: cfg.MaxPeers, maxUnverified: cfg.MaxUnverified, maxPerAddr: cfg.MaxPerAddr}, m.q)
+	m.dials = newAddrLimiter(cfg.DialsPerAddr, cfg.DialBurst)
 	m.members.Store(1)
 	m.bcast = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(m.members.Load()) },
 		RetransmitMult: 3,
 	}
-	m.meta = Meta{Proto: ProtocolVersion, Started: time.Now().UnixMilli(), State: cfg.State, Name: cfg.Name, Status: cfg.Status}
-	if m.metaBytes, err = m.meta.Encode(); err != nil {
+	m.meta = Meta{Proto: ProtocolVersion, Started: time.Now().UnixMilli(), Seq: 1, State: cfg.State, Name: cfg.Name, Status: cfg.Status}
+	if err := validPresence(m.meta); err != nil {
 		return nil, err
 	}
 	m.handlers[ALPNPing] = func(s *Stream) {}
@@ -279,6 +320,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 		m.processEvents,
 		m.reconnectLoop,
 		m.verifyLoop,
+		m.holdLoop,
 		func(ctx context.Context) { m.acceptLoop(ctx, ln) },
 	}
 	for range joinWorkers {
@@ -312,11 +354,13 @@ func (m *Mesh) Run(ctx context.Context) error {
 // closes every stream it accepted. It is idempotent.
 func (m *Mesh) Close() error {
 	m.once.Do(func() {
-		close(m.done)
+		// closed before done: Run, woken by done, must not say goodbye
+		// through a memberlist being shut down (Leave after Shutdown panics).
 		m.mu.Lock()
 		m.closed = true
 		ml, ln := m.ml, m.ln
 		m.mu.Unlock()
+		close(m.done)
 		if ln != nil {
 			ln.Close()
 		}
@@ -344,12 +388,12 @@ func (m *Mesh) updateMeta(f func(*Meta)) error {
 	m.mu.Lock()
 	next := m.meta
 	f(&next)
-	b, err := next.Encode()
-	if err != nil {
+	next.Seq++
+	if err := validPresence(next); err != nil {
 		m.mu.Unlock()
 		return err
 	}
-	m.meta, m.metaBytes = next, b
+	m.meta, m.metaBytes = next, nil
 	ml := m.ml
 	m.mu.Unlock()
 	if ml == nil {
@@ -358,20 +402,29 @@ func (m *Mesh) updateMeta(f func(*Meta)) error {
 	return ml.UpdateNode(m.cfg.LeaveTimeout)
 }
 
+// validPresence checks what a user may set, before it is signed.
+func validPresence(m Meta) error {
+	if err := ValidName(m.Name); err != nil {
+		return err
+	}
+	if err := ValidStatus(m.Status); err != nil {
+		return err
+	}
+	if m.State > Busy {
+		return fmt.Errorf("%w: state %v cannot be announced", ErrMeta, m.State)
+	}
+	return nil
+}
+
 // Self describes this node as others see it.
 func (m *Mesh) Self() Peer {
 	m.mu.Lock()
 	p := Peer{
 		ID: m.id, Name: m.meta.Name, State: m.meta.State, Status: m.meta.Status,
 		Addr: m.cfg.AdvertiseAddr, TLSPort: m.meta.TLSPort, Verified: true,
-		LastSeen: time.Now(), Started: m.meta.Started,
+		LastSeen: time.Now(), Started: m.meta.Started, GossipPort: m.gossipPort(),
 	}
-	ml := m.ml
 	m.mu.Unlock()
-	// memberlist is asked outside mu: its callbacks take mu (NodeMeta).
-	if ml != nil {
-		p.GossipPort = ml.LocalNode().Port
-	}
 	return p
 }
 
@@ -463,12 +516,36 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		if r.event != nil {
 			m.scheduleReconnect(*r.event, now)
 		}
+		if r.held != "" {
+			// memberlist keeps the run dead until it forgets it
+			// (GossipToTheDeadTime); the reconnect dials then join it back.
+			if e := m.table.peers[r.held]; e != nil {
+				m.recon.lost(e.ID, netip.AddrPortFrom(e.Addr, e.GossipPort).String(), netip.AddrPortFrom(e.Addr, e.TLSPort), now)
+			}
+		}
+		if r.unheld != "" && (r.event == nil || r.event.Change != Lost) {
+			m.recon.found(r.unheld)
+		}
+		for _, id := range r.forgot {
+			m.recon.found(id)
+		}
 		m.mu.Unlock()
+		if r.event != nil && r.event.Peer.Verified {
+			// Verified, or back on a run verified before (the gate may
+			// have forgotten that run meanwhile): not a stranger.
+			m.gate.verified(ev.name)
+		}
 		if r.refused != nil {
 			m.log.Warn("ignoring a peer's news", "member", ev.name, "err", r.refused)
 		}
 		if r.relay != "" {
-			m.bcast.QueueBroadcast(leaveBroadcast(r.relay))
+			m.bcast.QueueBroadcast(leaveBroadcast{member: r.relay, msg: ev.meta})
+		}
+		if r.check != "" {
+			m.queueCheck(r.check)
+		}
+		if r.held != "" {
+			m.wakeReconnect()
 		}
 		if r.verify != "" {
 			m.queueVerify(r.verify)
@@ -487,6 +564,12 @@ func (m *Mesh) scheduleReconnect(ev Event, now time.Time) {
 	p := ev.Peer
 	switch ev.Change {
 	case Lost:
+		if e := m.table.peers[p.ID]; e == nil || !e.everVerified {
+			// Never proven to be anyone: its address is a stranger's
+			// word, not worth dialling for days. Discovery and the
+			// others' gossip bring an honest one back.
+			return
+		}
 		m.recon.lost(p.ID, netip.AddrPortFrom(p.Addr, p.GossipPort).String(), netip.AddrPortFrom(p.Addr, p.TLSPort), now)
 	case Joined, Returned, Departed:
 		m.recon.found(p.ID)

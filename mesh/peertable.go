@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +28,20 @@ type peerTable struct {
 // entry is one peer and the run of it the table follows.
 type entry struct {
 	Peer
-	member      string // memberlist name of the run we follow
-	alive       bool   // memberlist counts that run as a live member
-	verifyTries int    // failed verification dials since Verified was last reset
+	member       string // memberlist name of the run we follow
+	alive        bool   // memberlist counts that run as a live member, or a handshake still reaches it (held)
+	verifyTries  int    // failed verification dials since Verified was last reset
+	seq          uint32 // the run's metadata sequence number
+	everVerified bool   // some run of it was verified once
+	// checking: gossip said the verified run died and a handshake is
+	// asking it; held: the handshake answered, so it stays online here
+	// while memberlist calls it dead (a forged dead message), until
+	// memberlist takes it back or a handshake fails.
+	checking, held bool
+	// returning: gossip says the verified run, lost, is alive again at
+	// the address it was verified at (a healed split, or a replay of its
+	// last words); a handshake decides before it is shown online.
+	returning *memberEvent
 }
 
 // maxVerifyTries bounds the verification dials of one run at one address,
@@ -52,28 +64,47 @@ func newPeerTable(self string) peerTable {
 
 // applied is what one piece of news did to the table.
 type applied struct {
-	event   *Event // for subscribers; nil when nothing a person would notice changed
-	verify  string // peer id whose key a handshake should now check
-	relay   string // run whose leave intent was heard for the first time: gossip it on
-	refused error  // why the news was ignored, worth a log line
+	event   *Event   // for subscribers; nil when nothing a person would notice changed
+	verify  string   // peer id whose key a handshake should now check
+	relay   string   // run whose leave intent was heard for the first time: gossip it on
+	refused error    // why the news was ignored, worth a log line
+	check   string   // peer id whose verified run gossip called dead: ask it by handshake
+	held    string   // peer id now held online against gossip: rejoin it to memberlist
+	unheld  string   // peer id memberlist took back, or that left: stop rejoining it
+	forgot  []string // peer ids dropped from the table: stop dialling them
 }
 
 // apply takes one piece of news about a member, as memberlist or a
 // handshake gave it, at time now.
 func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
+	return t.applyChecked(ev, now, false)
+}
+
+// applyChecked is apply; checked says a handshake has just confirmed a
+// returning run.
+func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) applied {
 	id, ok := splitMember(ev.name)
 	if !ok || id == t.self {
 		return applied{}
 	}
 	e := t.peers[id]
 	switch ev.kind {
-	case evJoin, evUpdate:
+	case evJoin, evUpdate, evMeta:
 		meta, err := DecodeMeta(ev.meta)
 		if err != nil {
 			return applied{refused: fmt.Errorf("peer %s: %w", ShortID(id), err)}
 		}
+		if e != nil && e.member == ev.name && !e.alive && e.Verified && !checked && ev.kind != evMeta &&
+			e.Addr == ev.addr && e.TLSPort == meta.TLSPort && e.State == Offline {
+			pending := ev
+			e.returning = &pending
+			return applied{check: id}
+		}
+		var r applied
 		change := Updated
 		switch {
+		case ev.kind == evMeta && (e == nil || e.member != ev.name || !e.alive):
+			return applied{} // newer words of a run memberlist does not hold
 		case e == nil:
 			e = &entry{Peer: Peer{ID: id}}
 			t.peers[id] = e
@@ -82,11 +113,22 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 			if e.alive && e.Started > meta.Started {
 				return applied{} // an older run of the peer, still dying
 			}
+			if e.held || e.checking {
+				r.unheld = id
+			}
+			e.held, e.checking = false, false
 			change = Returned
+		case e.alive && meta.Seq < e.seq:
+			return applied{} // older words of the run than we have
 		case !e.alive:
 			change = Returned
 		case e.Name == meta.Name && e.State == meta.State && e.Status == meta.Status && e.Addr == ev.addr && e.GossipPort == ev.port && e.TLSPort == meta.TLSPort:
 			change = "" // nothing a person would notice
+		}
+		if ev.kind == evJoin && e.member == ev.name && (e.held || e.checking) {
+			// memberlist has the run back: its failure detector takes over.
+			e.held, e.checking = false, false
+			r.unheld = id
 		}
 		// A handshake proved the key of one run at one address; news of
 		// another run, or of the same run elsewhere, is a claim again.
@@ -99,10 +141,10 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		}
 		e.member = ev.name
 		e.alive = true
+		e.seq = meta.Seq
 		e.Name, e.State, e.Status = meta.Name, meta.State, meta.Status
 		e.Addr, e.GossipPort, e.TLSPort, e.Started = ev.addr, ev.port, meta.TLSPort, meta.Started
 		e.LastSeen = now
-		var r applied
 		if !e.Verified {
 			r.verify = id
 		}
@@ -111,18 +153,50 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		}
 		return r
 	case evLeave:
+		if e != nil && e.member == ev.name && e.returning != nil {
+			e.returning = nil // gossip takes back its word; still offline
+			return applied{}
+		}
 		if e == nil || e.member != ev.name || !e.alive {
 			return applied{}
 		}
-		e.alive = false
-		e.LastSeen = now
-		t.live--
-		change := Lost
-		e.State = Offline
-		if _, ok := t.leaving[ev.name]; ok {
-			change, e.State = Departed, Left
+		if _, left := t.leaving[ev.name]; !left && e.Verified && !e.held {
+			// Gossip is not authenticated: a forged dead message can
+			// kill a live member in every memberlist. A verified run is
+			// asked by handshake before it is shown offline.
+			e.checking = true
+			return applied{check: id}
 		}
-		return applied{event: &Event{Change: change, Peer: e.Peer}}
+		return t.lose(e, now)
+	case evChecked:
+		if e != nil && e.member == ev.name && e.returning != nil {
+			if !ev.ok || netip.AddrPortFrom(e.Addr, e.TLSPort) != ev.at {
+				return applied{} // asked again at the next round, while gossip says alive
+			}
+			pending := *e.returning
+			e.returning = nil
+			return t.applyChecked(pending, now, true)
+		}
+		if e == nil || e.member != ev.name || !e.alive || !e.checking && !e.held {
+			return applied{}
+		}
+		if ev.ok && netip.AddrPortFrom(e.Addr, e.TLSPort) == ev.at {
+			e.LastSeen = now
+			if e.checking {
+				e.checking, e.held = false, true
+				return applied{held: id}
+			}
+			return applied{}
+		}
+		r := t.lose(e, now)
+		r.unheld = id
+		return r
+	case evForget:
+		if e != nil && !e.alive {
+			delete(t.peers, id)
+			return applied{forgot: []string{id}}
+		}
+		return applied{}
 	case evIntent:
 		if _, seen := t.leaving[ev.name]; seen {
 			return applied{}
@@ -130,10 +204,15 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		t.leaving[ev.name] = now
 		t.pruneLeaving(now)
 		r := applied{relay: ev.name}
-		// The goodbye may arrive after failure detection already called
-		// the peer lost: it left after all.
-		if e != nil && e.member == ev.name && !e.alive && e.State == Offline {
-			e.State = Left
+		switch {
+		case e != nil && e.member == ev.name && e.alive && (e.held || e.checking):
+			// memberlist already calls it dead; it left after all.
+			lost := t.lose(e, now)
+			r.event, r.unheld = lost.event, id
+		case e != nil && e.member == ev.name && !e.alive && e.State == Offline:
+			// The goodbye may arrive after failure detection already
+			// called the peer lost: it left after all.
+			e.State, e.returning = Left, nil
 			r.event = &Event{Change: Departed, Peer: e.Peer}
 		}
 		return r
@@ -141,6 +220,67 @@ func (t *peerTable) apply(ev memberEvent, now time.Time) applied {
 		return applied{event: t.markVerified(ev.name, ev.at, now)}
 	}
 	return applied{}
+}
+
+// maxStrangersOffline is how many offline peers never verified the table
+// keeps: anyone can make members of fresh keys, which then die unanswered;
+// listing every one would drown the people in the list.
+const maxStrangersOffline = 16
+
+// lose marks the run of e gone: left if it said goodbye, else lost.
+func (t *peerTable) lose(e *entry, now time.Time) applied {
+	e.alive, e.held, e.checking = false, false, false
+	e.LastSeen = now
+	t.live--
+	change := Lost
+	e.State = Offline
+	if _, ok := t.leaving[e.member]; ok {
+		change, e.State = Departed, Left
+	}
+	r := applied{event: &Event{Change: change, Peer: e.Peer}}
+	if !e.everVerified {
+		r.forgot = t.pruneStrangers()
+	}
+	return r
+}
+
+// pruneStrangers forgets the longest unheard-of offline peers never
+// verified beyond maxStrangersOffline, and says which.
+func (t *peerTable) pruneStrangers() []string {
+	var strangers []*entry
+	for _, e := range t.peers {
+		if !e.alive && !e.everVerified && e.returning == nil {
+			strangers = append(strangers, e)
+		}
+	}
+	if len(strangers) <= maxStrangersOffline {
+		return nil
+	}
+	slices.SortFunc(strangers, func(a, b *entry) int { return a.LastSeen.Compare(b.LastSeen) })
+	var out []string
+	for _, e := range strangers[:len(strangers)-maxStrangersOffline] {
+		delete(t.peers, e.ID)
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// heldRuns lists the runs held online against gossip, and the runs being
+// checked, with the TLS address to ask.
+func (t *peerTable) heldRuns() []heldRun {
+	var out []heldRun
+	for _, e := range t.peers {
+		if e.alive && (e.held || e.checking) || !e.alive && e.returning != nil {
+			out = append(out, heldRun{id: e.ID, member: e.member, at: netip.AddrPortFrom(e.Addr, e.TLSPort)})
+		}
+	}
+	return out
+}
+
+// heldRun is a run to ask by handshake whether it is still there.
+type heldRun struct {
+	id, member string
+	at         netip.AddrPort
 }
 
 // markVerified records that a handshake at addr proved the key of the run
@@ -156,7 +296,7 @@ func (t *peerTable) markVerified(member string, addr netip.AddrPort, now time.Ti
 	if e == nil || e.member != member || !e.alive || e.Verified || netip.AddrPortFrom(e.Addr, e.TLSPort) != addr {
 		return nil
 	}
-	e.Verified = true
+	e.Verified, e.everVerified = true, true
 	e.LastSeen = now
 	return &Event{Change: Verified, Peer: e.Peer}
 }

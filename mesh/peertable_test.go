@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -19,16 +20,19 @@ var (
 	addr2  = netip.MustParseAddr("192.0.2.2")
 )
 
+var testKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+
 func runOf(id string, n uint64) string { return fmt.Sprintf("%s-%016x", id, n) }
 
 // bobMeta is bob's metadata of run started at started, changed by f.
 func bobMeta(t *testing.T, started int64, f func(*Meta)) []byte {
 	t.Helper()
-	m := Meta{Proto: ProtocolVersion, TLSPort: 7481, Started: started, Name: "bob"}
+	m := Meta{Proto: ProtocolVersion, TLSPort: 7481, Started: started, Seq: 1, Name: "bob", Gossip: netip.MustParseAddrPort("192.0.2.1:7480")}
 	if f != nil {
 		f(&m)
 	}
-	b, err := m.Encode()
+	// The table trusts the gate for signatures: any key will do.
+	b, err := m.Sign(bob1, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,5 +375,172 @@ func TestPeerTableForgetsOldIntents(t *testing.T) {
 	}
 	if _, ok := tb.leaving[bob2]; !ok {
 		t.Fatal("fresh intent forgotten")
+	}
+}
+
+func checkedEv(member string, addr netip.Addr, ok bool) memberEvent {
+	return memberEvent{kind: evChecked, name: member, at: netip.AddrPortFrom(addr, 7481), ok: ok}
+}
+
+// TestPeerTableHoldsAVerifiedRunGossipCallsDead: a forged dead message
+// must not take offline a peer a handshake still reaches.
+func TestPeerTableHoldsAVerifiedRunGossipCallsDead(t *testing.T) {
+	m := bobMeta(t, 100, nil)
+	now := time.Unix(1000, 0)
+	start := func() peerTable {
+		tb := newPeerTable(selfID)
+		tb.apply(joinEv(bob1, addr1, m), now)
+		tb.apply(verifiedEv(bob1, addr1, 7481), now)
+		return tb
+	}
+
+	tb := start()
+	if r := tb.apply(leaveEv(bob1), now); r.event != nil || r.check != bobID {
+		t.Fatalf("gossip's dead for a verified run: %+v, want a check and no event", r)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil || r.held != bobID {
+		t.Fatalf("the run answered: %+v, want it held and no event", r)
+	}
+	if !tb.peers[bobID].Online() || tb.live != 2 {
+		t.Fatalf("held bob: %+v, live %d", tb.peers[bobID].Peer, tb.live)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil {
+		t.Fatalf("held and still answering: %+v", r)
+	}
+	if r := tb.apply(joinEv(bob1, addr1, m), now); r.event != nil || r.unheld != bobID {
+		t.Fatalf("memberlist takes the run back: %+v, want unheld and no event", r)
+	}
+	if r := tb.apply(leaveEv(bob1), now); r.check != bobID {
+		t.Fatalf("a second dead is checked again: %+v", r)
+	}
+
+	// A held run that stops answering is lost; one that says goodbye left.
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(checkedEv(bob1, addr1, true), now)
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost || tb.live != 1 {
+		t.Fatalf("held run stopped answering: %+v", r)
+	}
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("a crash: %+v, want lost", r)
+	}
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(checkedEv(bob1, addr1, true), now)
+	if r := tb.apply(intentEv(bob1), now); r.event == nil || r.event.Change != Departed {
+		t.Fatalf("goodbye of a held run: %+v, want left", r)
+	}
+
+	// An unverified run is not asked: gossip is all there is to go by.
+	tb = newPeerTable(selfID)
+	tb.apply(joinEv(bob1, addr1, m), now)
+	if r := tb.apply(leaveEv(bob1), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("unverified run's death: %+v", r)
+	}
+	// An answer from another address proves nothing about this run.
+	tb = start()
+	tb.apply(leaveEv(bob1), now)
+	if r := tb.apply(checkedEv(bob1, addr2, true), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("an answer from elsewhere: %+v", r)
+	}
+}
+
+func TestPeerTableTakesNewerMetaOnlyForTheLiveRun(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m1 := bobMeta(t, 100, nil)
+	m2 := bobMeta(t, 100, func(m *Meta) { m.Seq, m.State = 2, Away })
+	metaEv := func(member string, meta []byte) memberEvent {
+		ev := joinEv(member, addr1, meta)
+		ev.kind = evMeta
+		return ev
+	}
+	tb := newPeerTable(selfID)
+	if r := tb.apply(metaEv(bob1, m1), now); r.event != nil || len(tb.peers) != 0 {
+		t.Fatalf("evMeta of a run memberlist does not hold added %+v", r)
+	}
+	tb.apply(joinEv(bob1, addr1, m1), now)
+	if r := tb.apply(metaEv(bob1, m2), now); r.event == nil || r.event.Peer.State != Away {
+		t.Fatalf("newer metadata: %+v", r)
+	}
+	if r := tb.apply(updateEv(bob1, addr1, m1), now); r.event != nil || tb.peers[bobID].State != Away {
+		t.Fatalf("older metadata after newer: %+v, state %v", r, tb.peers[bobID].State)
+	}
+	if r := tb.apply(metaEv(bob2, m2), now); r.event != nil {
+		t.Fatalf("evMeta of another run: %+v", r)
+	}
+	tb.apply(memberEvent{kind: evForget, name: runOf(bobID, 0)}, now)
+	if _, ok := tb.peers[bobID]; !ok {
+		t.Fatal("a live peer was forgotten")
+	}
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(memberEvent{kind: evForget, name: runOf(bobID, 0)}, now)
+	if _, ok := tb.peers[bobID]; ok {
+		t.Fatal("an offline peer the gate forgot is still listed")
+	}
+}
+
+// TestPeerTableAsksAVerifiedRunThatReturns: gossip saying a lost verified
+// run is back (a healed split, or anyone replaying its last words) is
+// checked by handshake before the peer is shown online and verified again.
+func TestPeerTableAsksAVerifiedRunThatReturns(t *testing.T) {
+	m := bobMeta(t, 100, nil)
+	now := time.Unix(1000, 0)
+	lost := func() peerTable {
+		tb := newPeerTable(selfID)
+		tb.apply(joinEv(bob1, addr1, m), now)
+		tb.apply(verifiedEv(bob1, addr1, 7481), now)
+		tb.apply(leaveEv(bob1), now)
+		if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+			t.Fatalf("setup: %+v", r)
+		}
+		return tb
+	}
+	tb := lost()
+	if r := tb.apply(joinEv(bob1, addr1, m), now); r.event != nil || r.check != bobID {
+		t.Fatalf("gossip says the run is back: %+v, want a check and no event", r)
+	}
+	if p := tb.peers[bobID]; p.Online() {
+		t.Fatal("shown online before the handshake")
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event != nil || tb.peers[bobID].Online() {
+		t.Fatalf("no answer: %+v", r)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event == nil || r.event.Change != Returned || !r.event.Peer.Verified || !r.event.Peer.Online() {
+		t.Fatalf("the run answered: %+v, want returned, verified", r)
+	}
+
+	// A replay that memberlist then finds dead changes nothing.
+	tb = lost()
+	tb.apply(joinEv(bob1, addr1, m), now)
+	if r := tb.apply(leaveEv(bob1), now); r.event != nil || tb.peers[bobID].returning != nil || tb.live != 1 {
+		t.Fatalf("replay found dead: %+v, live %d", r, tb.live)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil {
+		t.Fatalf("a late answer after gossip took it back: %+v", r)
+	}
+}
+
+func TestPeerTableKeepsFewOfflineStrangers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tb := newPeerTable(selfID)
+	// bob was verified once; forty members of fresh keys never were.
+	tb.apply(joinEv(bob1, addr1, bobMeta(t, 100, nil)), now)
+	tb.apply(verifiedEv(bob1, addr1, 7481), now)
+	tb.apply(leaveEv(bob1), now)
+	tb.apply(checkedEv(bob1, addr1, false), now)
+	var forgot int
+	for i := range 40 {
+		run := runOf(strings.Repeat(string(rune('C'+i%20)), IDLen-1)+string(rune('A'+i/20)), 1)
+		now = now.Add(time.Second)
+		tb.apply(joinEv(run, addr2, bobMeta(t, 100, nil)), now)
+		forgot += len(tb.apply(leaveEv(run), now).forgot)
+	}
+	if len(tb.peers) != 1+maxStrangersOffline || forgot != 40-maxStrangersOffline {
+		t.Fatalf("%d peers kept, %d forgotten, want bob and %d strangers", len(tb.peers), forgot, maxStrangersOffline)
+	}
+	if _, ok := tb.peers[bobID]; !ok {
+		t.Fatal("the peer verified once was forgotten")
 	}
 }

@@ -238,7 +238,8 @@ func TestLostPeerIsDialledBackWithoutJoiningItself(t *testing.T) {
 	a := startNode(t, t.TempDir(), "alice")
 	dir := t.TempDir()
 	b := startNode(t, dir, "bob", a.gossipAddr())
-	waitFor(t, "b seen", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() })
+	// Verified: a peer never proven to be anyone is not dialled back.
+	waitFor(t, "b verified", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() && p.Verified })
 	g, tp := b.m.Ports()
 	b.m.Close() // a crash: no goodbye
 	waitFor(t, "b lost", 30*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.State == Offline })
@@ -258,7 +259,7 @@ func TestLostPeerIsDialledBackWithoutJoiningItself(t *testing.T) {
 func TestReconnectRetiresAnAddressNowHeldByAnotherIdentity(t *testing.T) {
 	a := startNode(t, t.TempDir(), "alice")
 	b := startNode(t, t.TempDir(), "bob", a.gossipAddr())
-	waitFor(t, "b seen", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() })
+	waitFor(t, "b verified", 5*time.Second, func() bool { p, ok := a.peer(b.m.ID()); return ok && p.Online() && p.Verified })
 	g, tp := b.m.Ports()
 	b.m.Close()
 	waitFor(t, "b lost", 30*time.Second, func() bool { p, _ := a.peer(b.m.ID()); return p.State == Offline })

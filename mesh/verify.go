@@ -22,6 +22,13 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 		due time.Time
 	}
 	var retries []retry
+	waiting := make(map[string]bool) // ids in retries: one retry each
+	later := func(id string) {
+		if !waiting[id] {
+			waiting[id] = true
+			retries = append(retries, retry{id: id, due: time.Now().Add(verifyRetryDelay)})
+		}
+	}
 	tick := time.NewTicker(verifyTick)
 	defer tick.Stop()
 	for {
@@ -34,6 +41,7 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 			kept := retries[:0]
 			for _, r := range retries {
 				if now.After(r.due) {
+					delete(waiting, r.id)
 					m.queueVerify(r.id)
 				} else {
 					kept = append(kept, r)
@@ -46,6 +54,12 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 		member, addr, due := m.table.toVerify(id)
 		m.mu.Unlock()
 		if !due {
+			continue
+		}
+		if !m.dials.allow(addr.Addr()) {
+			// Not a failed try: the address is dialled too often (many
+			// members name it). Ask again later.
+			later(id)
 			continue
 		}
 		s, err := m.dialer.DialAddr(ctx, addr.String(), id, ALPNPing)
@@ -62,7 +76,7 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 		again := m.table.retryVerify(id, member)
 		m.mu.Unlock()
 		if again {
-			retries = append(retries, retry{id: id, due: time.Now().Add(verifyRetryDelay)})
+			later(id)
 		}
 	}
 }

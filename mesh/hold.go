@@ -1,0 +1,150 @@
+package mesh
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Gossip is not authenticated without a network key, so one forged dead
+// message makes every memberlist call a live member dead, and its
+// refutation cannot beat an incarnation of 2³²−1 (it wraps to 0). This
+// node does not take gossip's word against what it can check itself: a
+// verified run that gossip calls dead is asked by a TLS handshake expecting
+// its key (on the ping protocol) before it is shown offline. If it answers
+// it is held online, asked again every holdInterval, and dialled back into
+// memberlist by the reconnector (which can only succeed once memberlist has
+// forgotten the dead member, GossipToTheDeadTime later). A crashed peer
+// refuses the handshake at once, so a crash is still shown as soon as
+// memberlist notices it; an unplugged one after holdTimeout more.
+//
+// The accused side: memberlist refutes by gossiping a higher incarnation,
+// which after an accusation at 2³²−1 is 0, and a member of incarnation 0
+// is never taken in, not even by a memberlist that has forgotten the dead
+// one. So after each refutation (memberlist says so only in its log) the
+// node announces itself once more (UpdateNode: incarnation 1 after a wrap),
+// at most once per refuteGap, and the others' reconnect dials then find it
+// joinable.
+const (
+	refuteGap = 2 * time.Second
+	// repullGap: a stranger who keeps the caps full keeps the refusals
+	// coming; the pulls they cause (a whole member list each) stay rare.
+	repullGap    = 5 * time.Second
+	holdInterval = time.Second
+	holdTimeout  = 2 * time.Second
+	holdDials    = 4 // handshakes at once
+)
+
+// queueCheck wakes holdLoop to ask a run gossip called dead. It never
+// blocks: the peer table remembers what is to be checked.
+func (m *Mesh) queueCheck(string) {
+	select {
+	case m.checkWake <- struct{}{}:
+	default:
+	}
+}
+
+// holdLoop asks, by handshake, the runs gossip called dead and those held
+// online against it; and pulls the membership again from a verified peer
+// when the gate refused members for a cap, once there is room again (the
+// refused ones are not gossiped again until they change).
+func (m *Mesh) holdLoop(ctx context.Context) {
+	tick := time.NewTicker(holdInterval)
+	defer tick.Stop()
+	var lastBump, lastRepull time.Time
+	// bumpDue fires when a re-announcement held back by refuteGap is due;
+	// armed says it is set, so that a flood of refutations sets one timer.
+	bumpDue := time.NewTimer(time.Hour)
+	bumpDue.Stop()
+	armed := false
+	var bumps sync.WaitGroup // re-announcements, which wait for their broadcast
+	defer bumps.Wait()
+	bump := func() {
+		armed, lastBump = false, time.Now()
+		m.mu.Lock()
+		ml := m.ml
+		m.mu.Unlock()
+		bumps.Go(func() {
+			if err := ml.UpdateNode(holdTimeout); err != nil {
+				m.log.Debug("re-announce after a refutation", "err", err)
+			}
+		})
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if time.Since(lastRepull) >= repullGap && m.repullIfRefused() {
+				lastRepull = time.Now()
+			}
+		case <-m.checkWake:
+		case <-m.refuteWake:
+			if wait := refuteGap - time.Since(lastBump); wait > 0 {
+				if !armed {
+					bumpDue.Reset(wait)
+					armed = true
+				}
+			} else if !armed {
+				bump()
+			}
+			continue
+		case <-bumpDue.C:
+			bump()
+			continue
+		}
+		m.mu.Lock()
+		runs := m.table.heldRuns()
+		m.mu.Unlock()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, holdDials)
+		for _, r := range runs {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				dctx, cancel := context.WithTimeout(ctx, holdTimeout)
+				s, err := m.dialer.DialAddr(dctx, r.at.String(), r.id, ALPNPing)
+				cancel()
+				if err == nil {
+					s.Close()
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				m.q.push(memberEvent{kind: evChecked, name: r.member, at: r.at, ok: err == nil})
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// repullIfRefused joins a random verified live peer (a push-pull of its
+// whole membership) when members were refused for a cap and the
+// unverified ones have fallen to half the cap, and says whether it did.
+func (m *Mesh) repullIfRefused() bool {
+	refused, unverified := m.gate.takeRefused()
+	if !refused {
+		return false
+	}
+	if unverified > m.cfg.MaxUnverified/2 {
+		m.gate.mu.Lock()
+		m.gate.refusedCap = true // not yet: ask again next tick
+		m.gate.mu.Unlock()
+		return false
+	}
+	m.mu.Lock()
+	var picks []string
+	for _, e := range m.table.peers {
+		if e.alive && e.Verified && !e.held {
+			picks = append(picks, netip.AddrPortFrom(e.Addr, e.GossipPort).String())
+		}
+	}
+	m.mu.Unlock()
+	if len(picks) == 0 {
+		return false
+	}
+	m.enqueueJoin(picks[rand.IntN(len(picks))])
+	return true
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"lanchat/message"
 )
@@ -44,13 +45,17 @@ type usage struct {
 type quota struct {
 	s *Service
 
+	since time.Time // what was stored before this is loadTotals'; after it, reserve's
+
 	mu        sync.Mutex
 	peers     map[string]*usage
 	strangers int64 // bytes from strangers, all of them; see loadTotals
 	totalled  bool  // the strangers' total from before this run is in
 }
 
-func newQuota(s *Service) *quota { return &quota{s: s, peers: map[string]*usage{}} }
+func newQuota(s *Service) *quota {
+	return &quota{s: s, since: time.Now(), peers: map[string]*usage{}}
+}
 
 // loadTotals adds what strangers stored before this run to the strangers'
 // total: one walk of the history, done in the background at start so a
@@ -58,7 +63,9 @@ func newQuota(s *Service) *quota { return &quota{s: s, peers: map[string]*usage{
 // stranger's own quota applies.
 func (q *quota) loadTotals(ctx context.Context) {
 	var total int64
-	err := q.s.st.ReceivedByPeer(ctx, func(peer string, n int64, talked bool) {
+	// Only what was stored before this service could reserve anything:
+	// what came since is counted by reserve, and must not be twice.
+	err := q.s.st.ReceivedByPeer(ctx, q.since, func(peer string, n int64, talked bool) {
 		if !talked && !q.s.TrustOf(peer, "").Trusted {
 			total += n
 		}

@@ -89,3 +89,93 @@ func TestAdmissionRandomEarlyDrop(t *testing.T) {
 		t.Fatalf("after the handshakes ended: refused (%s)", why)
 	}
 }
+
+// Directory requests nobody reads cost the server little and stop at a
+// few per address: an honest one-shot at another address is answered at
+// once, in full.
+func TestUnreadDirectoryStreamsDoNotStarveOthers(t *testing.T) {
+	a := startNode(t, t.TempDir(), "alice")
+	_, tp := a.m.Ports()
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(tp)).String()
+	other, _ := LoadOrCreateIdentity(t.TempDir())
+	cert, err := selfSignedCert(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(ip string) (*tls.Conn, error) {
+		raw, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}).Dial("tcp", target)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(raw, clientTLSConfig(cert, ALPNDirectory, a.m.ID()))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	var unread []*tls.Conn
+	t.Cleanup(func() {
+		for _, c := range unread {
+			c.Close()
+		}
+	})
+	for range 40 {
+		c, err := open("127.0.0.3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		unread = append(unread, c) // never read
+	}
+	start := time.Now()
+	c, err := open("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	list, err := decodeDirectory(c, a.m.ID())
+	if err != nil || len(list) != 1 || list[0].Name != "alice" {
+		t.Fatalf("an honest directory request during the flood: %v, %v", list, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("answered after %v", d)
+	}
+	a.m.dirs.mu.Lock()
+	held := a.m.dirs.by[netip.MustParseAddr("127.0.0.3")]
+	a.m.dirs.mu.Unlock()
+	if held > dirPerSource {
+		t.Errorf("%d directory replies held for one address, limit %d", held, dirPerSource)
+	}
+}
+
+func TestDirGateLimits(t *testing.T) {
+	var g dirGate
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for range dirPerSource {
+		if !g.enter(a) {
+			t.Fatal("refused under the per-address limit")
+		}
+	}
+	if g.enter(a) {
+		t.Fatal("a third reply to one address")
+	}
+	if !g.enter(b) {
+		t.Fatal("another address refused")
+	}
+	g.leave(a)
+	if !g.enter(a) {
+		t.Fatal("refused after one ended")
+	}
+	n := 0
+	for i := range 100 {
+		if g.enter(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)})) {
+			n++
+		}
+	}
+	if g.total != dirServed || n != dirServed-dirPerSource-1 {
+		t.Fatalf("%d served in all (%d more admitted), want %d", g.total, n, dirServed)
+	}
+}

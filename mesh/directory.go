@@ -1,26 +1,106 @@
 package mesh
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"sync"
 	"time"
 )
 
 // maxDirectory bounds a directory reply read from the network.
 const maxDirectory = 1 << 20
 
+// Directory replies are streamed, an entry at a time, so a reply nobody
+// reads holds one entry and the TLS buffers, not the whole list; at most
+// dirPerSource of them are served to one address at once and dirServed in
+// all (a one-shot command asks a few nodes once), and each must be read
+// within dirTimeout. A reply stops at maxDirectory bytes, which is all a
+// client reads.
+const (
+	dirPerSource = 2
+	dirServed    = 16
+	dirTimeout   = 5 * time.Second
+)
+
+// dirGate counts the directory replies being written, per source.
+type dirGate struct {
+	mu    sync.Mutex
+	by    map[netip.Addr]int
+	total int
+}
+
+func (g *dirGate) enter(src netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.by == nil {
+		g.by = map[netip.Addr]int{}
+	}
+	if g.total >= dirServed || g.by[src] >= dirPerSource {
+		return false
+	}
+	g.by[src]++
+	g.total++
+	return true
+}
+
+func (g *dirGate) leave(src netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.by[src]--; g.by[src] <= 0 {
+		delete(g.by, src)
+	}
+	g.total--
+}
+
 // serveDirectory answers a lanchat/dir/1 stream: one JSON array of peers,
 // this node first, then the stream closes. It is how a one-shot command,
 // which does not join the gossip, learns names and addresses.
 func (m *Mesh) serveDirectory(s *Stream) {
 	defer s.Close()
+	src := remoteIP(s.Conn)
+	if !m.dirs.enter(src) {
+		m.log.Info("refusing a directory request: too many at once", "remote", s.Conn.RemoteAddr())
+		return
+	}
+	defer m.dirs.leave(src)
+	s.SetWriteDeadline(time.Now().Add(dirTimeout))
+	w := bufio.NewWriterSize(s, 16<<10)
+	written := 0
+	write := func(b []byte) bool {
+		if written+len(b) > maxDirectory {
+			return false
+		}
+		n, err := w.Write(b)
+		written += n
+		return err == nil
+	}
 	list := append([]Peer{m.Self()}, m.Peers()...)
-	s.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if err := json.NewEncoder(s).Encode(list); err != nil {
-		m.log.Debug("directory reply", "peer", ShortID(s.PeerID()), "err", err)
+	ok := write([]byte{'['})
+	for i, p := range list {
+		b, err := json.Marshal(p)
+		if err != nil || !ok {
+			break
+		}
+		// Leave room for the closing bracket: a reply cut short is still
+		// a whole JSON array, of the entries that fit.
+		if written+len(b)+2 > maxDirectory {
+			break
+		}
+		if i > 0 {
+			ok = write([]byte{','})
+		}
+		ok = ok && write(b)
+	}
+	if ok {
+		ok = write([]byte("]\n"))
+	}
+	if err := w.Flush(); err != nil || !ok {
+		m.log.Debug("directory reply", "peer", ShortID(s.PeerID()), "err", err, "bytes", written)
 	}
 }
 

@@ -192,6 +192,7 @@ type Mesh struct {
 	reconnectWake chan struct{}                    // buffered 1: the reconnect schedule changed
 	checkWake     chan struct{}                    // buffered 1: a verified run is to be asked (hold.go)
 	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
+	dirs          dirGate                          // directory replies being written
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
 	once          sync.Once                        // makes Close idempotent

@@ -8,8 +8,7 @@ import (
 
 func TestAddrLimiterBoundsDialsPerAddress(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newAddrLimiter(2, 8)
-	l.now = func() time.Time { return now }
+	l := newAddrLimiterAt(2, 8, func() time.Time { return now })
 	victim, other := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	n := 0
 	for range 100 {
@@ -40,7 +39,7 @@ func TestAddrLimiterBoundsDialsPerAddress(t *testing.T) {
 	for i := range maxBuckets + 10 {
 		l.allow(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 	}
-	if len(l.buckets) > maxBuckets {
-		t.Fatalf("%d buckets, cap %d", len(l.buckets), maxBuckets)
+	if l.k.Len() > maxBuckets {
+		t.Fatalf("%d buckets, cap %d", l.k.Len(), maxBuckets)
 	}
 }

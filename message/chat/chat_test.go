@@ -464,8 +464,8 @@ func TestLimiterForgetsIdlePeersRatherThanGrow(t *testing.T) {
 	}
 	now = now.Add(2 * time.Minute)
 	l.allow("fresh")
-	if len(l.buckets) != 1 {
-		t.Fatalf("%d buckets after the idle ones expired, want 1", len(l.buckets))
+	if l.k.Len() != 1 {
+		t.Fatalf("%d buckets after the idle ones expired, want 1", l.k.Len())
 	}
 }
 

@@ -236,8 +236,8 @@ func TestLimiter(t *testing.T) {
 	for i := range 3 * maxPeers {
 		l.allow(fmt.Sprint("peer ", i))
 	}
-	if len(l.buckets) > maxPeers {
-		t.Fatalf("%d buckets kept, limit %d", len(l.buckets), maxPeers)
+	if l.k.Len() > maxPeers {
+		t.Fatalf("%d buckets kept, limit %d", l.k.Len(), maxPeers)
 	}
 }
 

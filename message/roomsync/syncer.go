@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"lanchat/internal/ratelimit"
 	"lanchat/message"
 )
 
@@ -407,58 +408,14 @@ func isTimeout(err error) bool {
 // limiter is a token bucket per peer: rate tokens a second, at most
 // burst. When it holds maxPeers buckets it forgets those that have
 // refilled (and all, if none has), so a flood of peer ids cannot grow it.
-type limiter struct {
-	rate  float64
-	burst float64
-	now   func() time.Time
-
-	mu      sync.Mutex         // guards buckets
-	buckets map[string]*bucket // by peer id
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time // when tokens was counted
-}
+type limiter struct{ k *ratelimit.Keyed[string] }
 
 // maxPeers bounds the buckets a limiter keeps.
 const maxPeers = 4096
 
 func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: make(map[string]*bucket)}
+	return &limiter{k: ratelimit.New[string](rate, float64(burst), maxPeers, ratelimit.Reset, now)}
 }
 
 // allow takes a token from peer's bucket, or reports false if it is empty.
-func (l *limiter) allow(peer string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b := l.buckets[peer]
-	if b == nil {
-		if len(l.buckets) >= maxPeers {
-			l.sweep(now)
-		}
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[peer] = b
-	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// sweep forgets full buckets, or if none is full, all of them: a flood of
-// peer ids cannot grow the map. l.mu must be held.
-func (l *limiter) sweep(now time.Time) {
-	for p, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, p)
-		}
-	}
-	if len(l.buckets) >= maxPeers {
-		clear(l.buckets)
-	}
-}
+func (l *limiter) allow(peer string) bool { return l.k.Allow(peer) }

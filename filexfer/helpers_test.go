@@ -195,7 +195,7 @@ func writeFile(t testing.TB, name string, n int64, seed uint64) {
 	}
 	defer f.Close()
 	r := mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, min(n, 1<<20))
 	for n > 0 {
 		k := min(n, int64(len(buf)))
 		for i := 0; i < int(k); i += 8 {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -231,6 +232,7 @@ func (f *rfile) heldBytes(size int64, shift byte) int64 {
 
 // rx is one stream being received; only Serve's goroutine touches it.
 type rx struct {
+	ctx        context.Context
 	r          *Receiver
 	conn       net.Conn
 	fw         *frameWriter
@@ -243,6 +245,8 @@ type rx struct {
 	files      []*rfile
 	tops       map[string]string // safe top name → its name in the download directory
 	journal    *os.File
+	stage      *os.Root        // the staging folder: partial files without a walk from the top
+	made       map[string]bool // folders made in the download directory
 	jbuf       []byte
 	res        Result
 	changedSet map[uint32]bool // files flagged as changed in HAVE
@@ -289,7 +293,7 @@ func (r *Receiver) Serve(ctx context.Context, conn net.Conn, peer string) (Resul
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	x := &rx{r: r, conn: conn, fw: newFrameWriter(conn), fr: newFrameReader(conn),
+	x := &rx{ctx: ctx, r: r, conn: conn, fw: newFrameWriter(conn), fr: newFrameReader(conn),
 		handles: map[uint32]*os.File{}, dirty: map[uint32]bool{}, hasher: blake3.New(), tops: map[string]string{}}
 	x.offer.Peer = peer
 	err := x.serve(ctx)
@@ -303,6 +307,9 @@ func (r *Receiver) Serve(ctx context.Context, conn net.Conn, peer string) (Resul
 		}
 		x.closeHandles()
 		x.journal.Close()
+		if x.stage != nil {
+			x.stage.Close()
+		}
 		if err == nil {
 			r.root.RemoveAll(x.dir)
 		}
@@ -322,7 +329,14 @@ func (r *Receiver) Serve(ctx context.Context, conn net.Conn, peer string) (Resul
 	return x.res, err
 }
 
-func (x *rx) deadline() { x.conn.SetDeadline(time.Now().Add(x.r.cfg.IdleTimeout)) }
+// deadline refreshes the stream's deadline, unless the context ended: its
+// cancellation set a deadline in the past that must stay.
+func (x *rx) deadline() {
+	x.conn.SetDeadline(time.Now().Add(x.r.cfg.IdleTimeout))
+	if x.ctx.Err() != nil {
+		x.conn.SetDeadline(time.Unix(1, 0))
+	}
+}
 
 func (x *rx) serve(ctx context.Context) error {
 	cfg := &x.r.cfg
@@ -508,7 +522,7 @@ func (x *rx) openStaging() error {
 	if b, err := readBounded(root, mpath, maxJournal); err == nil {
 		if x.resume(b) == nil {
 			x.offer.Resume = true
-			return nil
+			return x.openStage()
 		}
 		x.r.log.Warn("dropping an unusable earlier attempt", "transfer", x.offer.ID)
 		root.RemoveAll(x.dir)
@@ -536,6 +550,16 @@ func (x *rx) openStaging() error {
 		return x.writeErr(err)
 	}
 	x.journal = j
+	return x.openStage()
+}
+
+func (x *rx) openStage() error {
+	st, err := x.r.root.OpenRoot(x.dir)
+	if err != nil {
+		return x.writeErr(err)
+	}
+	x.stage = st
+	x.made = map[string]bool{}
 	return nil
 }
 
@@ -780,7 +804,7 @@ func (x *rx) sendHaves() error {
 // loop receives data until every file is in place.
 func (x *rx) loop() error {
 	for {
-		x.conn.SetReadDeadline(time.Now().Add(x.r.cfg.IdleTimeout))
+		x.deadline()
 		t, p, err := x.fr.next()
 		if err != nil {
 			return err
@@ -1014,14 +1038,17 @@ func (x *rx) changed(p []byte) error {
 	return nil
 }
 
-func (x *rx) partName(i uint32) string { return fmt.Sprintf("%s/%d.part", x.dir, i) }
+// partName is file i's partial file, relative to the download directory;
+// partBase the same relative to the staging folder.
+func (x *rx) partName(i uint32) string { return x.dir + "/" + partBase(i) }
+func partBase(i uint32) string         { return strconv.FormatUint(uint64(i), 10) + ".part" }
 
 // handle returns the open partial file of i.
 func (x *rx) handle(i uint32) (*os.File, error) {
 	if h := x.handles[i]; h != nil {
 		return h, nil
 	}
-	h, err := x.r.root.OpenFile(x.partName(i), os.O_RDWR|os.O_CREATE, 0o600)
+	h, err := x.stage.OpenFile(partBase(i), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, x.writeErr(err)
 	}
@@ -1046,7 +1073,7 @@ func (x *rx) writeErr(err error) error {
 }
 
 func (x *rx) send(t frameType, p []byte) error {
-	x.conn.SetWriteDeadline(time.Now().Add(x.r.cfg.IdleTimeout))
+	x.deadline()
 	return x.fw.frame(t, p)
 }
 
@@ -1064,21 +1091,22 @@ func (x *rx) checkpoint(talk bool) error {
 	}
 	x.sinceSync = 0
 	x.lastSync = time.Now()
+	var placed []uint32
+	var err error
+	if len(x.toPlace) > 0 {
+		placed, err = x.place(x.toPlace)
+		x.toPlace = x.toPlace[:0]
+	}
 	for i, h := range x.handles {
 		if !x.cur.open || x.cur.file != i {
 			h.Close()
 			delete(x.handles, i)
 		}
 	}
-	if len(x.toPlace) == 0 {
-		return nil
-	}
-	placed, err := x.place(x.toPlace)
-	x.toPlace = x.toPlace[:0]
 	if err != nil {
 		return err
 	}
-	if !talk {
+	if !talk || len(placed) == 0 {
 		return nil
 	}
 	for _, i := range placed {
@@ -1151,16 +1179,11 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 			if try > 10000 {
 				return x.writeErr(fmt.Errorf("no free name for %q", x.offer.Entries[i].Path))
 			}
+			// No look first: the link below fails on a taken name, and a
+			// look per file costs a walk through os.Root.
 			n := x.finalName(i, try)
 			if chosen[n] {
 				continue
-			}
-			if _, err := root.Lstat(n); err == nil {
-				continue
-			} else if errors.Is(err, syscall.ENOTDIR) {
-				return x.writeErr(fmt.Errorf("%s: a file stands where a folder should be", n))
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return x.writeErr(err)
 			}
 			chosen[n] = true
 			names[k] = n
@@ -1180,19 +1203,23 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 	for k, i := range files {
 		e := x.entries[i]
 		part := x.partName(i)
-		mode := fileMode(e.Mode)
-		if err := root.Chmod(part, mode); err != nil {
+		h, err := x.handle(i)
+		if err != nil {
+			return placed, err
+		}
+		if err := h.Chmod(fileMode(e.Mode)); err != nil {
 			return placed, x.writeErr(err)
 		}
-		if err := root.Chtimes(part, e.mtime(), e.mtime()); err != nil {
+		if err := x.stage.Chtimes(partBase(i), e.mtime(), e.mtime()); err != nil {
 			return placed, x.writeErr(err)
 		}
 		for try := 1; ; try++ {
 			n := names[k]
-			if d := path.Dir(n); d != "." {
+			if d := path.Dir(n); d != "." && !x.made[d] {
 				if err := root.MkdirAll(d, 0o755); err != nil {
 					return placed, x.writeErr(err)
 				}
+				x.made[d] = true
 			}
 			err := link(root, part, n)
 			if err == nil {
@@ -1209,7 +1236,7 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 				return placed, err
 			}
 		}
-		root.Remove(part)
+		x.stage.Remove(partBase(i))
 		f := x.files[i]
 		f.done, f.queued, f.final = true, false, names[k]
 		f.hashes, f.verified = nil, nil

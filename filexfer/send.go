@@ -79,6 +79,7 @@ type SendResult struct {
 // sender is one attempt's state; only the sending goroutine touches it,
 // except events, which the reading goroutine fills.
 type sender struct {
+	ctx      context.Context
 	cfg      SendConfig
 	src      *Source
 	conn     net.Conn
@@ -117,7 +118,7 @@ func Send(ctx context.Context, conn net.Conn, src *Source, cfg SendConfig) (Send
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	s := &sender{
-		cfg: cfg, src: src, conn: conn, fw: newFrameWriter(conn), shift: cfg.ChunkShift,
+		ctx: ctx, cfg: cfg, src: src, conn: conn, fw: newFrameWriter(conn), shift: cfg.ChunkShift,
 		buf: make([]byte, dataHeaderLen+MaxData), hasher: blake3.New(), changes: map[uint32]int{},
 	}
 	if s.cfg.Log == nil {
@@ -643,8 +644,14 @@ func (s *sender) restartFile(idx uint32) error {
 	return s.resendFile(idx)
 }
 
+// write writes one frame, refreshing the write deadline; the context is
+// checked after, since a refreshed deadline would undo the one its
+// cancellation set.
 func (s *sender) write(t frameType, p []byte) error {
 	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
 	return s.fw.frame(t, p)
 }
 

@@ -366,9 +366,12 @@ func TestCancelStopsBothSides(t *testing.T) {
 		}
 	}
 	cfg.ProgressEvery = 0
-	_, err := Send(ctx, srv.dial(t, newPeer(t)), source(t, filepath.Join(src, "f")), cfg)
+	res, err := Send(ctx, srv.dial(t, newPeer(t)), source(t, filepath.Join(src, "f")), cfg)
 	if !errors.Is(err, ErrCancelled) {
 		t.Errorf("sender: %v, want ErrCancelled", err)
+	}
+	if res.Sent > 8<<20 {
+		t.Errorf("sent %d bytes after the cancel at 4 MiB", res.Sent)
 	}
 	if _, err := srv.outcome(1); err == nil {
 		t.Error("receiver finished a cancelled transfer")

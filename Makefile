@@ -43,6 +43,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'AddReceived' -benchtime 30000x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench 'PairCPU' -benchtime 30000x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench 'Size100k|Outbox10000|History1M' -benchtime 1x -count 1 -timeout 30m ./message/store/
+	$(GO) test -run '^$$' -bench . -benchtime 2x -count 1 -timeout 30m ./filexfer/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # A short run of every fuzzer (longer: make fuzz FUZZTIME=5m).

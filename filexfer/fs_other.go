@@ -13,3 +13,6 @@ func freeSpace(*os.Root) (uint64, error) { return 0, errors.ErrUnsupported }
 
 // syncFS is unavailable: files are synced one by one.
 func syncFS(*os.Root) error { return errors.ErrUnsupported }
+
+// linkAt is unavailable: links go through os.Root.Link.
+func linkAt(*os.File, string, *os.File, string) error { return errors.ErrUnsupported }

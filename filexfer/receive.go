@@ -245,8 +245,10 @@ type rx struct {
 	files      []*rfile
 	tops       map[string]string // safe top name → its name in the download directory
 	journal    *os.File
-	stage      *os.Root        // the staging folder: partial files without a walk from the top
-	made       map[string]bool // folders made in the download directory
+	stage      *os.Root            // the staging folder: partial files without a walk from the top
+	stageDir   *os.File            // the same, as a handle for linkat
+	dirs       map[string]*os.File // folders of the download directory opened for linkat
+	made       map[string]bool     // folders made in the download directory
 	jbuf       []byte
 	res        Result
 	changedSet map[uint32]bool // files flagged as changed in HAVE
@@ -310,6 +312,10 @@ func (r *Receiver) Serve(ctx context.Context, conn net.Conn, peer string) (Resul
 		if x.stage != nil {
 			x.stage.Close()
 		}
+		if x.stageDir != nil {
+			x.stageDir.Close()
+		}
+		x.closeDirs()
 		if err == nil {
 			r.root.RemoveAll(x.dir)
 		}
@@ -560,6 +566,7 @@ func (x *rx) openStage() error {
 	}
 	x.stage = st
 	x.made = map[string]bool{}
+	x.dirs = map[string]*os.File{}
 	return nil
 }
 
@@ -1221,7 +1228,7 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 				}
 				x.made[d] = true
 			}
-			err := link(root, part, n)
+			err := x.placeLink(i, part, n)
 			if err == nil {
 				break
 			}
@@ -1247,6 +1254,45 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 		placed = append(placed, i)
 	}
 	return placed, nil
+}
+
+// placeLink links partial file i (part, from the top) to name n. It goes
+// by folder handles where it can: the folder is opened once through the
+// root, so it cannot lead outside, and the last element is a plain name.
+func (x *rx) placeLink(i uint32, part, n string) error {
+	d, base := path.Split(n)
+	d = strings.TrimSuffix(d, "/")
+	if d == "" {
+		d = "."
+	}
+	var err error
+	if x.stageDir == nil {
+		if x.stageDir, err = x.r.root.Open(x.dir); err != nil {
+			return err
+		}
+	}
+	dir := x.dirs[d]
+	if dir == nil {
+		if len(x.dirs) >= 256 {
+			x.closeDirs()
+		}
+		if dir, err = x.r.root.Open(d); err != nil {
+			return err
+		}
+		x.dirs[d] = dir
+	}
+	err = linkAt(x.stageDir, partBase(i), dir, base)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return link(x.r.root, part, n)
+}
+
+func (x *rx) closeDirs() {
+	for d, f := range x.dirs {
+		f.Close()
+		delete(x.dirs, d)
+	}
 }
 
 // link gives the partial file its final name without replacing anything:

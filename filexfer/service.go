@@ -35,8 +35,9 @@ type ServiceConfig struct {
 	// RetryEvery is how often an outgoing transfer that was cut, or whose
 	// recipient was away, is tried again.
 	RetryEvery time.Duration
-	// MaxPending bounds the offers waiting for a decision; more are
-	// refused. MaxKept bounds the finished transfers listed.
+	// MaxPending bounds the offers waiting for a decision, and one peer
+	// may have an eighth of them; more are refused. MaxKept bounds the
+	// finished transfers listed.
 	MaxPending, MaxKept int
 	// Log gets the service's records; nil discards them.
 	Log *slog.Logger
@@ -452,13 +453,18 @@ func (s *Service) decide(ctx context.Context, o Offer) error {
 	s.mu.Lock()
 	x := s.xfers[id]
 	if x == nil {
-		pending := 0
+		pending, fromPeer := 0, 0
 		for _, y := range s.xfers {
 			if y.t.State == StateOffered {
 				pending++
+				if y.t.Peer == o.Peer {
+					fromPeer++
+				}
 			}
 		}
-		if !auto && pending >= s.cfg.MaxPending {
+		// One peer cannot take every place: a stranger's flood of offers
+		// leaves room for everyone else's.
+		if !auto && (pending >= s.cfg.MaxPending || fromPeer >= max(1, s.cfg.MaxPending/8)) {
 			s.mu.Unlock()
 			return fmt.Errorf("%w: too many offers are waiting for a decision", ErrRefused)
 		}

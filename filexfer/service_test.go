@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,4 +219,33 @@ func TestServiceRetriesUntilBack(t *testing.T) {
 	away.Store(false)
 	waitState(t, alice, "after the return", StateDone)
 	sameTree(t, src, bob.dir)
+}
+
+// TestHostileOfferFlood: one peer cannot fill every place for offers
+// waiting for a decision.
+func TestHostileOfferFlood(t *testing.T) {
+	bob := newSvcPeer(t, func(c *ServiceConfig) { c.MaxPending = 16; c.DecideTimeout = 5 * time.Second })
+	mallory := newSvcPeer(t, nil)
+	mallory.svc.cfg.Dial = dialer(mallory.me, bob, nil)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), 10, 1)
+	for range 4 {
+		if _, err := mallory.svc.Offer(bob.me.id, []string{filepath.Join(src, "f")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, "two offers waiting and two refused", 10*time.Second, func() bool {
+		offered, refused := 0, 0
+		for _, tr := range mallory.svc.Transfers() {
+			if tr.State == StateFailed && strings.Contains(tr.Error, "too many offers") {
+				refused++
+			}
+		}
+		for _, tr := range bob.svc.Transfers() {
+			if tr.State == StateOffered {
+				offered++
+			}
+		}
+		return offered == 2 && refused == 2
+	})
 }

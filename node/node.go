@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"lanchat/discovery"
+	"lanchat/filexfer"
 	"lanchat/mesh"
 	"lanchat/message"
 	"lanchat/message/chat"
@@ -46,6 +47,7 @@ type Node struct {
 	msg   *message.Service
 	chat  *chat.Service
 	sync  *roomsync.Syncer
+	files *filexfer.Service
 	hub   *hub
 	clock *message.Clock
 
@@ -161,6 +163,9 @@ func (n *Node) build() error {
 	rcfg.Logger = n.log.With("part", "roomsync")
 	n.sync = roomsync.New(rcfg)
 	m.Handle(roomsync.ALPN, func(s *mesh.Stream) { n.sync.HandleStream(s) })
+	if err := n.buildFiles(); err != nil {
+		return err
+	}
 	n.hub.rooms = func() []api.Room {
 		rs, err := n.chat.Rooms(context.Background())
 		if err != nil {
@@ -177,6 +182,7 @@ func (n *Node) free() {
 		if n.mesh != nil {
 			n.mesh.Close()
 		}
+		n.freeFiles()
 		if n.sync != nil {
 			n.sync.Close() // before the chat service its handlers read from
 		}
@@ -270,6 +276,7 @@ func (n *Node) serve(ctx context.Context) error {
 		if ev.Change == mesh.Verified || ev.Change == mesh.Returned && ev.Peer.Verified {
 			n.chat.PeerMet(ev.Peer.ID)
 		}
+		n.filesPeerEvent(ev)
 	})
 	defer cancelSub()
 
@@ -285,6 +292,7 @@ func (n *Node) serve(ctx context.Context) error {
 	// After ready, which is the first event: the chat service's first
 	// act may be to join #general, an event of its own.
 	loop("chat service", n.chat.Run)
+	loop("file transfers", n.files.Run)
 	if n.warn != "" {
 		n.warning(n.warn)
 	}

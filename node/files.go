@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"lanchat/filexfer"
 	"lanchat/mesh"
+	"lanchat/node/api"
 )
 
 // Files and folders: the node's wiring of filexfer.Service. The service
@@ -38,6 +42,21 @@ func (n *Node) buildFiles() error {
 		return fmt.Errorf("download folder %s: %w", dir, err)
 	}
 	n.files = svc
+	// The service tells every change; an offer is announced once, when it
+	// starts to wait (its progress while waiting is not a new offer).
+	var mu sync.Mutex // guards offered
+	offered := map[string]bool{}
+	svc.Subscribe(func(t filexfer.Transfer) {
+		mu.Lock()
+		was := offered[t.ID]
+		if t.State == filexfer.StateOffered {
+			offered[t.ID] = true
+		} else {
+			delete(offered, t.ID)
+		}
+		mu.Unlock()
+		n.publishTransfer(t, was)
+	})
 	m.Handle(filexfer.ALPN, func(s *mesh.Stream) { svc.HandleStream(s, s.PeerID()) })
 	return nil
 }
@@ -71,25 +90,103 @@ func (n *Node) freeFiles() {
 	}
 }
 
-// SendFiles offers files and folders to a peer (a name, id or id prefix)
-// and sends them in the background, resuming after cuts, until the
-// recipient has verified everything or says no.
-func (n *Node) SendFiles(to string, paths []string) (filexfer.Transfer, error) {
+// The node implements api.Files in process.
+var _ api.Files = (*Node)(nil)
+
+// OfferFiles implements api.Files.
+func (n *Node) OfferFiles(ctx context.Context, req api.FileOfferRequest) (api.Transfer, error) {
 	if n.closed() {
-		return filexfer.Transfer{}, ErrClosed
+		return api.Transfer{}, ErrClosed
 	}
-	p, err := n.chat.Resolve(to)
+	if len(req.Paths) == 0 || len(req.Paths) > api.MaxOfferPaths {
+		return api.Transfer{}, api.Errorf(api.CodeInvalid, fmt.Sprintf("an offer needs 1 to %d paths", api.MaxOfferPaths))
+	}
+	p, err := n.chat.Resolve(req.To)
 	if err != nil {
-		return filexfer.Transfer{}, err
+		return api.Transfer{}, apiError(err)
 	}
-	return n.files.Offer(p.ID, paths)
+	t, err := n.files.Offer(p.ID, req.Paths)
+	if err != nil {
+		return api.Transfer{}, filesError(err)
+	}
+	return n.apiTransfer(t), nil
 }
 
-// Transfers lists offers and transfers, both ways, oldest first.
-func (n *Node) Transfers() []filexfer.Transfer { return n.files.Transfers() }
+// Transfers implements api.Files.
+func (n *Node) Transfers(ctx context.Context) ([]api.Transfer, error) {
+	if n.closed() {
+		return nil, ErrClosed
+	}
+	ts := n.files.Transfers()
+	out := make([]api.Transfer, len(ts))
+	for i, t := range ts {
+		out[i] = n.apiTransfer(t)
+	}
+	return out, nil
+}
 
-// AcceptTransfer accepts an offer waiting for a decision.
-func (n *Node) AcceptTransfer(id string) (filexfer.Transfer, error) { return n.files.Accept(id) }
+// AcceptTransfer implements api.Files.
+func (n *Node) AcceptTransfer(ctx context.Context, req api.TransferRequest) (api.Transfer, error) {
+	return n.settle(req, n.files.Accept)
+}
 
-// DeclineTransfer declines an offer waiting for a decision.
-func (n *Node) DeclineTransfer(id string) (filexfer.Transfer, error) { return n.files.Decline(id) }
+// DeclineTransfer implements api.Files.
+func (n *Node) DeclineTransfer(ctx context.Context, req api.TransferRequest) (api.Transfer, error) {
+	return n.settle(req, n.files.Decline)
+}
+
+func (n *Node) settle(req api.TransferRequest, f func(string) (filexfer.Transfer, error)) (api.Transfer, error) {
+	if n.closed() {
+		return api.Transfer{}, ErrClosed
+	}
+	t, err := f(strings.TrimSpace(req.ID))
+	if err != nil {
+		return api.Transfer{}, filesError(err)
+	}
+	return n.apiTransfer(t), nil
+}
+
+// filesError maps the service's errors onto the API's codes.
+func filesError(err error) error {
+	switch {
+	case errors.Is(err, filexfer.ErrUnknownTransfer):
+		return api.Errorf(api.CodeNotFound, err.Error())
+	case errors.Is(err, filexfer.ErrNotPending), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission),
+		errors.Is(err, filexfer.ErrTooMany):
+		return api.Errorf(api.CodeInvalid, err.Error())
+	case errors.Is(err, filexfer.ErrClosed):
+		return fmt.Errorf("%w: %v", api.ErrClosed, err)
+	}
+	return apiError(err)
+}
+
+func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer {
+	a := api.Transfer{
+		ID: t.ID, Direction: "out", Peer: api.PeerRef{ID: t.Peer}, Names: t.Names, Files: t.Files,
+		Total: t.Total, Done: t.Done, State: t.State, Error: t.Error, Updated: t.Updated,
+	}
+	if a.Names == nil {
+		a.Names = []string{}
+	}
+	if t.Incoming {
+		a.Direction = "in"
+	}
+	if p, ok := n.mesh.Peer(t.Peer); ok {
+		a.Peer.Name = p.Name
+	}
+	for _, s := range t.Skipped {
+		a.Skipped = append(a.Skipped, s.Path)
+	}
+	return a
+}
+
+// publishTransfer turns the service's changes into events: a file-offer
+// when an offer starts waiting for a decision, and a transfer for every
+// change.
+func (n *Node) publishTransfer(t filexfer.Transfer, wasOffered bool) {
+	a := n.apiTransfer(t)
+	if t.State == filexfer.StateOffered && !wasOffered {
+		n.hub.publish(api.FileOffer{Type: api.TypeFileOffer, ID: a.ID, From: a.Peer, Names: a.Names, Files: a.Files, Total: a.Total})
+	}
+	n.hub.publish(api.TransferChange{Type: api.TypeTransfer, Transfer: a})
+}

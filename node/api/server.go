@@ -104,6 +104,10 @@ var routes = []route{
 	{Method: "POST", Path: "/v1/rooms/join", serve: (*server).joinRoom},
 	{Method: "POST", Path: "/v1/rooms/leave", serve: (*server).leaveRoom},
 	{Method: "GET", Path: "/v1/rooms/members", Params: membersParams, serve: (*server).roomMembers},
+	{Method: "POST", Path: "/v1/files", serve: (*server).offerFiles},
+	{Method: "GET", Path: "/v1/transfers", serve: (*server).transfers},
+	{Method: "POST", Path: "/v1/transfers/accept", serve: settleTransfer(true)},
+	{Method: "POST", Path: "/v1/transfers/decline", serve: settleTransfer(false)},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 

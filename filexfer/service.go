@@ -481,6 +481,11 @@ func (s *Service) decide(ctx context.Context, o Offer) error {
 		// A resume of a transfer already accepted (a cut), or a
 		// re-offer of one declined.
 		x.t.Total, x.t.Done, x.t.Files = o.Total, o.Held, o.Files
+	} else if auto {
+		// Still waiting, but the policy lets it in now (the sender's
+		// name was not known on its first try, say).
+		x.accept = true
+		close(x.decided)
 	}
 	decided := x.decided
 	s.mu.Unlock()

@@ -39,6 +39,9 @@ type ServiceConfig struct {
 	// may have an eighth of them; more are refused. MaxKept bounds the
 	// finished transfers listed.
 	MaxPending, MaxKept int
+	// OutboxPath, when set, is a file that keeps unfinished outgoing
+	// offers across restarts (see outbox.go).
+	OutboxPath string
 	// Log gets the service's records; nil discards them.
 	Log *slog.Logger
 }
@@ -115,6 +118,8 @@ type xfer struct {
 	t       Transfer
 	src     *Source       // outgoing
 	running bool          // outgoing: an attempt is under way
+	paths   []string      // outgoing: what was offered, kept in the outbox
+	created time.Time     // outgoing: when it was offered
 	decided chan struct{} // incoming: closed on Accept or Decline
 	accept  bool          // incoming: the decision
 }
@@ -138,6 +143,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	s.rcv = r
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.loadOutbox(); err != nil {
+		s.log.Warn("ignoring the kept outgoing offers", "err", err)
+	}
 	return s, nil
 }
 
@@ -263,8 +271,12 @@ func (s *Service) update(id string, f func(*xfer)) {
 		s.mu.Unlock()
 		return
 	}
+	before := x.t.State
 	f(x)
 	x.t.Updated = time.Now()
+	if !x.t.Incoming && before != x.t.State && (x.t.State == StateDone || x.t.State == StateFailed || x.t.State == StateDeclined) {
+		s.saveOutboxLocked()
+	}
 	t := x.copy()
 	subs := make([]func(Transfer), 0, len(s.subs))
 	for _, fn := range s.subs {
@@ -313,7 +325,7 @@ func (s *Service) Offer(peer string, paths []string) (Transfer, error) {
 	for _, sk := range src.Skipped {
 		s.log.Warn("not sent", "path", sk.Path, "reason", sk.Reason)
 	}
-	x := &xfer{src: src, t: Transfer{
+	x := &xfer{src: src, paths: paths, created: time.Now(), t: Transfer{
 		ID: transferKey(s.cfg.Self, src.ID), Peer: peer, Names: topNames(src.Entries),
 		Files: src.Files(), Total: src.Total(), State: StateWaiting, Skipped: src.Skipped, Updated: time.Now(),
 	}}
@@ -324,6 +336,7 @@ func (s *Service) Offer(peer string, paths []string) (Transfer, error) {
 		return Transfer{}, ErrClosed
 	}
 	s.addLocked(x)
+	s.saveOutboxLocked()
 	t := x.copy()
 	s.mu.Unlock()
 	s.start(t.ID)

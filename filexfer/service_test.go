@@ -249,3 +249,53 @@ func TestHostileOfferFlood(t *testing.T) {
 		return offered == 2 && refused == 2
 	})
 }
+
+// TestServiceOutboxSurvivesRestart: an offer to a peer who is away is
+// kept on disk; a new service (the sender restarted) takes it back under
+// the same id and delivers it once the peer can be reached.
+func TestServiceOutboxSurvivesRestart(t *testing.T) {
+	bob := newSvcPeer(t, func(c *ServiceConfig) { c.AcceptFrom = func(string) bool { return true } })
+	me := newPeer(t)
+	outbox := filepath.Join(t.TempDir(), "outbox.json")
+	mk := func(dial func(context.Context, string, string) (net.Conn, error)) *Service {
+		cfg := DefaultServiceConfig(t.TempDir())
+		cfg.Self, cfg.OutboxPath, cfg.Dial, cfg.RetryEvery = me.id, outbox, dial, 20*time.Millisecond
+		cfg.Log = testutil.Logger(t, slog.LevelWarn)
+		s, err := NewService(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var away atomic.Bool
+	away.Store(true)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "d", "f"), 300<<10, 1)
+	s1 := mk(dialer(me, bob, &away))
+	tr, err := s1.Offer(bob.me.id, []string{filepath.Join(src, "d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+
+	s2 := mk(dialer(me, bob, nil))
+	defer s2.Close()
+	ts := s2.Transfers()
+	if len(ts) != 1 || ts[0].ID != tr.ID || ts[0].State != StateWaiting || ts[0].Total != 300<<10 {
+		t.Fatalf("after the restart: %+v, want %s waiting", ts, tr.ID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s2.Run(ctx)
+	testutil.WaitFor(t, "the kept offer delivered", 10*time.Second, func() bool {
+		t, _ := s2.Transfer(tr.ID)
+		return t.State == StateDone
+	})
+	sameTree(t, src, bob.dir)
+	// Done: nothing is kept for a third start.
+	s3 := mk(nil)
+	defer s3.Close()
+	if ts := s3.Transfers(); len(ts) != 0 {
+		t.Errorf("a finished offer was kept: %+v", ts)
+	}
+}

@@ -23,6 +23,10 @@ import (
 // used when Config.DownloadDir is empty.
 const DownloadsDir = "downloads"
 
+// FileOutboxFile, in the data directory, keeps the outgoing offers not yet
+// finished, so they survive a restart.
+const FileOutboxFile = "file-outbox.json"
+
 func (n *Node) buildFiles() error {
 	dir := n.cfg.DownloadDir
 	if dir == "" {
@@ -36,6 +40,7 @@ func (n *Node) buildFiles() error {
 		fcfg.AcceptFrom = n.acceptsFrom
 	}
 	fcfg.AcceptMaxSize = n.cfg.AcceptMaxSize
+	fcfg.OutboxPath = filepath.Join(n.cfg.DataDir, FileOutboxFile)
 	fcfg.Log = n.log.With("part", "files")
 	svc, err := filexfer.NewService(fcfg)
 	if err != nil {

@@ -98,6 +98,10 @@ type loc struct {
 	rel  string // path below that root, native separators
 }
 
+// ErrSourceGone: a file of the offer was removed (or replaced by something
+// that is not a file) since it was offered; trying again cannot help.
+var ErrSourceGone = errors.New("a file to send is gone")
+
 // ErrTooMany: a source with more entries than the sender allows.
 var ErrTooMany = errors.New("too many files")
 
@@ -250,10 +254,10 @@ func (s *Source) restat() error {
 		l := s.locs[i]
 		fi, err := s.roots[l.root].Lstat(l.rel)
 		if err != nil {
-			return fmt.Errorf("source %s: %w", e.Path, err)
+			return fmt.Errorf("%w: %s: %w", ErrSourceGone, e.Path, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("source %s: no longer a regular file", e.Path)
+			return fmt.Errorf("%w: %s is no longer a regular file", ErrSourceGone, e.Path)
 		}
 		n := entryOf(e.Path, fi)
 		if !n.same(e) {

@@ -351,6 +351,14 @@ func (x *rx) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if t == frameError {
+		// The sender gave up before offering (a file of it is gone).
+		code, reason, err := parseCode(p)
+		if err != nil {
+			return err
+		}
+		return &RemoteError{Code: code, Reason: reason}
+	}
 	if t != frameOffer {
 		return fmt.Errorf("%w: %v frame before OFFER", ErrProtocol, t)
 	}

@@ -382,7 +382,7 @@ func (s *Service) start(id string) {
 
 // final reports failures that trying again cannot mend.
 func final(err error) bool {
-	for _, e := range []error{ErrDeclined, ErrRefused, ErrNoSpace, ErrWrite, ErrVerify, ErrSourceChanged, ErrProtocol} {
+	for _, e := range []error{ErrDeclined, ErrRefused, ErrNoSpace, ErrWrite, ErrVerify, ErrSourceChanged, ErrSourceGone, ErrProtocol} {
 		if errors.Is(err, e) {
 			return true
 		}

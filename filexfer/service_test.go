@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -297,5 +298,26 @@ func TestServiceOutboxSurvivesRestart(t *testing.T) {
 	defer s3.Close()
 	if ts := s3.Transfers(); len(ts) != 0 {
 		t.Errorf("a finished offer was kept: %+v", ts)
+	}
+}
+
+// TestServiceSourceGoneFails: a file removed before it could be sent ends
+// the transfer for good, rather than being tried forever.
+func TestServiceSourceGoneFails(t *testing.T) {
+	bob := newSvcPeer(t, nil)
+	alice := newSvcPeer(t, nil)
+	var away atomic.Bool
+	away.Store(true)
+	alice.svc.cfg.Dial = dialer(alice.me, bob, &away)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), 10, 1)
+	if _, err := alice.svc.Offer(bob.me.id, []string{filepath.Join(src, "f")}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(src, "f"))
+	away.Store(false)
+	tr := waitState(t, alice, "the transfer", StateFailed)
+	if !strings.Contains(tr.Error, "gone") {
+		t.Errorf("error %q", tr.Error)
 	}
 }

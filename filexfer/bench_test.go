@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -194,4 +195,90 @@ func BenchmarkFirstByte10GiB(b *testing.B) {
 		cancel()
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-first-byte")
+}
+
+// BenchmarkResumeFirstByte1GiB cuts a 1 GiB transfer at half way, then
+// measures from the second Send's start to the first new byte written at
+// the recipient (target ≤ 100 ms): the resume reads nothing first.
+func BenchmarkResumeFirstByte1GiB(b *testing.B) {
+	const size = 1 << 30
+	dir := benchDir(b)
+	src := filepath.Join(dir, "src.bin")
+	writeFile(b, src, size, 5)
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		var first atomic.Int64
+		var start time.Time
+		var second atomic.Bool
+		cfg := DefaultReceiverConfig(filepath.Join(dir, "dl"+strconv.Itoa(i)))
+		cfg.failWrite = func(uint32, int64) error {
+			if second.Load() {
+				first.CompareAndSwap(0, int64(time.Since(start)))
+			}
+			return nil
+		}
+		srv := newServer(b, cfg)
+		me := newPeer(b)
+		s := source(b, src)
+		cut := &cutConn{Conn: srv.dial(b, me)}
+		cut.left.Store(size / 2)
+		Send(context.Background(), cut, s, DefaultSendConfig())
+		srv.outcome(1)
+		conn := srv.dial(b, me)
+		second.Store(true)
+		start = time.Now()
+		if _, err := Send(context.Background(), conn, s, DefaultSendConfig()); err != nil {
+			b.Fatal(err)
+		}
+		srv.outcome(2)
+		total += time.Duration(first.Load())
+		os.RemoveAll(cfg.Dir)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-to-first-new-byte")
+}
+
+// BenchmarkMemory4GiB sends a 4 GiB (sparse) file and reports the most
+// memory the Go runtime held from the system during it, sender and
+// recipient together in this one process (target: ≤ 64 MB each side).
+func BenchmarkMemory4GiB(b *testing.B) {
+	dir := benchDir(b)
+	src := filepath.Join(dir, "huge.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Truncate(4 << 30)
+	f.Close()
+	var peak uint64
+	for i := 0; b.Loop(); i++ {
+		runtime.GC()
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ms runtime.MemStats
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					runtime.ReadMemStats(&ms)
+					peak = max(peak, ms.Sys-ms.HeapReleased)
+				}
+			}
+		}()
+		cfg := DefaultReceiverConfig(filepath.Join(dir, "dl"+strconv.Itoa(i)))
+		srv := newServer(b, cfg)
+		if _, err := Send(context.Background(), srv.dial(b, newPeer(b)), source(b, src), DefaultSendConfig()); err != nil {
+			b.Fatal(err)
+		}
+		srv.outcome(1)
+		close(done)
+		wg.Wait()
+		os.RemoveAll(cfg.Dir)
+	}
+	b.ReportMetric(float64(peak)/1e6, "peak-MB-both-sides")
 }

@@ -43,7 +43,8 @@
 // number), name length 2 (1 to 4096), name (UTF-8, a relative path with
 // `/` between elements; its first element is the base name of what was
 // sent). The file and chunk numbers of later frames index the entries in
-// the order sent, from 0. Chunk c of a file holds bytes [c<<shift,
+// the order sent, from 0. All ENTRIES frames of an offer hold at most
+// 16 MiB (a recipient refuses more, code 2). Chunk c of a file holds bytes [c<<shift,
 // (c+1)<<shift); the chunk shift is 16 to 24 (64 KiB to 16 MiB; 20 by
 // default). The total is at most 2^50 and equals the sum of the sizes.
 //

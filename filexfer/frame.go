@@ -33,6 +33,8 @@ const (
 	MaxComponent = 255
 	// MaxDepth is the most path elements of an entry.
 	MaxDepth = 64
+	// MaxManifest bounds the bytes of all ENTRIES frames of one offer.
+	MaxManifest = 16 << 20
 	// MaxReason is the longest reason text of a REPLY or ERROR frame.
 	MaxReason = 255
 	// MinChunkShift and MaxChunkShift bound the chunk size an offer may

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,6 +28,27 @@ func hostileOffer(entries []Entry, total uint64, extra ...[]byte) []byte {
 		b = append(b, x...)
 	}
 	return b
+}
+
+// hugeManifest is an offer of many files with names of the longest kind,
+// more than MaxManifest bytes of them.
+func hugeManifest() []byte {
+	var es []Entry
+	long := strings.Repeat("n", MaxComponent)
+	for i := 0; len(es)*(entryFixedLen+MaxComponent) <= MaxManifest+maxListFrame; i++ {
+		es = append(es, Entry{Path: long[:MaxComponent-8] + fmt.Sprintf("%08d", i), Mode: 0o644})
+	}
+	o := offer{Version: Version, ID: TransferID{8}, ChunkShift: MinChunkShift, Count: uint32(len(es))}
+	b := AppendTestFrame(nil, frameOffer, appendOffer(nil, o))
+	var p []byte
+	for _, e := range es {
+		if len(p)+entryFixedLen+len(e.Path) > maxListFrame {
+			b = AppendTestFrame(b, frameEntries, p)
+			p = p[:0]
+		}
+		p = appendEntry(p, e)
+	}
+	return AppendTestFrame(b, frameEntries, p)
 }
 
 func serveScript(t *testing.T, script []byte, tweak func(*ReceiverConfig)) (string, error) {
@@ -79,6 +102,7 @@ func TestHostileManifests(t *testing.T) {
 		{"frame too large", hostileOffer([]Entry{file("a", 10)}, 10, []byte{'L', 'F', byte(frameData), 0x7f, 0xff, 0xff, 0xff}), nil, ErrProtocol},
 		{"unknown frame", hostileOffer([]Entry{file("a", 10)}, 10, []byte{'L', 'F', 0x77, 0, 0, 0, 0}), nil, ErrProtocol},
 		{"wrong magic", []byte("GET / HTTP/1.1\r\n\r\n"), nil, ErrProtocol},
+		{"manifest too large", hugeManifest(), nil, ErrRefused},
 		{"receiver frame from sender", hostileOffer([]Entry{file("a", 10)}, 10, AppendTestFrame(nil, frameComplete, nil)), nil, ErrProtocol},
 	}
 	for _, tc := range cases {

@@ -37,6 +37,7 @@ func TestLimitsAsDocumented(t *testing.T) {
 		{"ERROR", limit(frameError), 257},
 		{"entry fixed part", entryFixedLen, 31},
 		{"MaxName", MaxName, 4096},
+		{"MaxManifest", MaxManifest, 16 << 20},
 		{"MaxComponent", MaxComponent, 255},
 		{"MaxDepth", MaxDepth, 64},
 		{"default chunk shift", DefaultChunkShift, 20},

@@ -375,6 +375,7 @@ func (x *rx) serve(ctx context.Context) error {
 	x.shift = o.ChunkShift
 	x.offer.ID = o.ID
 	entries := make([]Entry, 0, min(o.Count, 4096))
+	var manifestBytes int
 	for uint32(len(entries)) < o.Count {
 		x.deadline()
 		t, p, err := x.fr.next()
@@ -383,6 +384,11 @@ func (x *rx) serve(ctx context.Context) error {
 		}
 		if t != frameEntries {
 			return fmt.Errorf("%w: %v frame in the manifest", ErrProtocol, t)
+		}
+		// Names are long only in a hostile manifest: the whole is bounded
+		// too, since waiting offers hold theirs in memory.
+		if manifestBytes += len(p); manifestBytes > MaxManifest {
+			return x.reply(fmt.Errorf("%w: a manifest over %d bytes", ErrRefused, MaxManifest))
 		}
 		es, err := parseEntries(p, int(o.Count)-len(entries))
 		if err != nil {

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	mrand "math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +144,109 @@ func TestSendFileSurvivesReceiverKill(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSendFileOfflineDeclineAndFullDisk: an offer to a recipient who is
+// away goes out when he is back; an offer larger than his disk's free
+// space is refused before any data moves; an offer over his auto-accept
+// size asks him, and his decline ends send-file with exit 1.
+func TestSendFileOfflineDeclineAndFullDisk(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 2)
+	alice := startNode(t, lab.Hosts[0], nodeOpts{name: "alice", logLevel: "info"})
+	// bob's download folder is a small file system of its own.
+	bobDL := newDataDir(t)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", bobDL).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", bobDL).Run() })
+	bobOpts := nodeOpts{name: "bob", dataDir: newDataDir(t), logLevel: "info",
+		args: []string{"--download-dir", bobDL, "--accept-from", "alice", "--accept-max-size", "4MB"}}
+	bob := startNode(t, lab.Hosts[1], bobOpts)
+	waitSees(t, seeTimeout, []*node{alice, bob}, []*node{alice, bob}, "available")
+
+	src := newDataDir(t)
+	file := func(name string, size int) string {
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{'x'}, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	small, medium, big := file("small.txt", 1<<20), file("medium.bin", 8<<20), file("big.bin", 40<<20)
+	sendFile := func(path string) chan cliResult {
+		ch := make(chan cliResult, 1)
+		go func() {
+			r, err := tryCLI(alice.host, lanchatBin(t), "", "--data-dir", alice.dataDir, "send-file", "bob", path)
+			if err != nil {
+				r.code, r.stderr = -1, r.stderr+err.Error()
+			}
+			ch <- r
+		}()
+		return ch
+	}
+	result := func(ch chan cliResult) cliResult {
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(45 * time.Second):
+			t.Fatal("send-file did not finish")
+			return cliResult{}
+		}
+	}
+
+	// Away, then back.
+	if code := bob.Stop(); code != 0 {
+		t.Fatalf("bob stopped with %d", code)
+	}
+	waitSees(t, seeTimeout, []*node{alice}, []*node{bob}, "left")
+	ch := sendFile(small)
+	waitFor(t, seeTimeout, func() error {
+		r := alice.cli("transfers", "--json")
+		if !strings.Contains(r.stdout, `"state":"waiting"`) {
+			return fmt.Errorf("alice's transfers: %s", r.stdout)
+		}
+		return nil
+	})
+	bob = startNode(t, lab.Hosts[1], bobOpts)
+	if r := result(ch); r.code != 0 {
+		t.Fatalf("to bob, once back: %v", r)
+	}
+	if fi, err := os.Stat(filepath.Join(bobDL, "small.txt")); err != nil || fi.Size() != 1<<20 {
+		t.Fatalf("bob's small.txt: %v", err)
+	}
+
+	// More than his disk holds: refused up front, on both sides.
+	if r := result(sendFile(big)); r.code != 1 || !strings.Contains(r.stderr, "not enough disk space") {
+		t.Fatalf("too big for bob's disk: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(bobDL, "big.bin")); !os.IsNotExist(err) {
+		t.Fatalf("big.bin at bob: %v", err)
+	}
+
+	// Over his auto-accept size: he is asked, and says no.
+	ch = sendFile(medium)
+	var id string
+	waitFor(t, seeTimeout, func() error {
+		for _, ev := range bob.eventsOf("file-offer") {
+			var o struct {
+				ID    string `json:"id"`
+				Total int64  `json:"total"`
+			}
+			if json.Unmarshal([]byte(ev.raw), &o) == nil && o.Total == 8<<20 {
+				id = o.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("bob was not asked about medium.bin")
+	})
+	if r := bob.cli("decline", id); r.code != 0 {
+		t.Fatalf("%v", r)
+	}
+	if r := result(ch); r.code != 1 || !strings.Contains(r.stderr, "declined") {
+		t.Fatalf("declined: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(bobDL, "medium.bin")); !os.IsNotExist(err) {
+		t.Fatalf("medium.bin at bob: %v", err)
+	}
 }

@@ -432,9 +432,7 @@ func (x *rx) serve(ctx context.Context) error {
 		return x.reply(fmt.Errorf("%w: the offer needs %d bytes, %d are free", ErrNoSpace, x.offer.Total-held, free))
 	}
 	if cfg.Decide != nil {
-		x.conn.SetDeadline(time.Time{})
-		o := x.offer
-		if err := cfg.Decide(ctx, o); err != nil {
+		if err := x.decide(ctx); err != nil {
 			if !errors.Is(err, ErrDeclined) && !errors.Is(err, ErrRefused) && !errors.Is(err, ErrNoSpace) {
 				err = fmt.Errorf("%w: %w", ErrRefused, err)
 			}
@@ -452,6 +450,35 @@ func (x *rx) serve(ctx context.Context) error {
 		return x.finish()
 	}
 	return x.loop()
+}
+
+// decide asks Config.Decide about the offer, which may take a person's
+// time. The sender says nothing meanwhile, so a read that returns means
+// it hung up (or the node is closing its streams): the question is then
+// withdrawn rather than left holding the stream.
+func (x *rx) decide(ctx context.Context) error {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	x.conn.SetDeadline(time.Time{})
+	if x.ctx.Err() != nil {
+		x.conn.SetDeadline(time.Unix(1, 0))
+	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if _, err := x.fr.r.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			cancel()
+		}
+	}()
+	err := x.r.cfg.Decide(dctx, x.offer)
+	// Stop the watch before reading on: Peek leaves the stream as it was.
+	x.conn.SetReadDeadline(time.Unix(1, 0))
+	<-watched
+	x.deadline()
+	if err == nil && dctx.Err() != nil {
+		err = dctx.Err()
+	}
+	return err
 }
 
 // reply answers the offer with a refusal or decline and ends the stream.

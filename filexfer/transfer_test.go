@@ -377,3 +377,28 @@ func TestCancelStopsBothSides(t *testing.T) {
 		t.Error("receiver finished a cancelled transfer")
 	}
 }
+
+// TestHangupWhileDeciding: a sender that hangs up while the recipient is
+// still deciding frees the recipient's stream at once, rather than
+// holding it until the decision or its timeout.
+func TestHangupWhileDeciding(t *testing.T) {
+	cfg := recvCfg(t, t.TempDir())
+	asked := make(chan struct{})
+	cfg.Decide = func(ctx context.Context, o Offer) error {
+		close(asked)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	srv := newServer(t, cfg)
+	conn := srv.dial(t, newPeer(t))
+	conn.Write(hostileOffer([]Entry{{Path: "f", Size: 1, Mode: 0o644}}, 1))
+	<-asked
+	start := time.Now()
+	conn.Close()
+	if _, err := srv.outcome(1); err == nil {
+		t.Fatal("the receiver accepted a vanished offer")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the stream was held %v after the sender left", d)
+	}
+}

@@ -486,7 +486,9 @@ func (s *Service) decide(ctx context.Context, o Offer) error {
 			Total: o.Total, Done: o.Held, State: StateOffered, Updated: time.Now(),
 		}}
 		if auto {
+			// Accepted by policy: never listed as waiting for a person.
 			x.accept = true
+			x.t.State = StateActive
 			close(x.decided)
 		}
 		s.addLocked(x)

@@ -55,6 +55,15 @@ func TestFilesBetweenNodes(t *testing.T) {
 		t.Fatalf("empty folder: %v", err)
 	}
 
+	// Accepted by policy, the folder was never announced as an offer.
+	b.mu.Lock()
+	for _, ev := range b.events {
+		if o, ok := ev.(api.FileOffer); ok {
+			t.Errorf("an offer accepted by policy was announced: %+v", o)
+		}
+	}
+	b.mu.Unlock()
+
 	tr2, err := a.n.OfferFiles(ctx, api.FileOfferRequest{To: "bob", Paths: []string{big}})
 	if err != nil {
 		t.Fatal(err)

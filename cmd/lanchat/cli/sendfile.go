@@ -199,7 +199,7 @@ func (e *env) progressBar(t api.Transfer) *progressbar.ProgressBar {
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(100*1e6),
-		progressbar.OptionFullWidth(),
+		progressbar.OptionSetWidth(30),
 	)
 }
 

@@ -70,17 +70,19 @@ const (
 
 // Transfer is one offer or transfer, either way, as a front end lists it.
 type Transfer struct {
-	ID       string    // the same on both sides
-	Incoming bool      // we are the recipient
-	Peer     string    // the other side's id
-	Names    []string  // the top-level names offered
-	Files    int       // files in the offer
-	Total    int64     // their bytes
-	Done     int64     // bytes verified (incoming) or sent or held (outgoing)
-	State    string    // one of the State constants
-	Error    string    // why it failed, for StateFailed and StateDeclined
-	Skipped  []Skipped // outgoing: what was left out (links, special files)
-	Updated  time.Time // the last change
+	ID        string    // the same on both sides
+	Incoming  bool      // we are the recipient
+	Peer      string    // the other side's id
+	Names     []string  // the top-level names offered
+	Files     int       // files in the offer
+	Total     int64     // their bytes
+	Done      int64     // bytes verified (incoming) or sent or held (outgoing)
+	FilesDone int       // files finished (incoming: verified and in place)
+	Current   string    // the file being moved, while active
+	State     string    // one of the State constants
+	Error     string    // why it failed, for StateFailed and StateDeclined
+	Skipped   []Skipped // outgoing: what was left out (links, special files)
+	Updated   time.Time // the last change
 }
 
 // Errors of the service's requests.
@@ -404,13 +406,15 @@ func (s *Service) attempt(id string, x *xfer) {
 		cfg.Log = s.log
 	}
 	cfg.Progress = func(p Progress) {
-		s.update(id, func(x *xfer) { x.t.Done = p.Done; x.t.Total = p.Total })
+		s.update(id, func(x *xfer) {
+			x.t.Done, x.t.Total, x.t.FilesDone, x.t.Current = p.Done, p.Total, p.FilesDone, p.Current
+		})
 	}
 	_, err = Send(ctx, conn, x.src, cfg)
 	s.update(id, func(x *xfer) {
 		switch {
 		case err == nil:
-			x.t.State, x.t.Done, x.t.Error = StateDone, x.t.Total, ""
+			x.t.State, x.t.Done, x.t.Error, x.t.FilesDone, x.t.Current = StateDone, x.t.Total, "", x.t.Files, ""
 			x.src.Close()
 		case errors.Is(err, ErrDeclined):
 			x.t.State, x.t.Error = StateDeclined, err.Error()
@@ -445,7 +449,7 @@ func (s *Service) HandleStream(conn net.Conn, peer string) {
 	s.update(id, func(x *xfer) {
 		switch {
 		case err == nil:
-			x.t.State, x.t.Done, x.t.Error = StateDone, x.t.Total, ""
+			x.t.State, x.t.Done, x.t.Error, x.t.FilesDone, x.t.Current = StateDone, x.t.Total, "", x.t.Files, ""
 		case errors.Is(err, ErrDeclined):
 			x.t.State, x.t.Error = StateDeclined, err.Error()
 		case final(err):
@@ -558,5 +562,7 @@ func (s *Service) settle(id string, accept bool) (Transfer, error) {
 }
 
 func (s *Service) incomingProgress(o *Offer, p Progress) {
-	s.update(transferKey(o.Peer, o.ID), func(x *xfer) { x.t.Done, x.t.Total = p.Done, p.Total })
+	s.update(transferKey(o.Peer, o.ID), func(x *xfer) {
+		x.t.Done, x.t.Total, x.t.FilesDone, x.t.Current = p.Done, p.Total, p.FilesDone, p.Current
+	})
 }

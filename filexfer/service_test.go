@@ -143,8 +143,18 @@ func TestServiceAskThenAccept(t *testing.T) {
 	}
 	waitState(t, alice, "alice's transfer", StateDone)
 	done := waitState(t, bob, "bob's transfer", StateDone)
-	if done.Done != done.Total {
-		t.Errorf("done %d of %d", done.Done, done.Total)
+	if done.Done != done.Total || done.FilesDone != 2 {
+		t.Errorf("done %d of %d bytes, %d of 2 files", done.Done, done.Total, done.FilesDone)
+	}
+	// Along the way bob's side said which file was moving.
+	bob.mu.Lock()
+	var named bool
+	for _, ev := range bob.events {
+		named = named || ev.Current == "photos/a.jpg"
+	}
+	bob.mu.Unlock()
+	if !named {
+		t.Error("no progress named the file being received")
 	}
 	sameTree(t, filepath.Join(src, "photos"), filepath.Join(bob.dir, "photos"))
 	if _, err := bob.svc.Accept(in.ID); !errors.Is(err, ErrNotPending) {

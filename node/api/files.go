@@ -60,8 +60,10 @@ type Transfer struct {
 	Peer      PeerRef   `json:"peer"`
 	Names     []string  `json:"names"` // the top-level names offered
 	Files     int       `json:"files"`
-	Total     int64     `json:"total"` // bytes
-	Done      int64     `json:"done"`  // bytes verified (in), or sent or already held (out)
+	Total     int64     `json:"total"`             // bytes
+	Done      int64     `json:"done"`              // bytes verified (in), or sent or already held (out)
+	FilesDone int       `json:"files_done"`        // files finished (in: verified and in place)
+	Current   string    `json:"current,omitempty"` // the file being moved, while active
 	State     string    `json:"state"`
 	Error     string    `json:"error,omitempty"`
 	Skipped   []string  `json:"skipped,omitempty"` // outgoing: links and special files not sent

@@ -39,6 +39,8 @@ type transferOutput struct {
 	Files     int      `json:"files"`
 	Total     int64    `json:"total"`
 	Done      int64    `json:"done"`
+	FilesDone int      `json:"files_done"`
+	Current   string   `json:"current,omitempty"`
 	State     string   `json:"state"`
 	Error     string   `json:"error,omitempty"`
 	Skipped   []string `json:"skipped,omitempty"`
@@ -51,7 +53,7 @@ func toTransferOutput(t api.Transfer) transferOutput {
 	}
 	return transferOutput{
 		ID: t.ID, Direction: t.Direction, Peer: cleanLine(t.Peer.Name), PeerID: t.Peer.ID, Names: names,
-		Files: t.Files, Total: t.Total, Done: t.Done, State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped,
+		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped,
 	}
 }
 
@@ -140,6 +142,10 @@ func (e *env) sendFile(args []string) int {
 		if e.g.json {
 			writeJSON(e.stdout, toTransferOutput(t))
 		} else if bar != nil {
+			if t.Files > 1 && t.Current != "" {
+				// A folder: which file, and how many are done, beside the total.
+				bar.Describe(fmt.Sprintf("%s (%d/%d files) → %s", cleanLine(t.Current), t.FilesDone, t.Files, cleanLine(t.Peer.Name)))
+			}
 			bar.Set64(t.Done)
 		}
 	}

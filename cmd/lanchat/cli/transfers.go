@@ -57,8 +57,8 @@ func (e *env) transfers(args []string) int {
 		if t.Error != "" && (t.State == "failed" || t.State == "waiting") {
 			state += ": " + cleanLine(t.Error)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s (%d files)\t%s of %s (%d%%)\t%s\n", t.ID, way, cleanLine(t.Peer.Name),
-			describeNames(t.Names), t.Files, bytesText(t.Done), bytesText(t.Total), pct, state)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s (%d of %d files)\t%s of %s (%d%%)\t%s\n", t.ID, way, cleanLine(t.Peer.Name),
+			describeNames(t.Names), t.FilesDone, t.Files, bytesText(t.Done), bytesText(t.Total), pct, state)
 	}
 	w.Flush()
 	return exitOK

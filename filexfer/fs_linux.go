@@ -39,3 +39,10 @@ func syncFS(root *os.Root) error {
 func linkAt(from *os.File, old string, to *os.File, new string) error {
 	return unix.Linkat(int(from.Fd()), old, int(to.Fd()), new, 0)
 }
+
+// startWriteback asks the kernel to begin writing a range of f to disk
+// and returns at once (sync_file_range with SYNC_FILE_RANGE_WRITE); the
+// sync that follows later waits for less. Errors are left to that sync.
+func startWriteback(f *os.File, off, n int64) {
+	unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}

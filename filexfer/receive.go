@@ -991,6 +991,11 @@ func (x *rx) chunkEnd(p []byte) error {
 		return x.fw.flush()
 	}
 	f.mark(c, sum)
+	if h := x.handles[i]; h != nil && x.cur.want >= 1<<20 {
+		// Start writing the chunk to disk now, without waiting, so the
+		// checkpoint's sync finds little left to do.
+		startWriteback(h, int64(c)<<x.shift, x.cur.want)
+	}
 	x.jbuf = appendRecord(x.jbuf, recChunk, append(appendPair(nil, i, c), sum[:]...))
 	x.sinceSync += x.cur.want
 	x.prog.Done += x.cur.want

@@ -48,6 +48,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'Conversation100k' -benchtime 200x -count 1 ./message/store/
 	$(GO) test -run '^$$' -bench '100k' -benchtime 20x -count 1 ./cmd/lanchat/tui/
 	$(GO) test -run '^$$' -bench 'Idle' -benchtime 1x -count 1 ./cmd/lanchat/tui/
+	$(GO) test -run '^$$' -bench . -benchtime 2x -count 1 -timeout 30m ./filexfer/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # A short run of every fuzzer (longer: make fuzz FUZZTIME=5m).

@@ -59,6 +59,16 @@ type Config struct {
 	// EventBuffer is how many events a subscriber may fall behind before
 	// it is sent a resync; 0 means 4096.
 	EventBuffer int
+	// DownloadDir is where received files land; empty means "downloads"
+	// in DataDir. (The command line is to pass the user's download
+	// folder.)
+	DownloadDir string
+	// AcceptFrom lists peers, by id or by a name resolved as `send`
+	// resolves it, whose offers are accepted without asking; AcceptMaxSize
+	// bounds the size of those (0: no bound). Empty accepts nothing
+	// without asking.
+	AcceptFrom    []string
+	AcceptMaxSize int64
 	// MeshTune adjusts memberlist timers (tests only).
 	MeshTune func(*memberlist.Config)
 }

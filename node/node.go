@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"lanchat/discovery"
+	"lanchat/filexfer"
 	"lanchat/internal/netkey"
 	"lanchat/mesh"
 	"lanchat/message"
@@ -50,6 +51,7 @@ type Node struct {
 	msg   *message.Service
 	chat  *chat.Service
 	sync  *roomsync.Syncer
+	files *filexfer.Service
 	hub   *hub
 	clock *message.Clock
 
@@ -173,6 +175,9 @@ func (n *Node) build() error {
 	rcfg.Logger = n.log.With("part", "roomsync")
 	n.sync = roomsync.New(rcfg)
 	m.Handle(roomsync.ALPN, func(s *mesh.Stream) { n.sync.HandleStream(s) })
+	if err := n.buildFiles(); err != nil {
+		return err
+	}
 	n.hub.rooms = func() []api.Room {
 		rs, err := n.chat.Rooms(context.Background())
 		if err != nil {
@@ -189,6 +194,7 @@ func (n *Node) free() {
 		if n.mesh != nil {
 			n.mesh.Close()
 		}
+		n.freeFiles()
 		if n.sync != nil {
 			n.sync.Close() // before the chat service its handlers read from
 		}
@@ -284,6 +290,7 @@ func (n *Node) serve(ctx context.Context) error {
 		if ev.Change == mesh.Verified || ev.Change == mesh.Returned && ev.Peer.Verified {
 			n.chat.PeerMet(ev.Peer.ID)
 		}
+		n.filesPeerEvent(ev)
 	})
 	defer cancelSub()
 
@@ -299,6 +306,7 @@ func (n *Node) serve(ctx context.Context) error {
 	// After ready, which is the first event: the chat service's first
 	// act may be to join #general, an event of its own.
 	loop("chat service", n.chat.Run)
+	loop("file transfers", n.files.Run)
 	if n.warn != "" {
 		n.warning(n.warn)
 	}

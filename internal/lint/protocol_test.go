@@ -65,6 +65,8 @@ func protocolDoc(t *testing.T) []byte {
 	b.WriteString(docMarkdown(t, filepath.Join(root, "message", "roomsync")))
 	b.WriteString("\n")
 	b.WriteString(read("protocol-tail.md"))
+	b.WriteString("\n## 10. Files and folders\n\n")
+	b.WriteString(docMarkdown(t, filepath.Join(root, "filexfer")))
 	return b.Bytes()
 }
 
@@ -82,6 +84,6 @@ func TestProtocolDocInSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("PROTOCOL.md is out of date with discovery/doc.go, message/doc.go, message/roomsync/doc.go or internal/lint/protocol-*.md; run: go test ./internal/lint -run Protocol -update")
+		t.Fatal("PROTOCOL.md is out of date with discovery/doc.go, message/doc.go, message/roomsync/doc.go, filexfer/doc.go or internal/lint/protocol-*.md; run: go test ./internal/lint -run Protocol -update")
 	}
 }

@@ -208,6 +208,10 @@ func DecodeEvent(line []byte) (Event, error) {
 		ev, err = decodeAs[Resync](line)
 	case TypeRoom:
 		ev, err = decodeAs[RoomChange](line)
+	case TypeFileOffer:
+		ev, err = decodeAs[FileOffer](line)
+	case TypeTransfer:
+		ev, err = decodeAs[TransferChange](line)
 	default:
 		return nil, fmt.Errorf("%w %q", errUnknownType, head.Type)
 	}

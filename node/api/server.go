@@ -109,6 +109,10 @@ var routes = []route{
 	{Method: "POST", Path: "/v1/contacts/untrust", serve: (*server).untrust},
 	{Method: "GET", Path: "/v1/doctor", Params: doctorParams, serve: (*server).doctor},
 	{Method: "POST", Path: "/v1/rooms/retention", serve: (*server).setRetention},
+	{Method: "POST", Path: "/v1/files", serve: (*server).offerFiles},
+	{Method: "GET", Path: "/v1/transfers", serve: (*server).transfers},
+	{Method: "POST", Path: "/v1/transfers/accept", serve: settleTransfer(true)},
+	{Method: "POST", Path: "/v1/transfers/decline", serve: settleTransfer(false)},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 

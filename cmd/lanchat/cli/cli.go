@@ -37,6 +37,8 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	// fileArgs: run's flags for received files (nil for other commands)
+	fileArgs *fileArgs
 }
 
 // globalArgs are the flags every command takes, before or after its name.
@@ -91,7 +93,8 @@ type command struct {
 	flags   func(fs *pflag.FlagSet) func(e *env, args []string) int
 }
 
-var commands = []command{runCmd, uiCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd, roomsCmd, joinCmd, leaveCmd, contactsCmd, trustCmd, untrustCmd, keygenCmd, doctorCmd, retentionCmd}
+var commands = []command{runCmd, uiCmd, sendCmd, peersCmd, statusCmd, historyCmd, outboxCmd, idCmd, roomsCmd, joinCmd, leaveCmd, contactsCmd, trustCmd, untrustCmd, keygenCmd, doctorCmd, retentionCmd,
+	sendFileCmd, acceptCmd, declineCmd, transfersCmd}
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -209,7 +212,7 @@ func usage(w io.Writer) {
 	cs := append([]command(nil), commands...)
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nexamples:")
 	for _, c := range commands {

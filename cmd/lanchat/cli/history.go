@@ -123,7 +123,7 @@ func (e *env) history(args []string, limit int, sinceArg, search string) int {
 		switch {
 		case h.Room != "" && h.Kind == "retention":
 			secs, _ := strconv.ParseInt(h.Text, 10, 64)
-			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeSetting(cleanLine(h.From.Name), h.Room, secs))
+			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeSetting(refName(h.From), h.Room, secs))
 		case h.Room != "" && (h.Kind == "join" || h.Kind == "leave"):
 			fmt.Fprintf(e.stdout, "%s * %s\n", t, describeMembership(refName(h.From), h.Kind == "join", h.Room))
 		case h.Room != "":

@@ -22,7 +22,8 @@ var runCmd = command{
 	example: "lanchat run --name alice\nlanchat run --json | jq .   # one JSON object per event",
 	level:   "info",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
-		return func(e *env, args []string) int { return e.run(args) }
+		fa := registerFileFlags(fs)
+		return func(e *env, args []string) int { e.fileArgs = fa; return e.run(args) }
 	},
 }
 
@@ -36,7 +37,13 @@ func (e *env) run(args []string) int {
 	if len(args) > 0 {
 		return e.usageErr("run", "unexpected argument %q", args[0])
 	}
-	n, err := node.New(e.nodeConfig())
+	cfg := e.nodeConfig()
+	max, err := e.fileArgs.maxSize()
+	if err != nil {
+		return e.usageErr("run", "%v", err)
+	}
+	cfg.DownloadDir, cfg.AcceptFrom, cfg.AcceptMaxSize = e.fileArgs.downloadDir, e.fileArgs.acceptFrom, max
+	n, err := node.New(cfg)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -179,6 +186,24 @@ func (p *printer) print(ev api.Event) {
 		fmt.Fprintf(e.stdout, "%s * lanchat: %d peers known, %d rooms\n", now, len(v.Peers), len(v.Rooms))
 	case api.Warning:
 		// already logged to standard error
+	case api.FileOffer:
+		fmt.Fprintf(e.stdout, "%s * %s (%s) offers %s: %d files, %s; lanchat accept %s (or decline)\n", now,
+			refName(v.From), short(v.From.ID), describeNames(v.Names), v.Files, bytesText(v.Total), v.ID)
+	case api.TransferChange:
+		// Progress is for send-file's bar; a person here sees the ends.
+		t := v.Transfer
+		switch t.State {
+		case api.TransferDone, api.TransferDeclined, api.TransferFailed:
+			way := "from"
+			if t.Direction == "out" {
+				way = "to"
+			}
+			what := fmt.Sprintf("%s %s %s", describeNames(t.Names), way, refName(t.Peer))
+			if t.Error != "" {
+				what += ": " + cleanLine(t.Error)
+			}
+			fmt.Fprintf(e.stdout, "%s * transfer %s %s: %s\n", now, t.ID, t.State, what)
+		}
 	}
 }
 

@@ -82,7 +82,11 @@ type Transfer struct {
 	State     string    // one of the State constants
 	Error     string    // why it failed, for StateFailed and StateDeclined
 	Skipped   []Skipped // outgoing: what was left out (links, special files)
-	Updated   time.Time // the last change
+	// Sent counts, outgoing, the file bytes this process wrote to the
+	// recipient over every attempt, resent chunks included: what exceeds
+	// the part of Total the recipient did not already hold went twice.
+	Sent    int64
+	Updated time.Time // the last change
 }
 
 // Errors of the service's requests.
@@ -117,13 +121,14 @@ type Service struct {
 
 // xfer is a Transfer with what the service needs to drive it.
 type xfer struct {
-	t       Transfer
-	src     *Source       // outgoing
-	running bool          // outgoing: an attempt is under way
-	paths   []string      // outgoing: what was offered, kept in the outbox
-	created time.Time     // outgoing: when it was offered
-	decided chan struct{} // incoming: closed on Accept or Decline
-	accept  bool          // incoming: the decision
+	t          Transfer
+	src        *Source       // outgoing
+	running    bool          // outgoing: an attempt is under way
+	paths      []string      // outgoing: what was offered, kept in the outbox
+	created    time.Time     // outgoing: when it was offered
+	sentBefore int64         // outgoing: Sent by the attempts that ended
+	decided    chan struct{} // incoming: closed on Accept or Decline
+	accept     bool          // incoming: the decision
 }
 
 // NewService opens the download directory.
@@ -408,10 +413,13 @@ func (s *Service) attempt(id string, x *xfer) {
 	cfg.Progress = func(p Progress) {
 		s.update(id, func(x *xfer) {
 			x.t.Done, x.t.Total, x.t.FilesDone, x.t.Current = p.Done, p.Total, p.FilesDone, p.Current
+			x.t.Sent = x.sentBefore + p.Sent
 		})
 	}
-	_, err = Send(ctx, conn, x.src, cfg)
+	res, err := Send(ctx, conn, x.src, cfg)
 	s.update(id, func(x *xfer) {
+		x.sentBefore += res.Sent
+		x.t.Sent = x.sentBefore
 		switch {
 		case err == nil:
 			x.t.State, x.t.Done, x.t.Error, x.t.FilesDone, x.t.Current = StateDone, x.t.Total, "", x.t.Files, ""

@@ -168,7 +168,7 @@ func filesError(err error) error {
 func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer {
 	a := api.Transfer{
 		ID: t.ID, Direction: "out", Peer: ref(n.chat.PeerRef(t.Peer)), Names: t.Names, Files: t.Files,
-		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, State: t.State, Error: t.Error, Updated: t.Updated,
+		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, State: t.State, Error: t.Error, Updated: t.Updated, Sent: t.Sent,
 	}
 	if a.Names == nil {
 		a.Names = []string{}

@@ -44,6 +44,7 @@ type transferOutput struct {
 	State     string   `json:"state"`
 	Error     string   `json:"error,omitempty"`
 	Skipped   []string `json:"skipped,omitempty"`
+	Sent      int64    `json:"sent,omitempty"`
 }
 
 func toTransferOutput(t api.Transfer) transferOutput {
@@ -53,7 +54,7 @@ func toTransferOutput(t api.Transfer) transferOutput {
 	}
 	return transferOutput{
 		ID: t.ID, Direction: t.Direction, Peer: cleanLine(t.Peer.Name), PeerID: t.Peer.ID, Names: names,
-		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped,
+		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped, Sent: t.Sent,
 	}
 }
 

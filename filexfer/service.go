@@ -42,6 +42,10 @@ type ServiceConfig struct {
 	// OutboxPath, when set, is a file that keeps unfinished outgoing
 	// offers across restarts (see outbox.go).
 	OutboxPath string
+	// SendOnly builds no Receiver (Receive.Dir is neither made nor
+	// opened): the service only sends, as a one-shot command does, and
+	// HandleStream closes every stream.
+	SendOnly bool
 	// Log gets the service's records; nil discards them.
 	Log *slog.Logger
 }
@@ -144,11 +148,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if rc.Log == nil {
 		rc.Log = s.log
 	}
-	r, err := NewReceiver(rc)
-	if err != nil {
-		return nil, err
+	if !cfg.SendOnly {
+		r, err := NewReceiver(rc)
+		if err != nil {
+			return nil, err
+		}
+		s.rcv = r
 	}
-	s.rcv = r
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.loadOutbox(); err != nil {
 		s.log.Warn("ignoring the kept outgoing offers", "err", err)
@@ -213,7 +219,10 @@ func (s *Service) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
-	err := s.rcv.Close()
+	var err error
+	if s.rcv != nil {
+		err = s.rcv.Close()
+	}
 	s.wg.Wait()
 	s.mu.Lock()
 	for _, x := range s.xfers {
@@ -321,9 +330,17 @@ func (s *Service) addLocked(x *xfer) {
 // sends in the background, trying again after a cut or while the peer is
 // away, until the recipient has everything, says no, or a failure is
 // final. It returns at once with the transfer as listed.
+//
+// The same paths offered again to the same peer while an earlier offer of
+// them is unfinished (kept from an earlier run, say) continue that one,
+// under its transfer id, rather than make a second offer.
 func (s *Service) Offer(peer string, paths []string) (Transfer, error) {
 	if s.cfg.Dial == nil {
 		return Transfer{}, errors.New("no way to reach peers")
+	}
+	if t, ok := s.unfinished(peer, paths); ok {
+		s.start(t.ID)
+		return t, nil
 	}
 	src, err := NewSource(paths, s.cfg.Receive.MaxEntries)
 	if err != nil {
@@ -348,6 +365,20 @@ func (s *Service) Offer(peer string, paths []string) (Transfer, error) {
 	s.mu.Unlock()
 	s.start(t.ID)
 	return t, nil
+}
+
+// unfinished finds an outgoing transfer of paths to peer still under way.
+func (s *Service) unfinished(peer string, paths []string) (Transfer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.order {
+		x := s.xfers[id]
+		if !x.t.Incoming && x.t.Peer == peer && slices.Equal(x.paths, paths) &&
+			(x.t.State == StateWaiting || x.t.State == StateActive) {
+			return x.copy(), true
+		}
+	}
+	return Transfer{}, false
 }
 
 func transferKey(sender string, id TransferID) string { return stagingKey(sender, id)[:16] }
@@ -444,7 +475,7 @@ func (s *Service) attempt(id string, x *xfer) {
 // stream with ALPN, in a goroutine of its own.
 func (s *Service) HandleStream(conn net.Conn, peer string) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.rcv == nil {
 		s.mu.Unlock()
 		conn.Close()
 		return

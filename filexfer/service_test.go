@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -239,9 +240,11 @@ func TestHostileOfferFlood(t *testing.T) {
 	mallory := newSvcPeer(t, nil)
 	mallory.svc.cfg.Dial = dialer(mallory.me, bob, nil)
 	src := t.TempDir()
-	writeFile(t, filepath.Join(src, "f"), 10, 1)
-	for range 4 {
-		if _, err := mallory.svc.Offer(bob.me.id, []string{filepath.Join(src, "f")}); err != nil {
+	for i := range 4 {
+		// Four files: the same paths again would continue the first offer.
+		f := filepath.Join(src, fmt.Sprint("f", i))
+		writeFile(t, f, 10, 1)
+		if _, err := mallory.svc.Offer(bob.me.id, []string{f}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,8 +271,12 @@ func TestServiceOutboxSurvivesRestart(t *testing.T) {
 	bob := newSvcPeer(t, func(c *ServiceConfig) { c.AcceptFrom = func(string) bool { return true } })
 	me := newPeer(t)
 	outbox := filepath.Join(t.TempDir(), "outbox.json")
+	// A sending service (SendOnly) neither makes nor needs a download
+	// folder.
+	noDir := filepath.Join(t.TempDir(), "never")
 	mk := func(dial func(context.Context, string, string) (net.Conn, error)) *Service {
-		cfg := DefaultServiceConfig(t.TempDir())
+		cfg := DefaultServiceConfig(noDir)
+		cfg.SendOnly = true
 		cfg.Self, cfg.OutboxPath, cfg.Dial, cfg.RetryEvery = me.id, outbox, dial, 20*time.Millisecond
 		cfg.Log = testutil.Logger(t, slog.LevelWarn)
 		s, err := NewService(cfg)
@@ -295,6 +302,12 @@ func TestServiceOutboxSurvivesRestart(t *testing.T) {
 	if len(ts) != 1 || ts[0].ID != tr.ID || ts[0].State != StateWaiting || ts[0].Total != 300<<10 {
 		t.Fatalf("after the restart: %+v, want %s waiting", ts, tr.ID)
 	}
+	// The same offer made again (the command run again) continues the
+	// kept one rather than offering the files twice.
+	again, err := s2.Offer(bob.me.id, []string{filepath.Join(src, "d")})
+	if err != nil || again.ID != tr.ID || len(s2.Transfers()) != 1 {
+		t.Fatalf("offered again: %+v, %v; transfers %+v", again, err, s2.Transfers())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s2.Run(ctx)
@@ -308,6 +321,9 @@ func TestServiceOutboxSurvivesRestart(t *testing.T) {
 	defer s3.Close()
 	if ts := s3.Transfers(); len(ts) != 0 {
 		t.Errorf("a finished offer was kept: %+v", ts)
+	}
+	if _, err := os.Stat(noDir); !os.IsNotExist(err) {
+		t.Errorf("a sending service made its download folder: %v", err)
 	}
 }
 

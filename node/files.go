@@ -12,6 +12,7 @@ import (
 
 	"lanchat/filexfer"
 	"lanchat/mesh"
+	"lanchat/message/chat"
 	"lanchat/node/api"
 )
 
@@ -165,9 +166,13 @@ func filesError(err error) error {
 	return apiError(err)
 }
 
-func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer {
+func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer { return apiTransfer(t, n.chat.PeerRef) }
+
+// apiTransfer is a transfer as the API shows it, its peer named by
+// peerRef.
+func apiTransfer(t filexfer.Transfer, peerRef func(string) chat.PeerRef) api.Transfer {
 	a := api.Transfer{
-		ID: t.ID, Direction: "out", Peer: ref(n.chat.PeerRef(t.Peer)), Names: t.Names, Files: t.Files,
+		ID: t.ID, Direction: "out", Peer: ref(peerRef(t.Peer)), Names: t.Names, Files: t.Files,
 		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, State: t.State, Error: t.Error, Updated: t.Updated, Sent: t.Sent,
 	}
 	if a.Names == nil {

@@ -373,3 +373,82 @@ func TestSendFileSurvivesUnplug(t *testing.T) {
 		t.Fatalf("bob's film.bin: %d bytes, %v; want the %d sent", len(got), err, size)
 	}
 }
+
+// TestSendFileOneShot: with no node running on alice's data directory,
+// `send-file` finds bob on the namespace LAN and sends directly. A file
+// bob's policy accepts is through when it exits 0; one he must decide on
+// makes it exit 3 after --timeout with the offer kept, and once he has
+// accepted, the same command again delivers it under the same id.
+func TestSendFileOneShot(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 2)
+	aliceDir := newDataDir(t)
+	alice := func(args ...string) cliResult {
+		return runCLI(t, lab.Hosts[0], append([]string{"--data-dir", aliceDir, "--name", "alice"}, args...)...)
+	}
+	var me struct {
+		ID string `json:"id"`
+	}
+	if r := alice("id", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &me) != nil {
+		t.Fatalf("%v", r)
+	}
+	bobDL := newDataDir(t)
+	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", logLevel: "info",
+		args: []string{"--download-dir", bobDL, "--accept-from", me.ID, "--accept-max-size", "8MB"}})
+
+	src := newDataDir(t)
+	file := func(name string, size int) (string, []byte) {
+		b := make([]byte, size)
+		r := mrand.New(mrand.NewPCG(uint64(size), 2))
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p, b
+	}
+	same := func(name string, want []byte) {
+		t.Helper()
+		if got, err := os.ReadFile(filepath.Join(bobDL, name)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("bob's %s: %d bytes, %v; want %d", name, len(got), err, len(want))
+		}
+	}
+
+	small, smallData := file("small.bin", 5<<20)
+	if r := alice("send-file", "bob", small); r.code != 0 || !strings.Contains(r.stdout, "verified") {
+		t.Fatalf("one-shot, accepted by policy: %v", r)
+	}
+	same("small.bin", smallData)
+
+	big, bigData := file("big.bin", 20<<20)
+	if r := alice("send-file", "--timeout", "3s", "bob", big); r.code != 3 || !strings.Contains(r.stderr, "kept") {
+		t.Fatalf("one-shot, bob deciding: %v", r)
+	}
+	var id string
+	for _, tr := range bob.listTransfers(t) {
+		if tr.Direction == "in" && tr.State == "offered" && tr.Total == 20<<20 {
+			id = tr.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("bob was not asked: %v", bob.cli("transfers"))
+	}
+	if r := bob.cli("accept", id); r.code != 0 {
+		t.Fatalf("%v", r)
+	}
+	if r := alice("send-file", "--json", "bob", big); r.code != 0 || !strings.Contains(r.stdout, `"id":"`+id+`"`) {
+		t.Fatalf("the same command again: %v", r)
+	}
+	same("big.bin", bigData)
+	n := 0
+	for _, tr := range bob.listTransfers(t) {
+		if tr.Total == 20<<20 {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("bob lists %d transfers of big.bin, want the one", n)
+	}
+}

@@ -61,7 +61,9 @@ func toTransferOutput(t api.Transfer) transferOutput {
 	}
 }
 
-// files is the running node's file API; one-shot commands move no files.
+// files is the running node's file API: accepting, declining and listing
+// need one (a one-shot receives nothing; send-file has a one-shot way of
+// its own).
 func (e *env) files() (api.API, api.Files, error) {
 	a, err := e.open(0)
 	if err != nil {
@@ -246,6 +248,10 @@ func (e *env) sendFileOneShot(o *node.OneShot, to string, paths []string, wait t
 		return exitOK
 	case api.TransferDeclined, api.TransferFailed:
 		return e.fail(fmt.Errorf("%s: %s", t.State, t.Error))
+	}
+	if e.g.json {
+		// Where it stands: the id, for a script to follow it up.
+		writeJSON(e.stdout, toTransferOutput(t))
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(e.stderr, "lanchat: stopped with %s of %s sent to %s: the offer is kept, and the next `lanchat run` on this data directory, or this command again, continues it\n",

@@ -121,23 +121,32 @@ type Service struct {
 	subs   map[int]func(Transfer)
 	nextID int
 	closed bool
+	// incoming ends each stream being received, by its peer (Cut).
+	incoming map[*net.Conn]incomingStream
+}
+
+// incomingStream is a stream being received, for Cut.
+type incomingStream struct {
+	peer string
+	end  context.CancelFunc
 }
 
 // xfer is a Transfer with what the service needs to drive it.
 type xfer struct {
 	t          Transfer
-	src        *Source       // outgoing
-	running    bool          // outgoing: an attempt is under way
-	paths      []string      // outgoing: what was offered, kept in the outbox
-	created    time.Time     // outgoing: when it was offered
-	sentBefore int64         // outgoing: Sent by the attempts that ended
-	decided    chan struct{} // incoming: closed on Accept or Decline
-	accept     bool          // incoming: the decision
+	src        *Source            // outgoing
+	running    bool               // outgoing: an attempt is under way
+	paths      []string           // outgoing: what was offered, kept in the outbox
+	created    time.Time          // outgoing: when it was offered
+	sentBefore int64              // outgoing: Sent by the attempts that ended
+	cut        context.CancelFunc // outgoing: ends the attempt under way
+	decided    chan struct{}      // incoming: closed on Accept or Decline
+	accept     bool               // incoming: the decision
 }
 
 // NewService opens the download directory.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	s := &Service{cfg: cfg, xfers: map[string]*xfer{}, subs: map[int]func(Transfer){}}
+	s := &Service{cfg: cfg, xfers: map[string]*xfer{}, subs: map[int]func(Transfer){}, incoming: map[*net.Conn]incomingStream{}}
 	s.log = cfg.Log
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -205,6 +214,26 @@ func (s *Service) retryAll() {
 	s.mu.Unlock()
 	for _, id := range ids {
 		s.start(id)
+	}
+}
+
+// Cut ends every stream with peer at once, both ways: its node was lost
+// (an unplug, a crash), and a stream TCP would keep retrying for many
+// seconds after it is back is better given up now. What verified is
+// kept; the outgoing transfers wait, and resume on the next Retry (the
+// peer is back) or retry tick, from what the recipient holds.
+func (s *Service) Cut(peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.xfers {
+		if !x.t.Incoming && x.t.Peer == peer && x.cut != nil {
+			x.cut()
+		}
+	}
+	for _, in := range s.incoming {
+		if in.peer == peer {
+			in.end()
+		}
 	}
 }
 
@@ -429,8 +458,12 @@ func final(err error) bool {
 }
 
 func (s *Service) attempt(id string, x *xfer) {
-	defer s.update(id, func(x *xfer) { x.running = false })
-	ctx := s.ctx
+	ctx, cut := context.WithCancel(s.ctx)
+	defer cut()
+	s.mu.Lock()
+	x.cut = cut
+	s.mu.Unlock()
+	defer s.update(id, func(x *xfer) { x.running, x.cut = false, nil })
 	conn, err := s.cfg.Dial(ctx, x.t.Peer, ALPN)
 	if err != nil {
 		s.log.Debug("recipient not reachable; trying later", "transfer", id, "err", err)
@@ -480,10 +513,18 @@ func (s *Service) HandleStream(conn net.Conn, peer string) {
 		conn.Close()
 		return
 	}
+	ctx, end := context.WithCancel(s.ctx)
+	defer end()
+	s.incoming[&conn] = incomingStream{peer: peer, end: end}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	res, err := s.rcv.Serve(s.ctx, conn, peer)
+	defer func() {
+		s.mu.Lock()
+		delete(s.incoming, &conn)
+		s.mu.Unlock()
+	}()
+	res, err := s.rcv.Serve(ctx, conn, peer)
 	id := transferKey(peer, res.Offer.ID)
 	s.update(id, func(x *xfer) {
 		switch {

@@ -82,11 +82,15 @@ func (n *Node) acceptsFrom(peer string) bool {
 	return false
 }
 
-// filesPeerEvent sends what waits for a peer that came back.
+// filesPeerEvent sends what waits for a peer that came back, and gives up
+// the streams of one lost: after a replug they resume as soon as the peer
+// is listed again, rather than when TCP's backoff next retransmits.
 func (n *Node) filesPeerEvent(ev mesh.Event) {
 	switch ev.Change {
 	case mesh.Joined, mesh.Returned, mesh.Verified:
 		n.files.Retry(ev.Peer.ID)
+	case mesh.Lost:
+		n.files.Cut(ev.Peer.ID)
 	}
 }
 

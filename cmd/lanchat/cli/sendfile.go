@@ -80,6 +80,9 @@ func (e *env) sendFile(args []string, wait time.Duration) int {
 	if len(args) < 2 {
 		return e.usageErr("send-file", "who, and what? (lanchat send-file bob report.pdf)")
 	}
+	if wait <= 0 {
+		return e.usageErr("send-file", "--timeout must be more than 0 (got %v)", wait)
+	}
 	paths := make([]string, 0, len(args)-1)
 	for _, p := range args[1:] {
 		abs, err := filepath.Abs(p)

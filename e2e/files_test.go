@@ -250,3 +250,208 @@ func TestSendFileOfflineDeclineAndFullDisk(t *testing.T) {
 		t.Fatalf("medium.bin at bob: %v", err)
 	}
 }
+
+// transferOut is an entry of `lanchat transfers --json`.
+type transferOut struct {
+	ID        string `json:"id"`
+	Direction string `json:"direction"`
+	Total     int64  `json:"total"`
+	Done      int64  `json:"done"`
+	State     string `json:"state"`
+	Sent      int64  `json:"sent"`
+}
+
+func (n *node) listTransfers(t testing.TB) []transferOut {
+	t.Helper()
+	r := n.cli("transfers", "--json")
+	var ts []transferOut
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ts) != nil {
+		t.Fatalf("%s transfers: %v", n, r)
+	}
+	return ts
+}
+
+// TestSendFileSurvivesUnplug: bob's host is unplugged from the switch
+// while a 200 MB file is about half way to him, and stays unplugged until
+// alice's node lists him offline (and so gives the stream up); then it is
+// plugged in again. The transfer resumes, send-file exits 0, the file
+// arrives byte for byte, and what alice sent twice, by her own count
+// (`transfers --json`, `sent`), is under 5 % of the file.
+// alice's link is shaped to 400 Mbit/s so "half way" is a moment the test
+// can hit on a loaded machine, not a race.
+func TestSendFileSurvivesUnplug(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 2)
+	if out, err := lab.Hosts[0].Command(t.Context(), "tc", "qdisc", "add", "dev", "eth0", "root",
+		"tbf", "rate", "400mbit", "burst", "256kb", "latency", "100ms").CombinedOutput(); err != nil {
+		t.Fatalf("shape alice's link: %v: %s", err, out)
+	}
+	alice := startNode(t, lab.Hosts[0], nodeOpts{name: "alice", logLevel: "info"})
+	bobDL := newDataDir(t)
+	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", dataDir: newDataDir(t), logLevel: "info",
+		args: []string{"--download-dir", bobDL, "--accept-from", "alice"}})
+	waitSees(t, seeTimeout, []*node{alice, bob}, []*node{alice, bob}, "available")
+
+	const size = 200 << 20
+	src := filepath.Join(newDataDir(t), "film.bin")
+	b := make([]byte, size)
+	r := mrand.New(mrand.NewPCG(7, 8))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	sent := make(chan cliResult, 1)
+	go func() {
+		r, err := tryCLI(alice.host, lanchatBin(t), "", "--data-dir", alice.dataDir, "send-file", "bob", src)
+		if err != nil {
+			r.code, r.stderr = -1, r.stderr+err.Error()
+		}
+		sent <- r
+	}()
+	waitFor(t, seeTimeout, func() error {
+		for _, tl := range bob.transfers() {
+			if tl.Transfer.Direction == "in" && tl.Transfer.Done >= size*2/5 {
+				return nil
+			}
+		}
+		return fmt.Errorf("bob has not received 40 %% yet")
+	})
+	if err := bob.host.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	unplugged := time.Now()
+	waitSees(t, offlineWithin, []*node{alice}, []*node{bob}, "offline")
+	var atCut transferOut
+	for _, tr := range alice.listTransfers(t) {
+		if tr.Direction == "out" {
+			atCut = tr
+		}
+	}
+	if atCut.State == "done" || atCut.Done >= size {
+		t.Fatalf("the file was through before the unplug took: %+v", atCut)
+	}
+	t.Logf("unplugged %v with %d of %d bytes sent (alice: %s)", time.Since(unplugged).Round(time.Millisecond), atCut.Done, size, atCut.State)
+	if err := bob.host.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	replugged := time.Now()
+
+	select {
+	case r := <-sent:
+		if r.code != 0 {
+			t.Fatalf("%v", r)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("send-file did not finish within 40 s of the replug")
+	}
+	t.Logf("done %v after the replug", time.Since(replugged).Round(time.Millisecond))
+	var out transferOut
+	for _, tr := range alice.listTransfers(t) {
+		if tr.Direction == "out" {
+			out = tr
+		}
+	}
+	if out.State != "done" || out.Total != size {
+		t.Fatalf("alice lists %+v", out)
+	}
+	twice := out.Sent - size
+	t.Logf("alice sent %d bytes for a %d-byte file: %d twice (%.2f %%)", out.Sent, size, twice, 100*float64(twice)/size)
+	if out.Sent < size || twice*20 >= size {
+		t.Errorf("alice sent %d bytes for %d: want at least the file and under 5 %% more", out.Sent, size)
+	}
+	waitedOut := false
+	for _, tl := range alice.transfers() {
+		if tl.Transfer.State == "waiting" && tl.Transfer.Done > 0 {
+			waitedOut = true
+		}
+	}
+	if !waitedOut {
+		t.Error("alice's node never gave the stream up while bob was lost")
+	}
+	got, err := os.ReadFile(filepath.Join(bobDL, "film.bin"))
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("bob's film.bin: %d bytes, %v; want the %d sent", len(got), err, size)
+	}
+}
+
+// TestSendFileOneShot: with no node running on alice's data directory,
+// `send-file` finds bob on the namespace LAN and sends directly. A file
+// bob's policy accepts is through when it exits 0; one he must decide on
+// makes it exit 3 after --timeout with the offer kept, and once he has
+// accepted, the same command again delivers it under the same id.
+func TestSendFileOneShot(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 2)
+	aliceDir := newDataDir(t)
+	alice := func(args ...string) cliResult {
+		return runCLI(t, lab.Hosts[0], append([]string{"--data-dir", aliceDir, "--name", "alice"}, args...)...)
+	}
+	var me struct {
+		ID string `json:"id"`
+	}
+	if r := alice("id", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &me) != nil {
+		t.Fatalf("%v", r)
+	}
+	bobDL := newDataDir(t)
+	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", logLevel: "info",
+		args: []string{"--download-dir", bobDL, "--accept-from", me.ID, "--accept-max-size", "8MB"}})
+
+	src := newDataDir(t)
+	file := func(name string, size int) (string, []byte) {
+		b := make([]byte, size)
+		r := mrand.New(mrand.NewPCG(uint64(size), 2))
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p, b
+	}
+	same := func(name string, want []byte) {
+		t.Helper()
+		if got, err := os.ReadFile(filepath.Join(bobDL, name)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("bob's %s: %d bytes, %v; want %d", name, len(got), err, len(want))
+		}
+	}
+
+	small, smallData := file("small.bin", 5<<20)
+	if r := alice("send-file", "bob", small); r.code != 0 || !strings.Contains(r.stdout, "verified") {
+		t.Fatalf("one-shot, accepted by policy: %v", r)
+	}
+	same("small.bin", smallData)
+
+	big, bigData := file("big.bin", 20<<20)
+	if r := alice("send-file", "--timeout", "3s", "bob", big); r.code != 3 || !strings.Contains(r.stderr, "kept") {
+		t.Fatalf("one-shot, bob deciding: %v", r)
+	}
+	var id string
+	for _, tr := range bob.listTransfers(t) {
+		if tr.Direction == "in" && tr.State == "offered" && tr.Total == 20<<20 {
+			id = tr.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("bob was not asked: %v", bob.cli("transfers"))
+	}
+	if r := bob.cli("accept", id); r.code != 0 {
+		t.Fatalf("%v", r)
+	}
+	if r := alice("send-file", "--json", "bob", big); r.code != 0 || !strings.Contains(r.stdout, `"id":"`+id+`"`) {
+		t.Fatalf("the same command again: %v", r)
+	}
+	same("big.bin", bigData)
+	n := 0
+	for _, tr := range bob.listTransfers(t) {
+		if tr.Total == 20<<20 {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("bob lists %d transfers of big.bin, want the one", n)
+	}
+}

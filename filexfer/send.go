@@ -60,6 +60,9 @@ type Progress struct {
 	FilesDone, Files int
 	// Current is the file being moved.
 	Current string
+	// Sent counts file bytes the sender wrote to this attempt's stream,
+	// resent chunks included (0 at the recipient).
+	Sent int64
 }
 
 // SendResult says what one attempt did.
@@ -664,6 +667,7 @@ func (s *sender) progress(final bool) {
 		return
 	}
 	s.lastProg = now
+	s.prog.Sent = s.res.Sent
 	s.cfg.Progress(s.prog)
 }
 

@@ -42,6 +42,10 @@ type ServiceConfig struct {
 	// OutboxPath, when set, is a file that keeps unfinished outgoing
 	// offers across restarts (see outbox.go).
 	OutboxPath string
+	// SendOnly builds no Receiver (Receive.Dir is neither made nor
+	// opened): the service only sends, as a one-shot command does, and
+	// HandleStream closes every stream.
+	SendOnly bool
 	// Log gets the service's records; nil discards them.
 	Log *slog.Logger
 }
@@ -82,7 +86,11 @@ type Transfer struct {
 	State     string    // one of the State constants
 	Error     string    // why it failed, for StateFailed and StateDeclined
 	Skipped   []Skipped // outgoing: what was left out (links, special files)
-	Updated   time.Time // the last change
+	// Sent counts, outgoing, the file bytes this process wrote to the
+	// recipient over every attempt, resent chunks included: what exceeds
+	// the part of Total the recipient did not already hold went twice.
+	Sent    int64
+	Updated time.Time // the last change
 }
 
 // Errors of the service's requests.
@@ -113,22 +121,32 @@ type Service struct {
 	subs   map[int]func(Transfer)
 	nextID int
 	closed bool
+	// incoming ends each stream being received, by its peer (Cut).
+	incoming map[*net.Conn]incomingStream
+}
+
+// incomingStream is a stream being received, for Cut.
+type incomingStream struct {
+	peer string
+	end  context.CancelFunc
 }
 
 // xfer is a Transfer with what the service needs to drive it.
 type xfer struct {
-	t       Transfer
-	src     *Source       // outgoing
-	running bool          // outgoing: an attempt is under way
-	paths   []string      // outgoing: what was offered, kept in the outbox
-	created time.Time     // outgoing: when it was offered
-	decided chan struct{} // incoming: closed on Accept or Decline
-	accept  bool          // incoming: the decision
+	t          Transfer
+	src        *Source            // outgoing
+	running    bool               // outgoing: an attempt is under way
+	paths      []string           // outgoing: what was offered, kept in the outbox
+	created    time.Time          // outgoing: when it was offered
+	sentBefore int64              // outgoing: Sent by the attempts that ended
+	cut        context.CancelFunc // outgoing: ends the attempt under way
+	decided    chan struct{}      // incoming: closed on Accept or Decline
+	accept     bool               // incoming: the decision
 }
 
 // NewService opens the download directory.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	s := &Service{cfg: cfg, xfers: map[string]*xfer{}, subs: map[int]func(Transfer){}}
+	s := &Service{cfg: cfg, xfers: map[string]*xfer{}, subs: map[int]func(Transfer){}, incoming: map[*net.Conn]incomingStream{}}
 	s.log = cfg.Log
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -139,11 +157,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if rc.Log == nil {
 		rc.Log = s.log
 	}
-	r, err := NewReceiver(rc)
-	if err != nil {
-		return nil, err
+	if !cfg.SendOnly {
+		r, err := NewReceiver(rc)
+		if err != nil {
+			return nil, err
+		}
+		s.rcv = r
 	}
-	s.rcv = r
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.loadOutbox(); err != nil {
 		s.log.Warn("ignoring the kept outgoing offers", "err", err)
@@ -197,6 +217,26 @@ func (s *Service) retryAll() {
 	}
 }
 
+// Cut ends every stream with peer at once, both ways: its node was lost
+// (an unplug, a crash), and a stream TCP would keep retrying for many
+// seconds after it is back is better given up now. What verified is
+// kept; the outgoing transfers wait, and resume on the next Retry (the
+// peer is back) or retry tick, from what the recipient holds.
+func (s *Service) Cut(peer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.xfers {
+		if !x.t.Incoming && x.t.Peer == peer && x.cut != nil {
+			x.cut()
+		}
+	}
+	for _, in := range s.incoming {
+		if in.peer == peer {
+			in.end()
+		}
+	}
+}
+
 // Close stops every transfer (what verified is kept for a resume) and
 // waits for them. It is idempotent.
 func (s *Service) Close() error {
@@ -208,7 +248,10 @@ func (s *Service) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
-	err := s.rcv.Close()
+	var err error
+	if s.rcv != nil {
+		err = s.rcv.Close()
+	}
 	s.wg.Wait()
 	s.mu.Lock()
 	for _, x := range s.xfers {
@@ -316,9 +359,17 @@ func (s *Service) addLocked(x *xfer) {
 // sends in the background, trying again after a cut or while the peer is
 // away, until the recipient has everything, says no, or a failure is
 // final. It returns at once with the transfer as listed.
+//
+// The same paths offered again to the same peer while an earlier offer of
+// them is unfinished (kept from an earlier run, say) continue that one,
+// under its transfer id, rather than make a second offer.
 func (s *Service) Offer(peer string, paths []string) (Transfer, error) {
 	if s.cfg.Dial == nil {
 		return Transfer{}, errors.New("no way to reach peers")
+	}
+	if t, ok := s.unfinished(peer, paths); ok {
+		s.start(t.ID)
+		return t, nil
 	}
 	src, err := NewSource(paths, s.cfg.Receive.MaxEntries)
 	if err != nil {
@@ -343,6 +394,20 @@ func (s *Service) Offer(peer string, paths []string) (Transfer, error) {
 	s.mu.Unlock()
 	s.start(t.ID)
 	return t, nil
+}
+
+// unfinished finds an outgoing transfer of paths to peer still under way.
+func (s *Service) unfinished(peer string, paths []string) (Transfer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.order {
+		x := s.xfers[id]
+		if !x.t.Incoming && x.t.Peer == peer && slices.Equal(x.paths, paths) &&
+			(x.t.State == StateWaiting || x.t.State == StateActive) {
+			return x.copy(), true
+		}
+	}
+	return Transfer{}, false
 }
 
 func transferKey(sender string, id TransferID) string { return stagingKey(sender, id)[:16] }
@@ -393,8 +458,12 @@ func final(err error) bool {
 }
 
 func (s *Service) attempt(id string, x *xfer) {
-	defer s.update(id, func(x *xfer) { x.running = false })
-	ctx := s.ctx
+	ctx, cut := context.WithCancel(s.ctx)
+	defer cut()
+	s.mu.Lock()
+	x.cut = cut
+	s.mu.Unlock()
+	defer s.update(id, func(x *xfer) { x.running, x.cut = false, nil })
 	conn, err := s.cfg.Dial(ctx, x.t.Peer, ALPN)
 	if err != nil {
 		s.log.Debug("recipient not reachable; trying later", "transfer", id, "err", err)
@@ -408,10 +477,13 @@ func (s *Service) attempt(id string, x *xfer) {
 	cfg.Progress = func(p Progress) {
 		s.update(id, func(x *xfer) {
 			x.t.Done, x.t.Total, x.t.FilesDone, x.t.Current = p.Done, p.Total, p.FilesDone, p.Current
+			x.t.Sent = x.sentBefore + p.Sent
 		})
 	}
-	_, err = Send(ctx, conn, x.src, cfg)
+	res, err := Send(ctx, conn, x.src, cfg)
 	s.update(id, func(x *xfer) {
+		x.sentBefore += res.Sent
+		x.t.Sent = x.sentBefore
 		switch {
 		case err == nil:
 			x.t.State, x.t.Done, x.t.Error, x.t.FilesDone, x.t.Current = StateDone, x.t.Total, "", x.t.Files, ""
@@ -436,15 +508,23 @@ func (s *Service) attempt(id string, x *xfer) {
 // stream with ALPN, in a goroutine of its own.
 func (s *Service) HandleStream(conn net.Conn, peer string) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.rcv == nil {
 		s.mu.Unlock()
 		conn.Close()
 		return
 	}
+	ctx, end := context.WithCancel(s.ctx)
+	defer end()
+	s.incoming[&conn] = incomingStream{peer: peer, end: end}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	res, err := s.rcv.Serve(s.ctx, conn, peer)
+	defer func() {
+		s.mu.Lock()
+		delete(s.incoming, &conn)
+		s.mu.Unlock()
+	}()
+	res, err := s.rcv.Serve(ctx, conn, peer)
 	id := transferKey(peer, res.Offer.ID)
 	s.update(id, func(x *xfer) {
 		switch {

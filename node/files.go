@@ -12,6 +12,7 @@ import (
 
 	"lanchat/filexfer"
 	"lanchat/mesh"
+	"lanchat/message/chat"
 	"lanchat/node/api"
 )
 
@@ -81,11 +82,15 @@ func (n *Node) acceptsFrom(peer string) bool {
 	return false
 }
 
-// filesPeerEvent sends what waits for a peer that came back.
+// filesPeerEvent sends what waits for a peer that came back, and gives up
+// the streams of one lost: after a replug they resume as soon as the peer
+// is listed again, rather than when TCP's backoff next retransmits.
 func (n *Node) filesPeerEvent(ev mesh.Event) {
 	switch ev.Change {
 	case mesh.Joined, mesh.Returned, mesh.Verified:
 		n.files.Retry(ev.Peer.ID)
+	case mesh.Lost:
+		n.files.Cut(ev.Peer.ID)
 	}
 }
 
@@ -165,10 +170,14 @@ func filesError(err error) error {
 	return apiError(err)
 }
 
-func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer {
+func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer { return apiTransfer(t, n.chat.PeerRef) }
+
+// apiTransfer is a transfer as the API shows it, its peer named by
+// peerRef.
+func apiTransfer(t filexfer.Transfer, peerRef func(string) chat.PeerRef) api.Transfer {
 	a := api.Transfer{
-		ID: t.ID, Direction: "out", Peer: ref(n.chat.PeerRef(t.Peer)), Names: t.Names, Files: t.Files,
-		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, State: t.State, Error: t.Error, Updated: t.Updated,
+		ID: t.ID, Direction: "out", Peer: ref(peerRef(t.Peer)), Names: t.Names, Files: t.Files,
+		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, State: t.State, Error: t.Error, Updated: t.Updated, Sent: t.Sent,
 	}
 	if a.Names == nil {
 		a.Names = []string{}

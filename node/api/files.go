@@ -67,6 +67,7 @@ type Transfer struct {
 	State     string    `json:"state"`
 	Error     string    `json:"error,omitempty"`
 	Skipped   []string  `json:"skipped,omitempty"` // outgoing: links and special files not sent
+	Sent      int64     `json:"sent,omitempty"`    // outgoing: file bytes written to the recipient by this node run, every attempt, resent included
 	Updated   time.Time `json:"updated"`
 }
 

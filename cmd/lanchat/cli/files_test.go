@@ -127,3 +127,14 @@ func TestSendFileAcceptAndDecline(t *testing.T) {
 		t.Fatalf("alice's transfers: %d %q", code, o)
 	}
 }
+
+// TestSendFileTimeoutMustBePositive: a one-shot cannot wait for nothing;
+// the flag is refused before anything is looked for or sent.
+func TestSendFileTimeoutMustBePositive(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "a.txt")
+	os.WriteFile(f, []byte("a"), 0o644)
+	code, _, errs := lanchat(t, t.TempDir(), "send-file", "--timeout", "0s", "bob", f)
+	if code != exitUsage || !strings.Contains(errs, "--timeout") {
+		t.Fatalf("exit %d, %q", code, errs)
+	}
+}

@@ -9,11 +9,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"lanchat/node"
 	"lanchat/node/api"
 )
 
@@ -21,10 +23,11 @@ var sendFileCmd = command{
 	name:    "send-file",
 	args:    "<name|id> <path>…",
 	summary: "send files and folders to someone; waits until they have verified everything",
-	example: "lanchat send-file bob report.pdf photos/\nlanchat send-file --json bob big.iso | jq .",
+	example: "lanchat send-file bob report.pdf photos/\nlanchat send-file --json bob big.iso | jq .\nlanchat send-file --timeout 10m bob film.mkv   # no node running: wait up to 10 minutes",
 	level:   "warn",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
-		return func(e *env, args []string) int { return e.sendFile(args) }
+		wait := fs.Duration("timeout", node.DefaultOneShotFileWait, "with no node running: how long to wait for the recipient to be found, to decide and to take the files; then exit 3 with the offer kept for the next `lanchat run`")
+		return func(e *env, args []string) int { return e.sendFile(args, *wait) }
 	},
 }
 
@@ -44,6 +47,7 @@ type transferOutput struct {
 	State     string   `json:"state"`
 	Error     string   `json:"error,omitempty"`
 	Skipped   []string `json:"skipped,omitempty"`
+	Sent      int64    `json:"sent,omitempty"`
 }
 
 func toTransferOutput(t api.Transfer) transferOutput {
@@ -53,11 +57,13 @@ func toTransferOutput(t api.Transfer) transferOutput {
 	}
 	return transferOutput{
 		ID: t.ID, Direction: t.Direction, Peer: cleanLine(t.Peer.Name), PeerID: t.Peer.ID, Names: names,
-		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped,
+		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped, Sent: t.Sent,
 	}
 }
 
-// files is the running node's file API; one-shot commands move no files.
+// files is the running node's file API: accepting, declining and listing
+// need one (a one-shot receives nothing; send-file has a one-shot way of
+// its own).
 func (e *env) files() (api.API, api.Files, error) {
 	a, err := e.open(0)
 	if err != nil {
@@ -70,9 +76,12 @@ func (e *env) files() (api.API, api.Files, error) {
 	return a, f, nil
 }
 
-func (e *env) sendFile(args []string) int {
+func (e *env) sendFile(args []string, wait time.Duration) int {
 	if len(args) < 2 {
 		return e.usageErr("send-file", "who, and what? (lanchat send-file bob report.pdf)")
+	}
+	if wait <= 0 {
+		return e.usageErr("send-file", "--timeout must be more than 0 (got %v)", wait)
 	}
 	paths := make([]string, 0, len(args)-1)
 	for _, p := range args[1:] {
@@ -85,9 +94,16 @@ func (e *env) sendFile(args []string) int {
 		}
 		paths = append(paths, abs)
 	}
-	a, f, err := e.files()
+	a, err := e.open(0)
 	if err != nil {
 		return e.fail(err)
+	}
+	if o, ok := a.(*node.OneShot); ok {
+		return e.sendFileOneShot(o, args[0], paths, wait)
+	}
+	f, ok := a.(api.Files)
+	if !ok {
+		return e.fail(errors.New("this node does not send files"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -138,17 +154,7 @@ func (e *env) sendFile(args []string) int {
 		fmt.Fprintf(e.stderr, "lanchat: not sent: %s (a symbolic link or special file)\n", cleanLine(s))
 	}
 	bar := e.progressBar(t)
-	show := func(t api.Transfer) {
-		if e.g.json {
-			writeJSON(e.stdout, toTransferOutput(t))
-		} else if bar != nil {
-			if t.Files > 1 && t.Current != "" {
-				// A folder: which file, and how many are done, beside the total.
-				bar.Describe(fmt.Sprintf("%s (%d/%d files) → %s", cleanLine(t.Current), t.FilesDone, t.Files, refName(t.Peer)))
-			}
-			bar.Set64(t.Done)
-		}
-	}
+	show := e.showTransfer(bar)
 	show(t)
 	told := false
 	for {
@@ -186,6 +192,78 @@ func (e *env) sendFile(args []string) int {
 			return e.fail(fmt.Errorf("lost the node's events: %w", err))
 		}
 	}
+}
+
+// showTransfer prints a transfer's change: a line of --json, or the
+// progress bar moved.
+func (e *env) showTransfer(bar *progressbar.ProgressBar) func(api.Transfer) {
+	return func(t api.Transfer) {
+		if e.g.json {
+			writeJSON(e.stdout, toTransferOutput(t))
+		} else if bar != nil {
+			if t.Files > 1 && t.Current != "" {
+				// A folder: which file, and how many are done, beside the total.
+				bar.Describe(fmt.Sprintf("%s (%d/%d files) → %s", cleanLine(t.Current), t.FilesDone, t.Files, refName(t.Peer)))
+			}
+			bar.Set64(t.Done)
+		}
+	}
+}
+
+// sendFileOneShot sends with no node running: directly, waiting at most
+// wait; what is not through by then stays queued for the next node run.
+func (e *env) sendFileOneShot(o *node.OneShot, to string, paths []string, wait time.Duration) int {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var bar *progressbar.ProgressBar
+	var show func(api.Transfer)
+	started, told := false, false
+	t, err := o.SendFiles(ctx, api.FileOfferRequest{To: to, Paths: paths}, wait, func(t api.Transfer) {
+		if !started {
+			started = true
+			for _, s := range t.Skipped {
+				fmt.Fprintf(e.stderr, "lanchat: not sent: %s (a symbolic link or special file)\n", cleanLine(s))
+			}
+			bar = e.progressBar(t)
+			show = e.showTransfer(bar)
+		}
+		show(t)
+		if t.State == api.TransferWaiting && !told && !e.g.json {
+			told = true
+			fmt.Fprintf(e.stderr, "lanchat: waiting for %s (away, deciding, or cut off), up to %v\n", refName(t.Peer), wait)
+		}
+	})
+	if err != nil {
+		return e.fail(err)
+	}
+	if bar != nil && t.State != api.TransferDone {
+		fmt.Fprintln(e.stderr)
+	}
+	switch t.State {
+	case api.TransferDone:
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(e.stderr)
+		}
+		if !e.g.json {
+			fmt.Fprintf(e.stdout, "sent %s to %s: %d files, %s, verified\n", describeNames(t.Names), refName(t.Peer), t.Files, bytesText(t.Total))
+		}
+		return exitOK
+	case api.TransferDeclined, api.TransferFailed:
+		return e.fail(fmt.Errorf("%s: %s", t.State, t.Error))
+	}
+	if e.g.json {
+		// Where it stands: the id, for a script to follow it up.
+		writeJSON(e.stdout, toTransferOutput(t))
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(e.stderr, "lanchat: stopped with %s of %s sent to %s: the offer is kept, and the next `lanchat run` on this data directory, or this command again, continues it\n",
+			bytesText(t.Done), bytesText(t.Total), refName(t.Peer))
+		return exitQueued
+	}
+	fmt.Fprintf(e.stderr, "lanchat: not through to %s after %v (%s of %s): the offer is kept, and the next `lanchat run` on this data directory, or this command again, continues it\n",
+		refName(t.Peer), wait, bytesText(t.Done), bytesText(t.Total))
+	return exitQueued
 }
 
 // progressBar shows bytes, rate and time left on standard error when it

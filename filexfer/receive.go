@@ -999,7 +999,7 @@ func (x *rx) chunkEnd(p []byte) error {
 	x.jbuf = appendRecord(x.jbuf, recChunk, append(appendPair(nil, i, c), sum[:]...))
 	x.sinceSync += x.cur.want
 	x.prog.Done += x.cur.want
-	x.prog.Current = x.offer.Entries[i].Path
+	x.prog.Current, x.prog.CurrentSize = x.offer.Entries[i].Path, x.offer.Entries[i].Size
 	x.progress(false)
 	return x.maybeQueue(i)
 }

@@ -58,8 +58,9 @@ type Progress struct {
 	// FilesDone counts files finished (sender: sent; recipient:
 	// verified and in place); Files is the offer's file count.
 	FilesDone, Files int
-	// Current is the file being moved.
-	Current string
+	// Current is the file being moved, CurrentSize its size.
+	Current     string
+	CurrentSize int64
 	// Sent counts file bytes the sender wrote to this attempt's stream,
 	// resent chunks included (0 at the recipient).
 	Sent int64
@@ -461,7 +462,7 @@ func (s *sender) sendFile(idx uint32, held []span) error {
 
 func (s *sender) sendFileOnce(idx uint32, held []span) (changed bool, err error) {
 	e := s.src.Entries[idx]
-	s.prog.Current = e.Path
+	s.prog.Current, s.prog.CurrentSize = e.Path, e.Size
 	f, err := s.src.open(idx)
 	if err != nil {
 		return false, fmt.Errorf("source %s: %w", e.Path, err)

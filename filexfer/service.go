@@ -83,6 +83,10 @@ type Transfer struct {
 	Done      int64     // bytes verified (incoming) or sent or held (outgoing)
 	FilesDone int       // files finished (incoming: verified and in place)
 	Current   string    // the file being moved, while active
+	// CurrentDone and CurrentSize are the current file's progress: its
+	// bytes counted in Done since it began, and its size (a folder's
+	// progress bar shows the file's and the whole offer's).
+	CurrentDone, CurrentSize int64
 	State     string    // one of the State constants
 	Error     string    // why it failed, for StateFailed and StateDeclined
 	Skipped   []Skipped // outgoing: what was left out (links, special files)
@@ -91,6 +95,8 @@ type Transfer struct {
 	// the part of Total the recipient did not already hold went twice.
 	Sent    int64
 	Updated time.Time // the last change
+
+	curStart int64 // Done when Current began
 }
 
 // Errors of the service's requests.
@@ -476,7 +482,7 @@ func (s *Service) attempt(id string, x *xfer) {
 	}
 	cfg.Progress = func(p Progress) {
 		s.update(id, func(x *xfer) {
-			x.t.Done, x.t.Total, x.t.FilesDone, x.t.Current = p.Done, p.Total, p.FilesDone, p.Current
+			x.t.setProgress(p)
 			x.t.Sent = x.sentBefore + p.Sent
 		})
 	}
@@ -642,7 +648,15 @@ func (s *Service) settle(id string, accept bool) (Transfer, error) {
 }
 
 func (s *Service) incomingProgress(o *Offer, p Progress) {
-	s.update(transferKey(o.Peer, o.ID), func(x *xfer) {
-		x.t.Done, x.t.Total, x.t.FilesDone, x.t.Current = p.Done, p.Total, p.FilesDone, p.Current
-	})
+	s.update(transferKey(o.Peer, o.ID), func(x *xfer) { x.t.setProgress(p) })
+}
+
+// setProgress takes an engine's progress in, counting the current file's
+// bytes from where Done stood when it began.
+func (t *Transfer) setProgress(p Progress) {
+	if p.Current != t.Current {
+		t.curStart = t.Done
+	}
+	t.Done, t.Total, t.FilesDone, t.Current, t.CurrentSize = p.Done, p.Total, p.FilesDone, p.Current, p.CurrentSize
+	t.CurrentDone = min(max(0, t.Done-t.curStart), t.CurrentSize)
 }

@@ -177,7 +177,7 @@ func (n *Node) apiTransfer(t filexfer.Transfer) api.Transfer { return apiTransfe
 func apiTransfer(t filexfer.Transfer, peerRef func(string) chat.PeerRef) api.Transfer {
 	a := api.Transfer{
 		ID: t.ID, Direction: "out", Peer: ref(peerRef(t.Peer)), Names: t.Names, Files: t.Files,
-		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, State: t.State, Error: t.Error, Updated: t.Updated, Sent: t.Sent,
+		Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: t.Current, CurrentDone: t.CurrentDone, CurrentSize: t.CurrentSize, State: t.State, Error: t.Error, Updated: t.Updated, Sent: t.Sent,
 	}
 	if a.Names == nil {
 		a.Names = []string{}

@@ -64,6 +64,10 @@ type Transfer struct {
 	Done      int64     `json:"done"`              // bytes verified (in), or sent or already held (out)
 	FilesDone int       `json:"files_done"`        // files finished (in: verified and in place)
 	Current   string    `json:"current,omitempty"` // the file being moved, while active
+	// CurrentDone and CurrentSize: the current file's bytes done and its
+	// size, for a progress bar of the file beside the offer's.
+	CurrentDone int64 `json:"current_done,omitempty"`
+	CurrentSize int64 `json:"current_size,omitempty"`
 	State     string    `json:"state"`
 	Error     string    `json:"error,omitempty"`
 	Skipped   []string  `json:"skipped,omitempty"` // outgoing: links and special files not sent

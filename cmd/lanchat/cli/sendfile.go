@@ -44,10 +44,13 @@ type transferOutput struct {
 	Done      int64    `json:"done"`
 	FilesDone int      `json:"files_done"`
 	Current   string   `json:"current,omitempty"`
-	State     string   `json:"state"`
-	Error     string   `json:"error,omitempty"`
-	Skipped   []string `json:"skipped,omitempty"`
-	Sent      int64    `json:"sent,omitempty"`
+	// The current file's bytes done and its size.
+	CurrentDone int64    `json:"current_done,omitempty"`
+	CurrentSize int64    `json:"current_size,omitempty"`
+	State       string   `json:"state"`
+	Error       string   `json:"error,omitempty"`
+	Skipped     []string `json:"skipped,omitempty"`
+	Sent        int64    `json:"sent,omitempty"`
 }
 
 func toTransferOutput(t api.Transfer) transferOutput {
@@ -57,7 +60,7 @@ func toTransferOutput(t api.Transfer) transferOutput {
 	}
 	return transferOutput{
 		ID: t.ID, Direction: t.Direction, Peer: cleanLine(t.Peer.Name), PeerID: t.Peer.ID, Names: names,
-		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped, Sent: t.Sent,
+		Files: t.Files, Total: t.Total, Done: t.Done, FilesDone: t.FilesDone, Current: cleanLine(t.Current), CurrentDone: t.CurrentDone, CurrentSize: t.CurrentSize, State: t.State, Error: cleanLine(t.Error), Skipped: t.Skipped, Sent: t.Sent,
 	}
 }
 
@@ -202,8 +205,9 @@ func (e *env) showTransfer(bar *progressbar.ProgressBar) func(api.Transfer) {
 			writeJSON(e.stdout, toTransferOutput(t))
 		} else if bar != nil {
 			if t.Files > 1 && t.Current != "" {
-				// A folder: which file, and how many are done, beside the total.
-				bar.Describe(fmt.Sprintf("%s (%d/%d files) → %s", cleanLine(t.Current), t.FilesDone, t.Files, refName(t.Peer)))
+				// A folder: the file, how far it is, and how many are done,
+				// beside the bar of the whole.
+				bar.Describe(fmt.Sprintf("%s %s (%d/%d files) → %s", cleanLine(t.Current), filePercent(t), t.FilesDone, t.Files, refName(t.Peer)))
 			}
 			bar.Set64(t.Done)
 		}
@@ -308,4 +312,12 @@ func bytesText(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// filePercent is how far the current file of a transfer is, "37%".
+func filePercent(t api.Transfer) string {
+	if t.CurrentSize <= 0 {
+		return "0%"
+	}
+	return fmt.Sprintf("%d%%", t.CurrentDone*100/t.CurrentSize)
 }

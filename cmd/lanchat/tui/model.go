@@ -85,11 +85,12 @@ const (
 // everything it asks of the node it asks through the API, as commands
 // whose replies come back as messages.
 type Model struct {
-	api  api.API
-	opts Options
-	loc  *time.Location
-	st   styles
-	dark bool
+	api   api.API
+	files api.Files // nil when the node moves no files
+	opts  Options
+	loc   *time.Location
+	st    styles
+	dark  bool
 
 	width, height int
 
@@ -114,6 +115,10 @@ type Model struct {
 	notice    string
 	sidebar   bool
 	quitting  bool
+
+	transfers map[string]*xfer // by id
+
+	now func() time.Time // the clock, for what comes without a time
 
 	// early holds the states of sends whose reply came before the
 	// message's event, until the event (at most maxEarly).
@@ -147,6 +152,9 @@ func New(a api.API, opts Options) *Model {
 		peers: map[string]*api.Peer{}, rooms: map[string]api.Room{}, convs: map[string]*conv{},
 		input: in, sidebar: true, width: 80, height: 24, early: map[string]string{},
 	}
+	m.now = time.Now
+	m.files, _ = a.(api.Files)
+	m.transfers = map[string]*xfer{}
 	m.setStyles(true)
 	m.input.Focus()
 	return m
@@ -245,6 +253,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case noticeMsg:
 		m.notice = msg.text
 		return m, nil
+	case transfersMsg:
+		m.gotTransfers(msg)
+		return m, nil
+	case offeredMsg:
+		m.gotOffered(msg)
+		return m, nil
+	case settledMsg:
+		m.gotSettled(msg)
+		return m, nil
 	}
 	// Anything else (the cursor's blink) is the input's.
 	var cmd tea.Cmd
@@ -331,6 +348,10 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 		if v.Peer.ID == m.self.ID && !v.Room.Joined && m.cur == v.Room.Name {
 			return m.open(m.firstConv())
 		}
+	case api.FileOffer:
+		return m.fileOffer(v)
+	case api.TransferChange:
+		return m.transferChange(v)
 	case api.Warning:
 		m.notice = "node: " + clean(v.Text)
 	case api.Resync:
@@ -388,11 +409,12 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 	for id := range m.peers {
 		m.conv(id)
 	}
+	m.placeAllTransfers()
 	if m.started {
 		m.notice = "reloaded from the node"
 	}
 	m.started = true
-	cmds := []tea.Cmd{m.fetchIndex()}
+	cmds := []tea.Cmd{m.fetchIndex(), m.fetchTransfers()}
 	if c := m.convs[m.cur]; c == nil || (c.room && !c.joined) {
 		m.cur = m.firstConv()
 	}
@@ -492,7 +514,11 @@ func (m *Model) message(v api.Message) tea.Cmd {
 	if key != m.cur && (!c.room || e.mentions) {
 		// A new direct message or mention elsewhere: the bell, and a
 		// desktop notification where there is one.
-		return tea.Batch(tea.Raw("\a"), m.notify(v))
+		title := clean(v.From.Name)
+		if v.Room != "" {
+			title += " in " + clean(v.Room)
+		}
+		return tea.Batch(tea.Raw("\a"), m.notifyText(title, v.Text))
 	}
 	return nil
 }
@@ -500,16 +526,13 @@ func (m *Model) message(v api.Message) tea.Cmd {
 // maxNotifyBody bounds what a notification shows of a message.
 const maxNotifyBody = 200
 
-// notify shows v on the desktop, if the UI was given a way to.
-func (m *Model) notify(v api.Message) tea.Cmd {
+// notifyText shows a notification on the desktop, if the UI was given a
+// way to; title is made safe already, text not.
+func (m *Model) notifyText(title, text string) tea.Cmd {
 	if m.opts.Notify == nil {
 		return nil
 	}
-	title := clean(v.From.Name)
-	if v.Room != "" {
-		title += " in " + clean(v.Room)
-	}
-	body := []rune(termtext.Line(strings.ReplaceAll(v.Text, "\n", " ")))
+	body := []rune(termtext.Line(strings.ReplaceAll(text, "\n", " ")))
 	if len(body) > maxNotifyBody {
 		body = append(body[:maxNotifyBody], '…')
 	}

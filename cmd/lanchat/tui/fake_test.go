@@ -39,6 +39,7 @@ type fakeAPI struct {
 	offers    []api.FileOfferRequest
 	accepted  []string
 	declined  []string
+	typing    []string // whom the UI said it types to
 }
 
 var _ api.API = (*fakeAPI)(nil)
@@ -428,4 +429,13 @@ func (f *fakeAPI) settleTransfer(id string, accept bool) (api.Transfer, error) {
 		return t, nil
 	}
 	return api.Transfer{}, api.Errorf(api.CodeNotFound, "no transfer "+id)
+}
+
+var _ api.Typist = (*fakeAPI)(nil)
+
+func (f *fakeAPI) Typing(_ context.Context, r api.TypingRequest) (api.TypingReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typing = append(f.typing, r.To)
+	return api.TypingReply{To: api.PeerRef{ID: r.To}, Sent: true}, nil
 }

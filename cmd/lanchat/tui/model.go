@@ -120,6 +120,10 @@ type Model struct {
 
 	now func() time.Time // the clock, for what comes without a time
 
+	typist     api.Typist           // nil when the node sends no typing indicators
+	typingSent map[string]time.Time // by conversation: when the peer was last told
+	typingFrom map[string]time.Time // by peer id: until when it is shown typing
+
 	// early holds the states of sends whose reply came before the
 	// message's event, until the event (at most maxEarly).
 	early map[string]string
@@ -154,6 +158,8 @@ func New(a api.API, opts Options) *Model {
 	}
 	m.now = time.Now
 	m.files, _ = a.(api.Files)
+	m.typist, _ = a.(api.Typist)
+	m.typingSent, m.typingFrom = map[string]time.Time{}, map[string]time.Time{}
 	m.transfers = map[string]*xfer{}
 	m.setStyles(true)
 	m.input.Focus()
@@ -209,9 +215,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.sw.pick = 0
 			return m, nil
 		}
+		before := m.input.Value()
 		m.input.InsertString(safeInput(msg.Content))
 		m.comp = nil
-		return m, nil
+		return m, m.typed(before)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case eventMsg:
@@ -262,6 +269,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case settledMsg:
 		m.gotSettled(msg)
 		return m, nil
+	case typingExpiredMsg:
+		return m, nil // drawn again without who stopped typing
 	}
 	// Anything else (the cursor's blink) is the input's.
 	var cmd tea.Cmd
@@ -352,6 +361,8 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 		return m.fileOffer(v)
 	case api.TransferChange:
 		return m.transferChange(v)
+	case api.Typing:
+		return m.peerTyping(v)
 	case api.Warning:
 		m.notice = "node: " + clean(v.Text)
 	case api.Resync:
@@ -484,6 +495,9 @@ func (m *Model) message(v api.Message) tea.Cmd {
 			}
 			m.peers[key] = &api.Peer{ID: key, Name: ref.Name, State: "offline"}
 		}
+	}
+	if !v.Outgoing && v.Room == "" {
+		delete(m.typingFrom, key) // what was being typed has come
 	}
 	c := m.conv(key)
 	e := entryOfMessage(v, m.self.ID)
@@ -837,6 +851,9 @@ func (m *Model) statusLine() string {
 	me := " " + clean(m.self.Name) + " (" + state + ")"
 	if !m.streamUp && m.started {
 		me += " · disconnected"
+	}
+	if t := m.typingLine(); t != "" {
+		me += " · " + t
 	}
 	if m.notice != "" {
 		// What just happened matters more than the rest, which is

@@ -637,3 +637,24 @@ func bytesText(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// transferCounts are the transfers moving data and the offers waiting
+// for an answer, for the status bar.
+func (m *Model) transferCounts() (active, offered int) {
+	for _, x := range m.transfers {
+		switch {
+		case x.t.State == api.TransferActive:
+			active++
+		case x.t.State == api.TransferOffered && x.t.Direction == "in":
+			offered++
+		}
+	}
+	return active, offered
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

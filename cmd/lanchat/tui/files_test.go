@@ -74,6 +74,10 @@ func TestIncomingFileOffer(t *testing.T) {
 	}
 	h.keys("ctrl+c")
 
+	h.keys("esc")
+	if s := h.plain(); !strings.Contains(s, "2 of 3 peers online · 1 offer to answer ·") {
+		t.Errorf("the status bar does not count the offer:\n%s", s)
+	}
 	h.keys("alt+3")
 	if h.m.cur != bobID {
 		t.Fatalf("Alt-3 opened %q", h.m.cur)
@@ -103,6 +107,10 @@ func TestIncomingFileOffer(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("the progress line does not show %q:\n%s", want, s)
 		}
+	}
+	h.keys("esc")
+	if s := h.plain(); !strings.Contains(s, "peers online · ⇅ 1 moving ·") {
+		t.Errorf("the status bar does not count the transfer:\n%s", s)
 	}
 	golden(t, "file-progress-80x24", h.screen())
 	tr.State, tr.Done, tr.FilesDone, tr.Current = api.TransferDone, tr.Total, 12, ""

@@ -861,6 +861,17 @@ func (m *Model) statusLine() string {
 		return me + " │ " + m.notice
 	}
 	parts := []string{me, fmt.Sprintf("%d of %d peers online", online, total)}
+	if n, waiting := m.transferCounts(); n > 0 || waiting > 0 {
+		// Transfers elsewhere are out of sight: their count is not.
+		var t []string
+		if n > 0 {
+			t = append(t, fmt.Sprintf("⇅ %d moving", n))
+		}
+		if waiting > 0 {
+			t = append(t, fmt.Sprintf("%d %s to answer", waiting, plural(waiting, "offer", "offers")))
+		}
+		parts = append(parts, strings.Join(t, ", "))
+	}
 	if m.self.Addr != "" {
 		net := m.self.Addr
 		if m.self.MDNS {

@@ -93,6 +93,9 @@ func (m *Model) transfer(t api.Transfer, now time.Time) (*xfer, bool) {
 		return nil, false
 	}
 	x := m.transfers[t.ID]
+	if x != nil && x.t.Peer.ID != t.Peer.ID {
+		return nil, false // an id is one peer's: another's claim to it is not shown over it
+	}
 	isNew := x == nil
 	if isNew {
 		first := t.Updated

@@ -679,7 +679,8 @@ func (m *Model) gotHistory(msg historyMsg) tea.Cmd {
 
 // layout is the geometry of the screen.
 func (m *Model) layout() (sideW, convW, bodyH int) {
-	inputH := min(5, max(1, m.input.LineCount()))
+	// The input's height as drawn: its lines as wrapped, not as typed.
+	inputH := min(5, max(1, m.input.Height()))
 	bodyH = max(1, m.height-2-inputH)
 	if m.sidebar && m.width >= 60 {
 		sideW = min(28, max(18, m.width/4))

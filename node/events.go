@@ -183,6 +183,8 @@ func chatEvent(ev chat.Event, info func(room string) api.Room) api.Event {
 		return api.RoomChange{Type: api.TypeRoom, Room: info(v.Room), Peer: ref(v.Peer), Change: api.RoomRetention}
 	case chat.ReceiptEvent:
 		return api.Receipt{Type: api.TypeReceipt, ID: v.ID, State: v.State.String(), Peer: ref(v.Peer)}
+	case chat.TypingEvent:
+		return api.Typing{Type: api.TypeTyping, Peer: ref(v.From)}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"lanchat/internal/ratelimit"
 	"lanchat/mesh"
 	"lanchat/message"
 	"lanchat/message/store"
@@ -105,7 +106,8 @@ type PeerRef struct {
 	Trust Trust // what this node makes of Name on ID
 }
 
-// Event is what the service reports: MessageEvent or ReceiptEvent.
+// Event is what the service reports: MessageEvent, ReceiptEvent,
+// TypingEvent, and the rooms' events.
 type Event interface{ chatEvent() }
 
 // MessageEvent is a message received, or with Outgoing one we sent.
@@ -146,6 +148,8 @@ type Service struct {
 	out      *outbox
 	rooms    *rooms
 	quota    *quota
+
+	typingOut, typingIn *ratelimit.Keyed[string] // typing indicators sent and published, per peer
 
 	ctx    context.Context // ends when the service stops; parent of every delivery
 	cancel context.CancelFunc
@@ -207,6 +211,7 @@ func New(cfg Config) (*Service, error) {
 		cancel:   cancel,
 		stopped:  make(chan struct{}),
 	}
+	s.typingOut, s.typingIn = newTypingLimits(cfg.Now)
 	s.out = newOutbox(s)
 	s.rooms = newRooms(s)
 	s.quota = newQuota(s)

@@ -2,7 +2,8 @@
 // person, as opposed to how it travels (package message) or where it is
 // kept (package store). It owns the outbox that keeps every outgoing
 // message until its recipient's node has acknowledged it, delivery and
-// read receipts, the watchers that tell a sender what became of a
+// read receipts, typing indicators (ephemeral: never stored or queued),
+// the watchers that tell a sender what became of a
 // message, the per-peer rate limit on what others send us, the contact
 // book, and the resolution of a name a person types to a peer id.
 //

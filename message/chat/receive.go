@@ -70,13 +70,17 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			continue
 		}
 		switch env.Kind {
-		case message.KindText, KindReceipt:
+		case message.KindText, KindReceipt, KindTyping:
 		default:
 			errs[i] = fmt.Errorf("unsupported message kind %q", env.Kind)
 			continue
 		}
 		if !s.limiter.allow(env.Author) {
 			errs[i] = errRateLimited
+			continue
+		}
+		if env.Kind == KindTyping {
+			errs[i] = s.receiveTyping(env)
 			continue
 		}
 		if env.Kind == KindReceipt {

@@ -212,6 +212,8 @@ func DecodeEvent(line []byte) (Event, error) {
 		ev, err = decodeAs[FileOffer](line)
 	case TypeTransfer:
 		ev, err = decodeAs[TransferChange](line)
+	case TypeTyping:
+		ev, err = decodeAs[Typing](line)
 	default:
 		return nil, fmt.Errorf("%w %q", errUnknownType, head.Type)
 	}

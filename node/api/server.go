@@ -113,6 +113,7 @@ var routes = []route{
 	{Method: "GET", Path: "/v1/transfers", serve: (*server).transfers},
 	{Method: "POST", Path: "/v1/transfers/accept", serve: settleTransfer(true)},
 	{Method: "POST", Path: "/v1/transfers/decline", serve: settleTransfer(false)},
+	{Method: "POST", Path: "/v1/typing", serve: (*server).typing},
 	{Method: "GET", Path: "/v1/events", serve: (*server).events},
 }
 

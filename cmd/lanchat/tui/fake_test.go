@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,12 @@ type fakeAPI struct {
 	status  []api.StatusRequest
 	joined  []string
 	sendErr error
+
+	transfers []api.Transfer
+	offers    []api.FileOfferRequest
+	accepted  []string
+	declined  []string
+	typing    []string // whom the UI said it types to
 }
 
 var _ api.API = (*fakeAPI)(nil)
@@ -226,6 +233,7 @@ type harness struct {
 func newHarness(t testing.TB, f *fakeAPI, w, h int) *harness {
 	t.Helper()
 	m := New(f, Options{Mode: "in-process", Location: time.UTC})
+	m.now = func() time.Time { return base.Add(48 * time.Hour) }
 	hs := &harness{t: t, m: m, f: f}
 	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
 	hs.send(eventMsg{f.snapshot()})
@@ -366,4 +374,68 @@ func stripped(s string) string {
 	w := &colorprofile.Writer{Forward: &b, Profile: colorprofile.NoTTY}
 	w.WriteString(s)
 	return b.String()
+}
+
+// The fake moves files as the node's API does: offers are recorded and
+// answered as waiting, and accept and decline as the node answers them.
+var _ api.Files = (*fakeAPI)(nil)
+
+func (f *fakeAPI) OfferFiles(_ context.Context, r api.FileOfferRequest) (api.Transfer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.offers = append(f.offers, r)
+	names := make([]string, len(r.Paths))
+	for i, p := range r.Paths {
+		names[i] = filepath.Base(p)
+	}
+	t := api.Transfer{ID: fmt.Sprintf("out%013d", len(f.offers)), Direction: "out", Peer: api.PeerRef{ID: r.To, Name: "bob"},
+		Names: names, Files: len(names), Total: 1 << 20, State: api.TransferWaiting, Updated: base.Add(48 * time.Hour)}
+	f.transfers = append(f.transfers, t)
+	return t, nil
+}
+
+func (f *fakeAPI) Transfers(context.Context) ([]api.Transfer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.transfers), nil
+}
+
+func (f *fakeAPI) AcceptTransfer(_ context.Context, r api.TransferRequest) (api.Transfer, error) {
+	return f.settleTransfer(r.ID, true)
+}
+
+func (f *fakeAPI) DeclineTransfer(_ context.Context, r api.TransferRequest) (api.Transfer, error) {
+	return f.settleTransfer(r.ID, false)
+}
+
+func (f *fakeAPI) settleTransfer(id string, accept bool) (api.Transfer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, t := range f.transfers {
+		if t.ID != id {
+			continue
+		}
+		if t.State != api.TransferOffered {
+			return api.Transfer{}, api.Errorf(api.CodeInvalid, "transfer "+id+" is not waiting for a decision")
+		}
+		if accept {
+			f.accepted = append(f.accepted, id)
+			t.State = api.TransferActive
+		} else {
+			f.declined = append(f.declined, id)
+			t.State = api.TransferDeclined
+		}
+		f.transfers[i] = t
+		return t, nil
+	}
+	return api.Transfer{}, api.Errorf(api.CodeNotFound, "no transfer "+id)
+}
+
+var _ api.Typist = (*fakeAPI)(nil)
+
+func (f *fakeAPI) Typing(_ context.Context, r api.TypingRequest) (api.TypingReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typing = append(f.typing, r.To)
+	return api.TypingReply{To: api.PeerRef{ID: r.To}, Sent: true}, nil
 }

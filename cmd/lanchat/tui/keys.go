@@ -121,9 +121,10 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		}
 		return nil
 	}
+	before := m.input.Value()
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(k)
-	return cmd
+	return tea.Batch(cmd, m.typed(before))
 }
 
 func (m *Model) quit() tea.Cmd {
@@ -346,9 +347,12 @@ func (m *Model) command(line string) (tea.Cmd, bool) {
 			es, err := m.api.History(ctx, api.HistoryQuery{Search: rest, Limit: 500})
 			return searchMsg{query: rest, entries: es, err: err}
 		}), true
-	case "/file", "/accept", "/decline":
-		m.notice = name + " is not available yet: this lanchat cannot send files"
-		return nil, true
+	case "/file", "/send":
+		return m.offerFiles(rest)
+	case "/accept":
+		return m.settle(true, rest)
+	case "/decline":
+		return m.settle(false, rest)
 	}
 	m.notice = fmt.Sprintf("unknown command %s (/help lists them; //text sends a line starting with /)", clean(name))
 	return nil, false
@@ -492,13 +496,14 @@ type completion struct {
 	base    string
 	matches []string
 	i       int
+	suffix  string // after a match: " ", or "" for paths (theirs is in the match)
 }
 
 func (m *Model) complete() {
 	val := m.input.Value()
-	if m.comp != nil && len(m.comp.matches) > 0 && val == m.comp.base+m.comp.matches[m.comp.i]+" " {
-		m.comp.i = (m.comp.i + 1) % len(m.comp.matches)
-		m.input.SetValue(m.comp.base + m.comp.matches[m.comp.i] + " ")
+	if c := m.comp; c != nil && len(c.matches) > 0 && val == c.base+c.matches[c.i]+c.suffix {
+		c.i = (c.i + 1) % len(c.matches)
+		m.input.SetValue(c.base + c.matches[c.i] + c.suffix)
 		m.input.CursorEnd()
 		return
 	}
@@ -507,6 +512,10 @@ func (m *Model) complete() {
 	var cands []string
 	first := strings.TrimSpace(base) == ""
 	cmdName, _, _ := strings.Cut(strings.TrimSpace(base), " ")
+	if cmdName == "/file" || cmdName == "/send" {
+		m.completePath(val)
+		return
+	}
 	switch {
 	case first && strings.HasPrefix(word, "/"):
 		cands = commandNames
@@ -549,8 +558,35 @@ func (m *Model) complete() {
 	if len(matches) > 1 {
 		m.notice = clean(strings.Join(matches[:min(8, len(matches))], " "))
 	}
-	m.comp = &completion{base: base, matches: matches}
+	m.comp = &completion{base: base, matches: matches, suffix: " "}
 	m.input.SetValue(base + matches[0] + " ")
+	m.input.CursorEnd()
+}
+
+// completePath completes /file's last argument from the disk: a folder
+// ends in "/" so Tab goes on into it, a file in a space.
+func (m *Model) completePath(val string) {
+	cut := lastArgStart(val)
+	base, word := val[:cut], val[cut:]
+	matches := pathCompletions(word)
+	slices.Sort(matches)
+	if len(matches) == 0 {
+		m.notice = "no file or folder " + clean(word) + "…"
+		return
+	}
+	if len(matches) > 1 {
+		names := make([]string, 0, 8)
+		for _, p := range matches[:min(8, len(matches))] {
+			p = strings.TrimSuffix(p, " ")
+			names = append(names, p[strings.LastIndex(strings.TrimSuffix(p, "/"), "/")+1:])
+		}
+		m.notice = clean(strings.Join(names, " "))
+		if len(matches) > 8 {
+			m.notice += fmt.Sprintf(" (%d in all)", len(matches))
+		}
+	}
+	m.comp = &completion{base: base, matches: matches}
+	m.input.SetValue(base + matches[0])
 	m.input.CursorEnd()
 }
 

@@ -85,11 +85,12 @@ const (
 // everything it asks of the node it asks through the API, as commands
 // whose replies come back as messages.
 type Model struct {
-	api  api.API
-	opts Options
-	loc  *time.Location
-	st   styles
-	dark bool
+	api   api.API
+	files api.Files // nil when the node moves no files
+	opts  Options
+	loc   *time.Location
+	st    styles
+	dark  bool
 
 	width, height int
 
@@ -114,6 +115,14 @@ type Model struct {
 	notice    string
 	sidebar   bool
 	quitting  bool
+
+	transfers map[string]*xfer // by id
+
+	now func() time.Time // the clock, for what comes without a time
+
+	typist     api.Typist           // nil when the node sends no typing indicators
+	typingSent map[string]time.Time // by conversation: when the peer was last told
+	typingFrom map[string]time.Time // by peer id: until when it is shown typing
 
 	// early holds the states of sends whose reply came before the
 	// message's event, until the event (at most maxEarly).
@@ -147,6 +156,11 @@ func New(a api.API, opts Options) *Model {
 		peers: map[string]*api.Peer{}, rooms: map[string]api.Room{}, convs: map[string]*conv{},
 		input: in, sidebar: true, width: 80, height: 24, early: map[string]string{},
 	}
+	m.now = time.Now
+	m.files, _ = a.(api.Files)
+	m.typist, _ = a.(api.Typist)
+	m.typingSent, m.typingFrom = map[string]time.Time{}, map[string]time.Time{}
+	m.transfers = map[string]*xfer{}
 	m.setStyles(true)
 	m.input.Focus()
 	return m
@@ -201,9 +215,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.sw.pick = 0
 			return m, nil
 		}
+		before := m.input.Value()
 		m.input.InsertString(safeInput(msg.Content))
 		m.comp = nil
-		return m, nil
+		return m, m.typed(before)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case eventMsg:
@@ -245,6 +260,17 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case noticeMsg:
 		m.notice = msg.text
 		return m, nil
+	case transfersMsg:
+		m.gotTransfers(msg)
+		return m, nil
+	case offeredMsg:
+		m.gotOffered(msg)
+		return m, nil
+	case settledMsg:
+		m.gotSettled(msg)
+		return m, nil
+	case typingExpiredMsg:
+		return m, nil // drawn again without who stopped typing
 	}
 	// Anything else (the cursor's blink) is the input's.
 	var cmd tea.Cmd
@@ -331,6 +357,12 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 		if v.Peer.ID == m.self.ID && !v.Room.Joined && m.cur == v.Room.Name {
 			return m.open(m.firstConv())
 		}
+	case api.FileOffer:
+		return m.fileOffer(v)
+	case api.TransferChange:
+		return m.transferChange(v)
+	case api.Typing:
+		return m.peerTyping(v)
 	case api.Warning:
 		m.notice = "node: " + clean(v.Text)
 	case api.Resync:
@@ -388,11 +420,12 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 	for id := range m.peers {
 		m.conv(id)
 	}
+	m.placeAllTransfers()
 	if m.started {
 		m.notice = "reloaded from the node"
 	}
 	m.started = true
-	cmds := []tea.Cmd{m.fetchIndex()}
+	cmds := []tea.Cmd{m.fetchIndex(), m.fetchTransfers()}
 	if c := m.convs[m.cur]; c == nil || (c.room && !c.joined) {
 		m.cur = m.firstConv()
 	}
@@ -463,6 +496,9 @@ func (m *Model) message(v api.Message) tea.Cmd {
 			m.peers[key] = &api.Peer{ID: key, Name: ref.Name, State: "offline"}
 		}
 	}
+	if !v.Outgoing && v.Room == "" {
+		delete(m.typingFrom, key) // what was being typed has come
+	}
 	c := m.conv(key)
 	e := entryOfMessage(v, m.self.ID)
 	if v.Outgoing {
@@ -492,7 +528,11 @@ func (m *Model) message(v api.Message) tea.Cmd {
 	if key != m.cur && (!c.room || e.mentions) {
 		// A new direct message or mention elsewhere: the bell, and a
 		// desktop notification where there is one.
-		return tea.Batch(tea.Raw("\a"), m.notify(v))
+		title := clean(v.From.Name)
+		if v.Room != "" {
+			title += " in " + clean(v.Room)
+		}
+		return tea.Batch(tea.Raw("\a"), m.notifyText(title, v.Text))
 	}
 	return nil
 }
@@ -500,16 +540,13 @@ func (m *Model) message(v api.Message) tea.Cmd {
 // maxNotifyBody bounds what a notification shows of a message.
 const maxNotifyBody = 200
 
-// notify shows v on the desktop, if the UI was given a way to.
-func (m *Model) notify(v api.Message) tea.Cmd {
+// notifyText shows a notification on the desktop, if the UI was given a
+// way to; title is made safe already, text not.
+func (m *Model) notifyText(title, text string) tea.Cmd {
 	if m.opts.Notify == nil {
 		return nil
 	}
-	title := clean(v.From.Name)
-	if v.Room != "" {
-		title += " in " + clean(v.Room)
-	}
-	body := []rune(termtext.Line(strings.ReplaceAll(v.Text, "\n", " ")))
+	body := []rune(termtext.Line(strings.ReplaceAll(text, "\n", " ")))
 	if len(body) > maxNotifyBody {
 		body = append(body[:maxNotifyBody], '…')
 	}
@@ -642,7 +679,8 @@ func (m *Model) gotHistory(msg historyMsg) tea.Cmd {
 
 // layout is the geometry of the screen.
 func (m *Model) layout() (sideW, convW, bodyH int) {
-	inputH := min(5, max(1, m.input.LineCount()))
+	// The input's height as drawn: its lines as wrapped, not as typed.
+	inputH := min(5, max(1, m.input.Height()))
 	bodyH = max(1, m.height-2-inputH)
 	if m.sidebar && m.width >= 60 {
 		sideW = min(28, max(18, m.width/4))
@@ -815,12 +853,26 @@ func (m *Model) statusLine() string {
 	if !m.streamUp && m.started {
 		me += " · disconnected"
 	}
+	if t := m.typingLine(); t != "" {
+		me += " · " + t
+	}
 	if m.notice != "" {
 		// What just happened matters more than the rest, which is
 		// back once Esc clears it.
 		return me + " │ " + m.notice
 	}
 	parts := []string{me, fmt.Sprintf("%d of %d peers online", online, total)}
+	if n, waiting := m.transferCounts(); n > 0 || waiting > 0 {
+		// Transfers elsewhere are out of sight: their count is not.
+		var t []string
+		if n > 0 {
+			t = append(t, fmt.Sprintf("⇅ %d moving", n))
+		}
+		if waiting > 0 {
+			t = append(t, fmt.Sprintf("%d %s to answer", waiting, plural(waiting, "offer", "offers")))
+		}
+		parts = append(parts, strings.Join(t, ", "))
+	}
 	if m.self.Addr != "" {
 		net := m.self.Addr
 		if m.self.MDNS {

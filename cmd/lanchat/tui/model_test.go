@@ -204,12 +204,13 @@ func TestInputAndCommands(t *testing.T) {
 	if !slices.Equal(f.joined, []string{"#ops2"}) || h.m.cur != "#ops2" {
 		t.Errorf("/join: joined %v, open %q", f.joined, h.m.cur)
 	}
-	for _, c := range []string{"/file notes.txt", "/accept", "/decline"} {
+	for _, c := range []string{"/accept", "/decline"} {
 		h.typeText(c)
 		h.keys("enter")
-		if !strings.Contains(h.m.notice, "not available yet") {
-			t.Errorf("%s: notice %q", c, h.m.notice)
+		if h.m.notice != "no offer is waiting" {
+			t.Errorf("%s with no offer: notice %q", c, h.m.notice)
 		}
+		h.keys("ctrl+c")
 	}
 	h.typeText("/frobnicate")
 	h.keys("enter")

@@ -21,7 +21,8 @@ func TestRandomUse(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	keys := []string{"enter", "tab", "esc", "backspace", "up", "down", "pgup", "pgdown", "f1", "f2",
 		"ctrl+k", "ctrl+n", "ctrl+p", "alt+a", "alt+1", "alt+3", "alt+9", "ctrl+home", "ctrl+end", "alt+enter", "?"}
-	words := []string{"hi", "/msg bob yo", "/join r", "/leave", "/who", "/away", "/status busy", "/search notes", "/nope", "//x", "@b", "#o"}
+	words := []string{"hi", "/msg bob yo", "/join r", "/leave", "/who", "/away", "/status busy", "/search notes", "/nope", "//x", "@b", "#o",
+		"/accept", "/decline", "/file /", "/file /nonexistent"}
 	people := []api.PeerRef{ref(bobID, "bob"), ref(carolID, "carol"), ref(daveID, "dave")}
 	w, ht := 80, 24
 	for step := range 500 {
@@ -51,9 +52,26 @@ func TestRandomUse(t *testing.T) {
 			p := people[rng.IntN(len(people))]
 			states := []string{"available", "away", "busy", "offline", "left"}
 			h.send(eventMsg{api.Presence{Peer: p, State: states[rng.IntN(len(states))], StatusText: "s", Change: api.ChangeStatus}})
-		case r < 95:
+		case r < 94:
 			h.send(eventMsg{api.Receipt{ID: fmt.Sprint("r", rng.IntN(step+1)), State: "read"}})
 		case r < 97:
+			// Files and typing: an offer, a transfer in any state, an indicator.
+			p := people[rng.IntN(len(people))]
+			id := fmt.Sprintf("%016x", rng.IntN(8))
+			states := []string{api.TransferOffered, api.TransferWaiting, api.TransferActive, api.TransferDone, api.TransferDeclined, api.TransferFailed}
+			dir := []string{"in", "out"}[rng.IntN(2)]
+			names := []string{strings.Repeat("name ", rng.IntN(30)), "b"}
+			switch rng.IntN(3) {
+			case 0:
+				h.send(eventMsg{api.FileOffer{ID: id, From: p, Names: names, Files: 2, Total: int64(rng.IntN(1 << 30))}})
+			case 1:
+				h.send(eventMsg{api.TransferChange{Transfer: api.Transfer{ID: id, Direction: dir, Peer: p, Names: names, Files: 2,
+					Total: 1 << 20, Done: int64(rng.IntN(1 << 21)), State: states[rng.IntN(len(states))], Error: "e",
+					Current: "x", Updated: base.Add(time.Duration(step) * time.Second)}}})
+			default:
+				h.send(eventMsg{api.Typing{Peer: p}})
+			}
+		case r < 98:
 			h.send(eventMsg{api.Resync{}}, eventMsg{f.snapshot()})
 		default:
 			h.send(streamEndMsg{api.ErrClosed})
@@ -63,7 +81,7 @@ func TestRandomUse(t *testing.T) {
 		}
 		lines := strings.Split(h.plain(), "\n")
 		if len(lines) != ht {
-			t.Fatalf("step %d at %d×%d: %d rows", step, w, ht, len(lines))
+			t.Fatalf("step %d at %d×%d: %d rows:\n%s", step, w, ht, len(lines), h.plain())
 		}
 		for i, l := range lines {
 			if cw := ansi.StringWidth(l); cw > w {

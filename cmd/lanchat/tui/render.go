@@ -78,6 +78,10 @@ func (m *Model) entryLines(e *entry, w int) []string {
 	if e.width == w && e.lines != nil {
 		return e.lines
 	}
+	if e.kind == "file" {
+		e.width, e.lines = w, m.fileLines(e, w)
+		return e.lines
+	}
 	st := m.st
 	stamp := st.dim.Render(e.t.In(m.loc).Format("15:04")) + " "
 	avail := max(8, w-timeColumn)

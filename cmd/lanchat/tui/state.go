@@ -44,10 +44,11 @@ type entry struct {
 	t        time.Time
 	outgoing bool
 	state    string // queued, sent, delivered, read
-	kind     string // text, join, leave
+	kind     string // text, join, leave, file
 	room     string
 	mentions bool // names this node
 	label    string
+	xfer     *xfer // a file entry's transfer
 
 	width int
 	lines []string

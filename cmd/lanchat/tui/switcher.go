@@ -173,11 +173,11 @@ var helpText = [][2]string{
 	{"/msg NAME [text]", "talk to someone"},
 	{"/join #room", "join (or start) a room"},
 	{"/leave, /who [#room]", "leave a room; list its members (this one)"},
-	{"/status STATE [text]", "available, away or busy"},
-	{"/away [text]", "away (again, without text: back)"},
+	{"/status STATE [text]", "available, away or busy (/away: again is back)"},
 	{"/search WORDS", "search every conversation"},
 	{"/quit", "leave (an attached node keeps running)"},
-	{"/file /accept /decline", "not available yet; //x sends /x"},
+	{"/file PATH…", "offer files and folders here (Tab: paths)"},
+	{"/accept, /decline [id]", "the newest offer here (or id); //x sends /x"},
 }
 
 func helpLines(st styles, w int) []string {

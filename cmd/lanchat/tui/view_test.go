@@ -97,7 +97,7 @@ func TestHelpFits80x24(t *testing.T) {
 		t.Errorf("the help has %d lines, the screen's body %d", len(helpText), body)
 	}
 	h.keys("f1")
-	if s := h.plain(); !strings.Contains(s, "/file /accept /decline") {
+	if s := h.plain(); !strings.Contains(s, "/accept, /decline [id]") {
 		t.Errorf("the help's last line is cut off at 80×24:\n%s", s)
 	}
 }

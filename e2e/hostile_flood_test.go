@@ -29,16 +29,34 @@ import (
 // and alice's memory stays bounded.
 func TestHostileConnectionFlood(t *testing.T) {
 	t.Parallel()
+	connectionFlood(t, false)
+}
+
+// TestHostileConnectionFloodKeyed is the same flood against a closed
+// network: the attacker, without the office key, gets no stream at all,
+// and the connections it holds while trying must not crowd out the
+// honest ones either.
+func TestHostileConnectionFloodKeyed(t *testing.T) {
+	t.Parallel()
+	connectionFlood(t, true)
+}
+
+func connectionFlood(t *testing.T, keyed bool) {
 	lab := netlab.New(t, 3)
-	nodes := startNodes(t, lab.Hosts[:2], "alice", "bob")
-	alice, bob := nodes[0], nodes[1]
+	var args []string
+	if keyed {
+		args = []string{"--network-key-file", keyFile(t, lab.Hosts[0])}
+	}
+	alice := startNode(t, lab.Hosts[0], nodeOpts{name: "alice", args: args})
+	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", args: args})
+	nodes := []*node{alice, bob}
 	attacker := lab.Hosts[2]
 	waitSees(t, seeTimeout, nodes, nodes, "available")
 	for _, o := range nodes {
 		waitFor(t, seeTimeout, func() error { return listsState(o, nodes, "available", true) })
 	}
 	stopChat := chatter(t, alice, bob, 200*time.Millisecond)
-	rssBefore := alice.rss()
+	rssBefore, fdsBefore := alice.rss(), alice.fds()
 	start := time.Now()
 	addr := alice.ready.Addr + ":" + strconv.Itoa(alice.ready.Port)
 
@@ -120,6 +138,12 @@ func TestHostileConnectionFlood(t *testing.T) {
 	wg.Wait()
 	t.Logf("the attacker holds %d connections (%d refused or failed) after %v", len(held), refused.Load(), time.Since(start).Round(time.Millisecond))
 
+	// One address holds at most mesh's maxPerSource (64) connections.
+	if fds := alice.fds(); fds > fdsBefore+64+16 {
+		t.Errorf("alice has %d files open with the flood held, %d before", fds, fdsBefore)
+	} else {
+		t.Logf("alice has %d files open with the flood held, %d before", fds, fdsBefore)
+	}
 	// A while with everything held: the chat goes on.
 	time.Sleep(10 * time.Second)
 	worst, sent, err := stopChat()
@@ -146,11 +170,18 @@ func TestHostileConnectionFlood(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	if keyed {
+		for _, m := range alice.received() {
+			if m.From.ID != bob.id() {
+				t.Fatalf("alice, in a closed network, took a message from %s, who lacks the key: %s", m.From.Name, m.raw[:min(len(m.raw), 300)])
+			}
+		}
+	}
 	if grown := rssAfter - rssBefore; grown > 96<<20 {
 		t.Errorf("alice's RSS grew by %d MiB under a connection flood from one host", grown>>20)
 	}
 	// A one-shot from bob's host still gets alice's directory.
-	if r := runCLI(t, bob.host, "peers", "--json"); r.code != 0 || !strings.Contains(r.stdout, alice.id()) {
+	if r := runCLI(t, bob.host, append(args, "peers", "--json")...); r.code != 0 || !strings.Contains(r.stdout, alice.id()) {
 		t.Errorf("a one-shot peers during the flood: %v", r)
 	}
 }

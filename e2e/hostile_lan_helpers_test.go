@@ -231,3 +231,13 @@ func neverOffline(o *node, subjects []*node, since time.Time) error {
 	}
 	return nil
 }
+
+// fds is how many file descriptors the node's process has open.
+func (n *node) fds() int {
+	n.t.Helper()
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", n.cmd.Process.Pid))
+	if err != nil {
+		n.t.Fatalf("%s: %v", n, err)
+	}
+	return len(es)
+}

@@ -30,10 +30,40 @@ import (
 // gone.
 func TestHostileMDNS(t *testing.T) {
 	t.Parallel()
+	hostileMDNS(t, false)
+}
+
+// TestHostileMDNSKeyed is the same in a closed network, the attacker
+// copying the network tag from the honest nodes' own answers: it still
+// learns nothing, and neither do they.
+func TestHostileMDNSKeyed(t *testing.T) {
+	t.Parallel()
+	hostileMDNS(t, true)
+}
+
+func hostileMDNS(t *testing.T, keyed bool) {
 	lab := netlab.New(t, 4)
-	nodes := startNodes(t, lab.Hosts[:3], "alice", "bob", "carol")
+	var args []string
+	if keyed {
+		args = []string{"--network-key-file", keyFile(t, lab.Hosts[0])}
+	}
+	var nodes []*node
+	for i, name := range []string{"alice", "bob", "carol"} {
+		nodes = append(nodes, launchNode(t, lab.Hosts[i], nodeOpts{name: name, args: args}))
+	}
+	for _, n := range nodes {
+		if err := n.waitReady(readyTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
 	alice, bob, carol := nodes[0], nodes[1], nodes[2]
 	attacker := lab.Hosts[3]
+	group := &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
+	c, err := attacker.ListenMulticastUDP("udp4", group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	waitSees(t, seeTimeout, nodes, nodes, "available")
 	honest := nodes[:2]
 	for _, o := range honest {
@@ -62,6 +92,13 @@ func TestHostileMDNS(t *testing.T) {
 	// address, where bob's key is not.
 	forged = append(forged, discovery.Candidate{ID: bob.id(), Proto: mesh.ProtocolVersion,
 		GossipPort: uint16(bob.ready.GossipPort), TLSPort: uint16(bob.ready.Port), Addrs: []netip.Addr{attacker.Addr}})
+	if keyed {
+		tag := learnNetworkTag(t, c, group)
+		t.Logf("the network tag, as the honest nodes announce it: %s", tag)
+		for i := range forged {
+			forged[i].Network = tag
+		}
+	}
 	pkts := forgedAnnouncements(t, forged, attacker.Addr)
 
 	// The attacker's gossip port accepts and hangs up, counting: the proof
@@ -84,12 +121,6 @@ func TestHostileMDNS(t *testing.T) {
 		}
 	}()
 
-	group := &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
-	c, err := attacker.ListenMulticastUDP("udp4", group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	stopChat := chatter(t, alice, bob, 300*time.Millisecond)
 	rssBefore := alice.rss()
 	start := time.Now()
@@ -161,6 +192,48 @@ func TestHostileMDNS(t *testing.T) {
 	if grown := alice.rss() - rssBefore; grown > 64<<20 {
 		t.Errorf("alice's RSS grew by %d MiB under forged mDNS answers", grown>>20)
 	}
+}
+
+// learnNetworkTag asks the group for lanchat instances and returns the
+// network tag of the first answer that has one, as any host can.
+func learnNetworkTag(t *testing.T, c *net.UDPConn, group *net.UDPAddr) string {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(discovery.ServiceName+"."+discovery.Domain+".", dns.TypePTR)
+	q.RecursionDesired = false
+	b, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(seeTimeout)
+	buf := make([]byte, 9000)
+	for time.Now().Before(deadline) {
+		if _, err := c.WriteToUDP(b, group); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, _, err := c.ReadFromUDP(buf)
+			if err != nil {
+				break
+			}
+			var m dns.Msg
+			if m.Unpack(buf[:n]) != nil || !m.Response {
+				continue
+			}
+			for _, rr := range append(m.Answer, m.Extra...) {
+				if txt, ok := rr.(*dns.TXT); ok {
+					for _, kv := range txt.Txt {
+						if tag, ok := strings.CutPrefix(kv, "net="); ok {
+							return tag
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Fatal("no lanchat answer with a network tag")
+	return ""
 }
 
 // forgedAnnouncements builds one mDNS response per candidate: PTR, SRV,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -268,10 +269,11 @@ func forgedAnnouncements(t *testing.T, cs []discovery.Candidate, addr netip.Addr
 	return out
 }
 
-// TestHostileNameSquatter: a flood of messages from two hundred fresh
-// keys, then a node of its own calling itself bob. Alice's pinned bob
-// stays hers: `send bob` reaches him, the squatter is listed with a
-// warning, and alice and bob chat throughout.
+// TestHostileNameSquatter: a flood of messages from 2,100 fresh keys,
+// more than the contact book keeps strangers, some of them named bob,
+// then a node of its own calling itself bob. Alice's pinned bob stays
+// hers: `send bob` reaches him, the squatter is listed with a warning,
+// the contact book stays bounded, and alice and bob chat throughout.
 func TestHostileNameSquatter(t *testing.T) {
 	t.Parallel()
 	lab := netlab.New(t, 3)
@@ -293,22 +295,33 @@ func TestHostileNameSquatter(t *testing.T) {
 	rssBefore := alice.rss()
 
 	// The contact flood: each key one message, under names alice never
-	// pinned and, for some, bob's own.
-	const flood = 200
+	// pinned and, for some, bob's own; more keys than the contact book
+	// keeps strangers (2,000), so it has to evict.
+	const flood, workers = 2100, 6
 	start := time.Now()
-	for i := range flood {
-		name := fmt.Sprintf("guest%d", i)
-		if i%10 == 0 {
-			name = "bob"
-		}
-		s := newStranger(t, attacker, name)
-		ack, err := s.sendOnce(alice, fmt.Sprintf("hello %d from a fresh key", i), time.Now())
-		if err != nil {
-			t.Fatalf("stranger %d: %v", i, err)
-		}
-		if ack.Status != message.AckOK {
-			t.Fatalf("stranger %d: %v %q", i, ack.Status, ack.Reason)
-		}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < flood; i += workers {
+				name := fmt.Sprintf("guest%d", i)
+				if i%10 == 0 {
+					name = "bob"
+				}
+				s := newStranger(t, attacker, name)
+				ack, err := s.sendOnce(alice, fmt.Sprintf("hello %d from a fresh key", i), time.Now())
+				if err == nil && ack.Status != message.AckOK {
+					err = fmt.Errorf("%v %q", ack.Status, ack.Reason)
+				}
+				if err != nil {
+					t.Errorf("stranger %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	t.Logf("%d fresh keys wrote to alice in %v", flood, time.Since(start).Round(time.Millisecond))
 
@@ -361,10 +374,24 @@ func TestHostileNameSquatter(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &cs); err != nil {
 		t.Fatalf("contacts --json: %v\n%s", err, r.stdout)
 	}
+	strangers, pinnedBob := 0, false
 	for _, c := range cs {
 		if c.Trusted && c.ID != bob.id() && strings.EqualFold(c.Name, "bob") {
 			t.Fatalf("alice trusts another bob: %+v", c)
 		}
+		pinnedBob = pinnedBob || c.Trusted && c.ID == bob.id()
+		if !c.Trusted {
+			strangers++
+		}
+	}
+	t.Logf("alice's contact book after the flood: %d entries, %d of them strangers", len(cs), strangers)
+	if !pinnedBob {
+		t.Error("the flood pushed bob out of alice's contacts")
+	}
+	// The contact book keeps at most 2,000 strangers (message/chat's
+	// maxStrangers).
+	if strangers > 2000 {
+		t.Errorf("alice's contact book holds %d strangers after a flood of %d", strangers, flood)
 	}
 	worst, sent, err := stopChat()
 	if err != nil {

@@ -55,6 +55,9 @@ type Config struct {
 	// to retry while none of them is reachable: seeds for a network that
 	// multicast DNS does not reach.
 	Join []string
+	// Known lists verified peers' addresses remembered from an earlier
+	// run (KnownAddrs), dialled at start like peers lost when last seen.
+	Known []KnownAddr
 	// ReconnectHorizon is how long a peer lost without a goodbye is still
 	// dialled (with backoff, see reconnector); then it is forgotten, as
 	// Serf forgets failed members after its ReconnectTimeout. These dials
@@ -199,10 +202,11 @@ type Mesh struct {
 
 	mu        sync.Mutex // guards the fields below
 	meta      Meta
-	metaBytes []byte             // meta signed; nil until signedMeta signs it after a change
-	mlConf    *memberlist.Config // memberlist's, for the gossip port it advertises
-	table     peerTable          // read by anyone under mu; changed only by processEvents (and verify retries)
-	recon     *reconnector       // lost peers to dial again; fed by processEvents, run by reconnectLoop
+	metaBytes []byte               // meta signed; nil until signedMeta signs it after a change
+	mlConf    *memberlist.Config   // memberlist's, for the gossip port it advertises
+	table     peerTable            // read by anyone under mu; changed only by processEvents (and verify retries)
+	recon     *reconnector         // lost peers to dial again; fed by processEvents, run by reconnectLoop
+	known     map[string]KnownAddr // verified peers' last verified addresses, by id (known.go)
 	handlers  map[string]func(*Stream)
 	ml        *memberlist.Memberlist
 	ln        net.Listener
@@ -264,6 +268,7 @@ func New(cfg Config) (*Mesh, error) {
 		table:         newPeerTable(cfg.Identity.ID),
 		handlers:      make(map[string]func(*Stream)),
 		conns:         make(map[net.Conn]struct{}),
+		known:         make(map[string]KnownAddr),
 		joinCh:        make(chan string, 256),
 		verifyCh:      make(chan string, 256),
 		reconnectWake: make(chan struct{}, 1),
@@ -334,6 +339,10 @@ func (m *Mesh) Run(ctx context.Context) error {
 			loop(ctx)
 		}()
 	}
+	m.mu.Lock()
+	m.dialKnown(time.Now())
+	m.mu.Unlock()
+	m.wakeReconnect()
 	if len(m.cfg.Join) > 0 {
 		for _, a := range m.cfg.Join {
 			m.enqueueJoin(a)
@@ -516,6 +525,7 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		m.members.Store(int32(m.table.live))
 		if r.event != nil {
 			m.scheduleReconnect(*r.event, now)
+			m.remember(r.event.Peer, now)
 		}
 		if r.held != "" {
 			// memberlist keeps the run dead until it forgets it

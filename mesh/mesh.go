@@ -128,6 +128,12 @@ const (
 	Updated  Change = "status"   // name, state, status text or address changed
 	Lost     Change = "lost"     // gone without a goodbye (crash, unplug)
 	Departed Change = "left"     // said goodbye
+	// Unreachable: the peer is online (other members' gossip vouches for
+	// it) but this node's own probes and handshake do not reach it: a
+	// partition, a firewall between two hosts. Reachable: it is reached
+	// again. Neither changes State.
+	Unreachable Change = "unreachable"
+	Reachable   Change = "reachable"
 	// Verified: a handshake proved that the peer's address holds its key.
 	// It comes once per run of the peer, after the Joined or Returned of
 	// that run, and again only after the peer became unverified (a new
@@ -155,6 +161,13 @@ type Peer struct {
 	Verified   bool       `json:"verified"`
 	LastSeen   time.Time  `json:"last_seen"`
 	Started    int64      `json:"started"`
+	// Reachable: online and reached by this node. An online peer that is
+	// not is one others see and this node cannot reach (Unreachable);
+	// SeenBy is then how many other online members keep it alive.
+	// Neither is on the wire (directory replies): what one node reaches
+	// says nothing of what the asker reaches.
+	Reachable bool `json:"-"`
+	SeenBy    int  `json:"-"`
 }
 
 // Online reports whether the peer is reachable now.
@@ -195,6 +208,7 @@ type Mesh struct {
 	reconnectWake chan struct{}                    // buffered 1: the reconnect schedule changed
 	checkWake     chan struct{}                    // buffered 1: a verified run is to be asked (hold.go)
 	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
+	acks          ackTimes                         // direct probe acks, for reachability (reach.go)
 	dirs          dirGate                          // directory replies being written
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
@@ -327,6 +341,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 		m.reconnectLoop,
 		m.verifyLoop,
 		m.holdLoop,
+		m.reachLoop,
 		func(ctx context.Context) { m.acceptLoop(ctx, ln) },
 	}
 	for range joinWorkers {
@@ -430,7 +445,7 @@ func validPresence(m Meta) error {
 func (m *Mesh) Self() Peer {
 	m.mu.Lock()
 	p := Peer{
-		ID: m.id, Name: m.meta.Name, State: m.meta.State, Status: m.meta.Status,
+		ID: m.id, Name: m.meta.Name, State: m.meta.State, Status: m.meta.Status, Reachable: true,
 		Addr: m.cfg.AdvertiseAddr, TLSPort: m.meta.TLSPort, Verified: true,
 		LastSeen: time.Now(), Started: m.meta.Started, GossipPort: m.gossipPort(),
 	}
@@ -449,6 +464,7 @@ func (m *Mesh) Peers() []Peer {
 			// memberlist's failure detector vouches for it as of its last probe round
 			p.LastSeen = now
 		}
+		m.table.reachable(&p)
 		out = append(out, p)
 	}
 	m.mu.Unlock()
@@ -473,7 +489,9 @@ func (m *Mesh) Peer(id string) (Peer, bool) {
 	if !ok {
 		return Peer{}, false
 	}
-	return e.Peer, true
+	p := e.Peer
+	m.table.reachable(&p)
+	return p, true
 }
 
 // Subscribe calls fn for every membership event, in order, from one
@@ -526,6 +544,9 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		if r.event != nil {
 			m.scheduleReconnect(*r.event, now)
 			m.remember(r.event.Peer, now)
+			if ch := r.event.Change; ch != Unreachable && ch != Reachable {
+				m.table.reachable(&r.event.Peer)
+			}
 		}
 		if r.held != "" {
 			// memberlist keeps the run dead until it forgets it

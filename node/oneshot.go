@@ -248,6 +248,11 @@ func (o *OneShot) Peers(ctx context.Context) ([]api.Peer, error) {
 		return nil, apiError(err)
 	}
 	out := apiPeers(list)
+	for i := range out {
+		// A directory does not say what its node reaches (mesh.Peer's
+		// Reachable is not on the wire); online is all a one-shot knows.
+		out[i].Reachable = out[i].Online()
+	}
 	// What the contact book makes of each; without it (a history that
 	// will not open) the list is still worth having.
 	if err := o.offline(func(svc *chat.Service) error { withTrust(svc, out); return nil }); err != nil {

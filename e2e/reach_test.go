@@ -86,6 +86,9 @@ func TestUnreachableFromHere(t *testing.T) {
 	if out := alice.cli("peers"); !strings.Contains(out.stdout, "unreachable from here, seen by 1 other") {
 		t.Errorf("alice's peers does not say bob is unreachable from here:\n%s", out.stdout)
 	}
+	if out := alice.cli("doctor", "bob"); !strings.Contains(out.stdout, "peer-seen-by-others") {
+		t.Errorf("alice's doctor bob does not say others see bob:\n%s", out.stdout)
+	}
 	if !hasPresence(alice, bob, "unreachable") {
 		t.Errorf("alice printed no unreachable event for bob")
 	}

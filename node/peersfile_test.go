@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"lanchat/internal/fsutil"
 	"lanchat/mesh"
+	"lanchat/node/api"
 )
 
 // restartable runs a node on dir, as a restart would: same data
@@ -133,5 +135,27 @@ func TestPeersFileBounds(t *testing.T) {
 	}
 	if !slices.Equal(f.Seeds, []string{"10.0.0.1:7480"}) || len(f.Peers) != 1 || f.Peers[0].Gossip != good.Gossip {
 		t.Fatalf("loaded %+v, want the one good seed and the one good peer", f)
+	}
+}
+
+// TestOneShotUsesRememberedPeers: with no node running and no --join, a
+// one-shot command asks the peers the data directory's last node knew.
+func TestOneShotUsesRememberedPeers(t *testing.T) {
+	a := start(t, "alice")
+	dir := t.TempDir()
+	b := restartable(t, dir, "bob", a.gossip())
+	waitFor(t, "bob lists alice", 10*time.Second, func() bool { return listsOnline(b, a.n.ID()) })
+	b.stop()
+	o, err := NewOneShot(Config{DataDir: dir, Name: "bob", NoMDNS: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Wait = 5 * time.Second
+	ps, err := o.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ps, func(p api.Peer) bool { return p.ID == a.n.ID() && p.Online() && p.Reachable }) {
+		t.Fatalf("one-shot without --join lists %+v, want alice online", ps)
 	}
 }

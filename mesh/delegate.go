@@ -60,6 +60,7 @@ const (
 	evMeta     // the gate took newer signed metadata of a live run
 	evForget   // the gate forgot a peer to make room (name is id-0…0)
 	evChecked  // a handshake answered (ok) or not after gossip said a verified run died
+	evReach    // this node reaches (ok) a live run or not, while gossip holds it alive (reach.go)
 )
 
 // memberEvent is a copy of what memberlist said about a node, or of what
@@ -72,7 +73,8 @@ type memberEvent struct {
 	port uint16         // gossip port
 	meta []byte         // metadata; for evIntent the signed intent, to gossip on
 	at   netip.AddrPort // evVerified, evChecked: the TLS address that answered with the key
-	ok   bool           // evChecked: it answered
+	ok   bool           // evChecked: it answered; evReach: it is reachable from here
+	seen int            // evReach: how many other live members gossip vouches for it through
 }
 
 func copyNode(kind evKind, n *memberlist.Node) memberEvent {

@@ -94,4 +94,14 @@
 // So, once converged, a host receives about 2 packets a second for
 // probing, plus push-pull's few packets per interval and the gossip of
 // actual changes: flat in N but for push-pull's bytes.
+//
+// # Remembered addresses and reachability
+//
+// KnownAddrs lists the verified peers' last verified addresses, which the
+// node keeps across restarts and gives back as Config.Known: they are
+// dialled at start through the reconnect schedule, each dial proving the
+// peer's key first (known.go). A live verified peer that answers none of
+// this node's direct probes for two probe rounds, nor a handshake, is
+// shown as Unreachable (seen by others, not reached from here) until it
+// answers again (reach.go); it costs no packet while probes are answered.
 package mesh

@@ -166,6 +166,9 @@ func (m *Mesh) reconnect(ctx context.Context, p dialPlan) dialOutcome {
 		cancel()
 		if errors.Is(err, ErrWrongPeer) {
 			m.log.Info("a lost peer's address now holds another identity; no longer dialling it", "peer", ShortID(p.id), "addr", p.tls)
+			m.mu.Lock()
+			m.retire(p.id, p.tls)
+			m.mu.Unlock()
 			return dialWrongKey
 		}
 		if err != nil {

@@ -81,6 +81,7 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	c.Alive = &aliveDelegate{g: m.gate}
 	c.Merge = &mergeDelegate{g: m.gate}
 	c.Conflict = &conflictDelegate{log: m.log}
+	c.Ping = &pingDelegate{r: &m.acks}
 	c.LogOutput = &logWriter{log: m.log, refuted: func() {
 		select {
 		case m.refuteWake <- struct{}{}:

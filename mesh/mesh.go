@@ -55,6 +55,9 @@ type Config struct {
 	// to retry while none of them is reachable: seeds for a network that
 	// multicast DNS does not reach.
 	Join []string
+	// Known lists verified peers' addresses remembered from an earlier
+	// run (KnownAddrs), dialled at start like peers lost when last seen.
+	Known []KnownAddr
 	// ReconnectHorizon is how long a peer lost without a goodbye is still
 	// dialled (with backoff, see reconnector); then it is forgotten, as
 	// Serf forgets failed members after its ReconnectTimeout. These dials
@@ -125,6 +128,12 @@ const (
 	Updated  Change = "status"   // name, state, status text or address changed
 	Lost     Change = "lost"     // gone without a goodbye (crash, unplug)
 	Departed Change = "left"     // said goodbye
+	// Unreachable: the peer is online (other members' gossip vouches for
+	// it) but this node's own probes and handshake do not reach it: a
+	// partition, a firewall between two hosts. Reachable: it is reached
+	// again. Neither changes State.
+	Unreachable Change = "unreachable"
+	Reachable   Change = "reachable"
 	// Verified: a handshake proved that the peer's address holds its key.
 	// It comes once per run of the peer, after the Joined or Returned of
 	// that run, and again only after the peer became unverified (a new
@@ -152,6 +161,13 @@ type Peer struct {
 	Verified   bool       `json:"verified"`
 	LastSeen   time.Time  `json:"last_seen"`
 	Started    int64      `json:"started"`
+	// Reachable: online and reached by this node. An online peer that is
+	// not is one others see and this node cannot reach (Unreachable);
+	// SeenBy is then how many other online members keep it alive.
+	// Neither is on the wire (directory replies): what one node reaches
+	// says nothing of what the asker reaches.
+	Reachable bool `json:"-"`
+	SeenBy    int  `json:"-"`
 }
 
 // Online reports whether the peer is reachable now.
@@ -192,6 +208,7 @@ type Mesh struct {
 	reconnectWake chan struct{}                    // buffered 1: the reconnect schedule changed
 	checkWake     chan struct{}                    // buffered 1: a verified run is to be asked (hold.go)
 	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
+	acks          ackTimes                         // direct probe acks, for reachability (reach.go)
 	dirs          dirGate                          // directory replies being written
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
@@ -199,10 +216,11 @@ type Mesh struct {
 
 	mu        sync.Mutex // guards the fields below
 	meta      Meta
-	metaBytes []byte             // meta signed; nil until signedMeta signs it after a change
-	mlConf    *memberlist.Config // memberlist's, for the gossip port it advertises
-	table     peerTable          // read by anyone under mu; changed only by processEvents (and verify retries)
-	recon     *reconnector       // lost peers to dial again; fed by processEvents, run by reconnectLoop
+	metaBytes []byte               // meta signed; nil until signedMeta signs it after a change
+	mlConf    *memberlist.Config   // memberlist's, for the gossip port it advertises
+	table     peerTable            // read by anyone under mu; changed only by processEvents (and verify retries)
+	recon     *reconnector         // lost peers to dial again; fed by processEvents, run by reconnectLoop
+	known     map[string]KnownAddr // verified peers' last verified addresses, by id (known.go)
 	handlers  map[string]func(*Stream)
 	ml        *memberlist.Memberlist
 	ln        net.Listener
@@ -264,6 +282,7 @@ func New(cfg Config) (*Mesh, error) {
 		table:         newPeerTable(cfg.Identity.ID),
 		handlers:      make(map[string]func(*Stream)),
 		conns:         make(map[net.Conn]struct{}),
+		known:         make(map[string]KnownAddr),
 		joinCh:        make(chan string, 256),
 		verifyCh:      make(chan string, 256),
 		reconnectWake: make(chan struct{}, 1),
@@ -322,6 +341,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 		m.reconnectLoop,
 		m.verifyLoop,
 		m.holdLoop,
+		m.reachLoop,
 		func(ctx context.Context) { m.acceptLoop(ctx, ln) },
 	}
 	for range joinWorkers {
@@ -334,6 +354,10 @@ func (m *Mesh) Run(ctx context.Context) error {
 			loop(ctx)
 		}()
 	}
+	m.mu.Lock()
+	m.dialKnown(time.Now())
+	m.mu.Unlock()
+	m.wakeReconnect()
 	if len(m.cfg.Join) > 0 {
 		for _, a := range m.cfg.Join {
 			m.enqueueJoin(a)
@@ -421,7 +445,7 @@ func validPresence(m Meta) error {
 func (m *Mesh) Self() Peer {
 	m.mu.Lock()
 	p := Peer{
-		ID: m.id, Name: m.meta.Name, State: m.meta.State, Status: m.meta.Status,
+		ID: m.id, Name: m.meta.Name, State: m.meta.State, Status: m.meta.Status, Reachable: true,
 		Addr: m.cfg.AdvertiseAddr, TLSPort: m.meta.TLSPort, Verified: true,
 		LastSeen: time.Now(), Started: m.meta.Started, GossipPort: m.gossipPort(),
 	}
@@ -440,6 +464,7 @@ func (m *Mesh) Peers() []Peer {
 			// memberlist's failure detector vouches for it as of its last probe round
 			p.LastSeen = now
 		}
+		m.table.reachable(&p)
 		out = append(out, p)
 	}
 	m.mu.Unlock()
@@ -464,7 +489,9 @@ func (m *Mesh) Peer(id string) (Peer, bool) {
 	if !ok {
 		return Peer{}, false
 	}
-	return e.Peer, true
+	p := e.Peer
+	m.table.reachable(&p)
+	return p, true
 }
 
 // Subscribe calls fn for every membership event, in order, from one
@@ -516,6 +543,10 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		m.members.Store(int32(m.table.live))
 		if r.event != nil {
 			m.scheduleReconnect(*r.event, now)
+			m.remember(r.event.Peer, now)
+			if ch := r.event.Change; ch != Unreachable && ch != Reachable {
+				m.table.reachable(&r.event.Peer)
+			}
 		}
 		if r.held != "" {
 			// memberlist keeps the run dead until it forgets it

@@ -38,6 +38,11 @@ type entry struct {
 	// while memberlist calls it dead (a forged dead message), until
 	// memberlist takes it back or a handshake fails.
 	checking, held bool
+	// unreachFrom: the run (member name) this node found it cannot reach
+	// while gossip holds it alive; seenBy: how many other live members
+	// gossip had then. A new run starts reachable.
+	unreachFrom string
+	seenBy      int
 	// returning: gossip says the verified run, lost, is alive again at
 	// the address it was verified at (a healed split, or a replay of its
 	// last words); a handshake decides before it is shown online.
@@ -218,6 +223,8 @@ func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) ap
 		return r
 	case evVerified:
 		return applied{event: t.markVerified(ev.name, ev.at, now)}
+	case evReach:
+		return applied{event: t.markReach(ev.name, ev.ok, ev.seen)}
 	}
 	return applied{}
 }
@@ -230,6 +237,7 @@ const maxStrangersOffline = 16
 // lose marks the run of e gone: left if it said goodbye, else lost.
 func (t *peerTable) lose(e *entry, now time.Time) applied {
 	e.alive, e.held, e.checking = false, false, false
+	e.unreachFrom, e.seenBy = "", 0 // back online is reached until shown otherwise
 	e.LastSeen = now
 	t.live--
 	change := Lost
@@ -344,4 +352,45 @@ func splitMember(name string) (id string, ok bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// markReach records whether this node reaches the live run member (see
+// reach.go), and returns the Unreachable or Reachable event when that
+// changed. seen is the count of other live members, kept while unreachable.
+func (t *peerTable) markReach(member string, ok bool, seen int) *Event {
+	id, _ := splitMember(member)
+	e := t.peers[id]
+	if e == nil || e.member != member || !e.alive {
+		return nil
+	}
+	was := e.unreachFrom == member
+	switch {
+	case !ok && !was:
+		e.unreachFrom, e.seenBy = member, seen
+		p := e.Peer
+		p.SeenBy = seen
+		return &Event{Change: Unreachable, Peer: p}
+	case !ok:
+		e.seenBy = seen
+	case was:
+		e.unreachFrom, e.seenBy = "", 0
+		p := e.Peer
+		p.Reachable = true
+		return &Event{Change: Reachable, Peer: p}
+	}
+	return nil
+}
+
+// reachable fills in p's Reachable and SeenBy from the table.
+func (t *peerTable) reachable(p *Peer) {
+	e := t.peers[p.ID]
+	if e == nil || !e.alive {
+		p.Reachable, p.SeenBy = false, 0
+		return
+	}
+	if e.unreachFrom == e.member {
+		p.Reachable, p.SeenBy = false, e.seenBy
+		return
+	}
+	p.Reachable, p.SeenBy = true, 0
 }

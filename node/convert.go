@@ -28,6 +28,7 @@ func apiPeer(p mesh.Peer) api.Peer {
 		ID: p.ID, Name: p.Name, State: p.State.String(), StatusText: p.Status,
 		Addr: addrString(p), GossipPort: int(p.GossipPort), Port: int(p.TLSPort),
 		Verified: p.Verified, LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
+		Reachable: p.Reachable, SeenBy: p.SeenBy,
 	}
 }
 

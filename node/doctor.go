@@ -214,6 +214,15 @@ func (n *Node) peerFindings(ctx context.Context, p mesh.Peer) []api.Finding {
 		st = api.FindingOK
 	}
 	out = append(out, api.Finding{Check: "peer", Status: st, Detail: fmt.Sprintf("%s (%s) is %s", name, mesh.ShortID(p.ID), seen)})
+	if p.Online() && !p.Reachable {
+		others := "others"
+		if p.SeenBy == 1 {
+			others = "other"
+		}
+		out = append(out, api.Finding{Check: "peer-seen-by-others", Status: api.FindingWarn,
+			Detail: fmt.Sprintf("online for %d %s, but unreachable from here: neither memberlist's direct probes nor a handshake reach it", p.SeenBy, others),
+			Fix:    "a firewall or the link between this machine and " + name + "'s drops the traffic; other machines reach it, so look between the two"})
+	}
 	r, err := n.mesh.Reach(ctx, p.ID, doctorTimeout)
 	if err != nil {
 		fix := "it must be on the network once for this node to learn where it is"

@@ -160,6 +160,8 @@ func presenceEvent(ev mesh.Event) api.Presence {
 		Change:     string(ev.Change),
 		Addr:       addrString(ev.Peer),
 		Verified:   ev.Peer.Verified,
+		Reachable:  ev.Peer.Reachable,
+		SeenBy:     ev.Peer.SeenBy,
 	}
 }
 

@@ -43,7 +43,8 @@ type Node struct {
 	ifi  *net.Interface
 	// network is the office key ring; empty in an open network.
 	network netkey.Ring
-	warn    string // about the address chosen, published once the node is up
+	warn    string   // about the address chosen, published once the node is up
+	seeds   []string // the --join seeds of this run: given, or remembered (peers.json)
 
 	lock  *os.File
 	st    *store.Store
@@ -127,7 +128,21 @@ func (n *Node) build() error {
 		mcfg.BindAddr = netip.MustParseAddr(cfg.Bind)
 	}
 	mcfg.GossipPort, mcfg.TLSPort = cfg.GossipPort, cfg.Port
+	// --join given replaces the seeds remembered; without it the last
+	// ones given are used, with the peers' last verified addresses.
+	known, err := loadPeers(cfg.DataDir)
+	if err != nil {
+		n.log.Warn("ignoring remembered peers", "err", err)
+	}
+	n.seeds = known.Seeds
+	if len(cfg.Join) > 0 {
+		n.seeds = validSeeds(cfg.Join)
+	}
 	mcfg.Join = cfg.Join
+	if len(cfg.Join) == 0 {
+		mcfg.Join = n.seeds
+	}
+	mcfg.Known = known.Peers
 	mcfg.ReconnectHorizon = cfg.ReconnectHorizon
 	mcfg.Tune = cfg.MeshTune
 	mcfg.Network = n.network
@@ -275,8 +290,16 @@ func (n *Node) serve(ctx context.Context) error {
 		}()
 	}
 	loop("control socket", ctl.serve)
+	peersWake := make(chan struct{}, 1)
+	loop("peers file", func(ctx context.Context) error { return n.keepPeers(ctx, n.seeds, peersWake) })
 
 	cancelSub := m.Subscribe(func(ev mesh.Event) {
+		if ev.Change == mesh.Verified || ev.Change == mesh.Lost || ev.Change == mesh.Updated && ev.Peer.Verified {
+			select {
+			case peersWake <- struct{}{}:
+			default:
+			}
+		}
 		n.chat.Saw(ev.Peer)
 		p := withTrust(n.chat, []api.Peer{apiPeer(ev.Peer)})[0]
 		pe := presenceEvent(ev)

@@ -133,7 +133,21 @@ func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) (
 			}
 		}()
 	}
-	for _, j := range o.cfg.Join {
+	join := o.cfg.Join
+	var known []mesh.KnownAddr
+	if len(join) == 0 {
+		// As a node would start: the seeds last given, and the peers'
+		// last verified addresses, each asked with its key expected.
+		f, err := loadPeers(o.cfg.DataDir)
+		if err != nil {
+			o.log.Warn("ignoring remembered peers", "err", err)
+		}
+		join, known = f.Seeds, f.Peers[:min(len(f.Peers), oneShotKnown)]
+	}
+	for _, k := range known {
+		ask(k.TLS.String(), k.ID)
+	}
+	for _, j := range join {
 		host, port, err := net.SplitHostPort(j)
 		if err != nil {
 			return nil, &ConfigError{Field: "Join", Err: fmt.Errorf("%q: %w", j, err)}
@@ -212,6 +226,10 @@ func (o *OneShot) Discover(ctx context.Context, enough func([]mesh.Peer) bool) (
 	}
 }
 
+// oneShotKnown is how many remembered peers (the most recently seen) a
+// one-shot asks at once: any one directory holds the whole membership.
+const oneShotKnown = 8
+
 func sortPeers(list []mesh.Peer) []mesh.Peer {
 	m := map[string]mesh.Peer{}
 	for _, p := range list {
@@ -248,6 +266,11 @@ func (o *OneShot) Peers(ctx context.Context) ([]api.Peer, error) {
 		return nil, apiError(err)
 	}
 	out := apiPeers(list)
+	for i := range out {
+		// A directory does not say what its node reaches (mesh.Peer's
+		// Reachable is not on the wire); online is all a one-shot knows.
+		out[i].Reachable = out[i].Online()
+	}
 	// What the contact book makes of each; without it (a history that
 	// will not open) the list is still worth having.
 	if err := o.offline(func(svc *chat.Service) error { withTrust(svc, out); return nil }); err != nil {

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 )
 
@@ -23,7 +24,28 @@ func (h *Host) BlockPort(proto string, port int) error {
 	return nil
 }
 
-// Unblock removes every BlockPort rule of the host.
+// BlockFrom makes the host drop, unanswered, every packet arriving from
+// addr: with BlockFrom on both of two hosts, each for the other, they no
+// longer reach each other while both still reach everyone else (a firewall
+// or a broken link between exactly two machines). Blocks add up until
+// Unblock.
+func (h *Host) BlockFrom(addr netip.Addr) error {
+	if !addr.IsValid() {
+		return fmt.Errorf("block from %v on %s: not an address", addr, h.Name)
+	}
+	family := "ip"
+	if addr.Is6() && !addr.Is4In6() {
+		family = "ip6"
+	}
+	script := "table " + blockTable + " {\n\tchain in {\n\t\ttype filter hook input priority 0; policy accept;\n\t}\n}\n" +
+		"add rule " + blockTable + " in " + family + " saddr " + addr.Unmap().String() + " drop\n"
+	if err := h.lab.nft(h.NS, script); err != nil {
+		return fmt.Errorf("block from %v on %s: %w", addr, h.Name, err)
+	}
+	return nil
+}
+
+// Unblock removes every BlockPort and BlockFrom rule of the host.
 func (h *Host) Unblock() error {
 	if err := h.lab.nft(h.NS, deleteTableScript(blockTable)); err != nil {
 		return fmt.Errorf("unblock on %s: %w", h.Name, err)

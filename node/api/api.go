@@ -115,6 +115,12 @@ type Peer struct {
 	Port       int       `json:"port"`
 	Verified   bool      `json:"verified"` // its key was proven by a TLS handshake
 	LastSeen   time.Time `json:"last_seen"`
+	// Reachable: online and reached by this node. Online but not
+	// reachable: others see it and this node cannot reach it (a firewall
+	// or a broken link between the two); SeenBy is then how many other
+	// online peers keep it alive.
+	Reachable bool `json:"reachable"`
+	SeenBy    int  `json:"seen_by"`
 	// Trusted and Warning: as in PeerRef.
 	Trusted bool   `json:"trusted"`
 	Warning string `json:"warning,omitempty"`

@@ -74,14 +74,18 @@ type Message struct {
 
 // Presence changes: joined (first seen), returned (back, or restarted),
 // status (name, state or text changed), verified (its key was proven by a
-// TLS handshake), left (said goodbye), lost (gone without a word).
+// TLS handshake), left (said goodbye), lost (gone without a word),
+// unreachable (online for others, but this node cannot reach it) and
+// reachable (reached from here again).
 const (
-	ChangeJoined   = "joined"
-	ChangeReturned = "returned"
-	ChangeStatus   = "status"
-	ChangeVerified = "verified"
-	ChangeLeft     = "left"
-	ChangeLost     = "lost"
+	ChangeJoined      = "joined"
+	ChangeReturned    = "returned"
+	ChangeStatus      = "status"
+	ChangeVerified    = "verified"
+	ChangeLeft        = "left"
+	ChangeLost        = "lost"
+	ChangeUnreachable = "unreachable"
+	ChangeReachable   = "reachable"
 )
 
 // Presence is a change in a peer's presence.
@@ -94,6 +98,9 @@ type Presence struct {
 	Change     string  `json:"change"`
 	Addr       string  `json:"addr"`
 	Verified   bool    `json:"verified"`
+	// Reachable and SeenBy: as in Peer.
+	Reachable bool `json:"reachable"`
+	SeenBy    int  `json:"seen_by"`
 }
 
 // Receipt is a change in the state of a message this node sent: queued,

@@ -37,6 +37,8 @@ type peerOutput struct {
 	Trusted    bool      `json:"trusted"`
 	Warning    string    `json:"warning,omitempty"`
 	LastSeen   time.Time `json:"last_seen"`
+	Reachable  bool      `json:"reachable"`
+	SeenBy     int       `json:"seen_by"`
 }
 
 func (e *env) peers(args []string, wait time.Duration) int {
@@ -56,7 +58,8 @@ func (e *env) peers(args []string, wait time.Duration) int {
 		out = append(out, peerOutput{
 			ID: p.ID, Name: p.Name, State: p.State, StatusText: p.StatusText,
 			Addr: p.Addr, Verified: p.Verified, Trusted: p.Trusted, Warning: p.Warning,
-			LastSeen: p.LastSeen.UTC().Truncate(time.Millisecond),
+			LastSeen:  p.LastSeen.UTC().Truncate(time.Millisecond),
+			Reachable: p.Reachable, SeenBy: p.SeenBy,
 		})
 	}
 	if e.g.json {
@@ -70,7 +73,11 @@ func (e *env) peers(args []string, wait time.Duration) int {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tSTATE\tSTATUS\tADDRESS\tVERIFIED\tTRUSTED\tLAST SEEN")
 	for _, p := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", displayName(p.Name, p.Warning), short(p.ID), p.State,
+		state := p.State
+		if p.State != "offline" && p.State != "left" && !p.Reachable {
+			state += " (" + unreachableText(p.SeenBy) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", displayName(p.Name, p.Warning), short(p.ID), state,
 			cleanLine(p.StatusText), p.Addr, yesNo(p.Verified), yesNo(p.Trusted), ago(p.LastSeen, p.State))
 	}
 	tw.Flush()
@@ -92,4 +99,14 @@ func ago(t time.Time, state string) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
 	return t.Local().Format("2006-01-02 15:04")
+}
+
+// unreachableText says that a peer online for others is not reached from
+// here, which is not offline: the fix is the network between the two.
+func unreachableText(seenBy int) string {
+	others := "others"
+	if seenBy == 1 {
+		others = "other"
+	}
+	return fmt.Sprintf("unreachable from here, seen by %d %s", seenBy, others)
 }

@@ -224,6 +224,10 @@ func describePresence(v api.Presence) string {
 		return who + " went offline (no goodbye)"
 	case api.ChangeVerified:
 		return who + " is verified: its key was proven by a TLS handshake"
+	case api.ChangeUnreachable:
+		return who + " is " + unreachableText(v.SeenBy) + " (still " + v.State + " for them)"
+	case api.ChangeReachable:
+		return who + " is reachable from here again"
 	default:
 		return fmt.Sprintf("%s is now %s%s", who, v.State, status)
 	}

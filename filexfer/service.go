@@ -74,22 +74,22 @@ const (
 
 // Transfer is one offer or transfer, either way, as a front end lists it.
 type Transfer struct {
-	ID        string    // the same on both sides
-	Incoming  bool      // we are the recipient
-	Peer      string    // the other side's id
-	Names     []string  // the top-level names offered
-	Files     int       // files in the offer
-	Total     int64     // their bytes
-	Done      int64     // bytes verified (incoming) or sent or held (outgoing)
-	FilesDone int       // files finished (incoming: verified and in place)
-	Current   string    // the file being moved, while active
+	ID        string   // the same on both sides
+	Incoming  bool     // we are the recipient
+	Peer      string   // the other side's id
+	Names     []string // the top-level names offered
+	Files     int      // files in the offer
+	Total     int64    // their bytes
+	Done      int64    // bytes verified (incoming) or sent or held (outgoing)
+	FilesDone int      // files finished (incoming: verified and in place)
+	Current   string   // the file being moved, while active
 	// CurrentDone and CurrentSize are the current file's progress: its
 	// bytes counted in Done since it began, and its size (a folder's
 	// progress bar shows the file's and the whole offer's).
 	CurrentDone, CurrentSize int64
-	State     string    // one of the State constants
-	Error     string    // why it failed, for StateFailed and StateDeclined
-	Skipped   []Skipped // outgoing: what was left out (links, special files)
+	State                    string    // one of the State constants
+	Error                    string    // why it failed, for StateFailed and StateDeclined
+	Skipped                  []Skipped // outgoing: what was left out (links, special files)
 	// Sent counts, outgoing, the file bytes this process wrote to the
 	// recipient over every attempt, resent chunks included: what exceeds
 	// the part of Total the recipient did not already hold went twice.

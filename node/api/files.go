@@ -55,24 +55,24 @@ const (
 
 // Transfer is one offer or transfer.
 type Transfer struct {
-	ID        string    `json:"id"`        // the same on both sides
-	Direction string    `json:"direction"` // "in" or "out"
-	Peer      PeerRef   `json:"peer"`
-	Names     []string  `json:"names"` // the top-level names offered
-	Files     int       `json:"files"`
-	Total     int64     `json:"total"`             // bytes
-	Done      int64     `json:"done"`              // bytes verified (in), or sent or already held (out)
-	FilesDone int       `json:"files_done"`        // files finished (in: verified and in place)
-	Current   string    `json:"current,omitempty"` // the file being moved, while active
+	ID        string   `json:"id"`        // the same on both sides
+	Direction string   `json:"direction"` // "in" or "out"
+	Peer      PeerRef  `json:"peer"`
+	Names     []string `json:"names"` // the top-level names offered
+	Files     int      `json:"files"`
+	Total     int64    `json:"total"`             // bytes
+	Done      int64    `json:"done"`              // bytes verified (in), or sent or already held (out)
+	FilesDone int      `json:"files_done"`        // files finished (in: verified and in place)
+	Current   string   `json:"current,omitempty"` // the file being moved, while active
 	// CurrentDone and CurrentSize: the current file's bytes done and its
 	// size, for a progress bar of the file beside the offer's.
-	CurrentDone int64 `json:"current_done,omitempty"`
-	CurrentSize int64 `json:"current_size,omitempty"`
-	State     string    `json:"state"`
-	Error     string    `json:"error,omitempty"`
-	Skipped   []string  `json:"skipped,omitempty"` // outgoing: links and special files not sent
-	Sent      int64     `json:"sent,omitempty"`    // outgoing: file bytes written to the recipient by this node run, every attempt, resent included
-	Updated   time.Time `json:"updated"`
+	CurrentDone int64     `json:"current_done,omitempty"`
+	CurrentSize int64     `json:"current_size,omitempty"`
+	State       string    `json:"state"`
+	Error       string    `json:"error,omitempty"`
+	Skipped     []string  `json:"skipped,omitempty"` // outgoing: links and special files not sent
+	Sent        int64     `json:"sent,omitempty"`    // outgoing: file bytes written to the recipient by this node run, every attempt, resent included
+	Updated     time.Time `json:"updated"`
 }
 
 // Event types of file transfers.

@@ -386,23 +386,9 @@ func (o *OneShot) Send(ctx context.Context, req api.SendRequest) (api.SendReply,
 	}()
 	defer func() { stopRun(); <-running }()
 
-	// Discover until the recipient is among what the network lists.
-	found := func(ps []mesh.Peer) bool {
-		_, err := chat.Resolve(req.To, ps)
-		var re *chat.RecipientError
-		return !errors.As(err, &re) || errors.Is(err, chat.ErrAmbiguousRecipient)
-	}
-	peers, derr := o.Discover(ctx, found)
-	dir.set(peers)
-	for _, p := range peers {
-		svc.Saw(p)
-	}
-	p, err := svc.Resolve(req.To)
+	p, err := o.findRecipient(ctx, req.To, dir, svc)
 	if err != nil {
-		if derr != nil {
-			err = fmt.Errorf("%w (and discovery: %v)", err, derr)
-		}
-		return api.SendReply{}, apiError(err)
+		return api.SendReply{}, err
 	}
 	if req.Wait && !p.Online() {
 		// Keep looking while Send waits; the chat service delivers as
@@ -485,4 +471,29 @@ func (d *directory) Peer(id string) (mesh.Peer, bool) {
 	defer d.mu.Unlock()
 	p, ok := d.peers[id]
 	return p, ok
+}
+
+// findRecipient discovers until the network lists whom to names (or the
+// search ends), tells svc of everyone found, and resolves to as svc does,
+// through trust: what a one-shot send and send-file share. Its error is
+// the API's.
+func (o *OneShot) findRecipient(ctx context.Context, to string, dir *directory, svc *chat.Service) (mesh.Peer, error) {
+	found := func(ps []mesh.Peer) bool {
+		_, err := chat.Resolve(to, ps)
+		var re *chat.RecipientError
+		return !errors.As(err, &re) || errors.Is(err, chat.ErrAmbiguousRecipient)
+	}
+	peers, derr := o.Discover(ctx, found)
+	dir.set(peers)
+	for _, p := range peers {
+		svc.Saw(p)
+	}
+	p, err := svc.Resolve(to)
+	if err != nil {
+		if derr != nil {
+			err = fmt.Errorf("%w (and discovery: %v)", err, derr)
+		}
+		return mesh.Peer{}, apiError(err)
+	}
+	return p, nil
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,7 +10,6 @@ import (
 
 	"lanchat/filexfer"
 	"lanchat/mesh"
-	"lanchat/message/chat"
 	"lanchat/node/api"
 )
 
@@ -43,22 +41,9 @@ func (o *OneShot) SendFiles(ctx context.Context, req api.FileOfferRequest, wait 
 		return api.Transfer{}, apiError(err)
 	}
 	defer closeAll()
-	found := func(ps []mesh.Peer) bool {
-		_, err := chat.Resolve(req.To, ps)
-		var re *chat.RecipientError
-		return !errors.As(err, &re) || errors.Is(err, chat.ErrAmbiguousRecipient)
-	}
-	peers, derr := o.Discover(ctx, found)
-	dir.set(peers)
-	for _, p := range peers {
-		svc.Saw(p)
-	}
-	p, err := svc.Resolve(req.To)
+	p, err := o.findRecipient(ctx, req.To, dir, svc)
 	if err != nil {
-		if derr != nil {
-			err = fmt.Errorf("%w (and discovery: %v)", err, derr)
-		}
-		return api.Transfer{}, apiError(err)
+		return api.Transfer{}, err
 	}
 
 	fcfg := filexfer.DefaultServiceConfig(o.cfg.DownloadDir)

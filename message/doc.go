@@ -105,8 +105,9 @@
 //   - Kinds "room.join" and "room.leave" (the author joins or leaves the
 //     room) exist only in version 2 and have an empty body.
 //   - Kind "typing" (version 1 only) says the author is writing to the
-//     recipient now; its body is empty. It is ephemeral: never stored,
-//     never queued (PROTOCOL.md section 7 has its rules).
+//     recipient now (an empty body), or in the room its body names, one
+//     both are in. It is ephemeral: never stored, never queued
+//     (PROTOCOL.md section 7 has its rules).
 //   - Kind "room.retention" (version 2 only) sets how long the room's
 //     members keep its events: its body is the duration in decimal
 //     seconds, no sign and no leading zero, "0" (kept for ever, the

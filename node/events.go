@@ -186,7 +186,7 @@ func chatEvent(ev chat.Event, info func(room string) api.Room) api.Event {
 	case chat.ReceiptEvent:
 		return api.Receipt{Type: api.TypeReceipt, ID: v.ID, State: v.State.String(), Peer: ref(v.Peer)}
 	case chat.TypingEvent:
-		return api.Typing{Type: api.TypeTyping, Peer: ref(v.From)}
+		return api.Typing{Type: api.TypeTyping, Peer: ref(v.From), Room: v.Room}
 	}
 	return nil
 }

@@ -11,7 +11,8 @@ import (
 var _ api.Typist = (*Node)(nil)
 
 // Typing implements api.Typist: a direct conversation's typing
-// indicator, sent sparingly and never queued (chat.Service.Typing).
+// indicator (chat.Service.Typing), or a room's, to its members online
+// (chat.Service.RoomTyping); sent sparingly and never queued.
 func (n *Node) Typing(ctx context.Context, req api.TypingRequest) (api.TypingReply, error) {
 	if n.closed() {
 		return api.TypingReply{}, ErrClosed
@@ -21,7 +22,11 @@ func (n *Node) Typing(ctx context.Context, req api.TypingRequest) (api.TypingRep
 		return api.TypingReply{}, api.Errorf(api.CodeInvalid, "no recipient")
 	}
 	if strings.HasPrefix(to, "#") {
-		return api.TypingReply{}, api.Errorf(api.CodeInvalid, "rooms have no typing indicators")
+		sent, err := n.chat.RoomTyping(ctx, to)
+		if err != nil {
+			return api.TypingReply{}, apiError(err)
+		}
+		return api.TypingReply{To: api.PeerRef{ID: to, Name: to}, Sent: sent}, nil
 	}
 	p, sent, err := n.chat.Typing(ctx, to)
 	if err != nil {

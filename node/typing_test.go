@@ -47,9 +47,31 @@ func TestTypingReachesThePeerOverTheSocket(t *testing.T) {
 	if r, err := ca.Typing(ctx, api.TypingRequest{To: "bob"}); err != nil || r.Sent {
 		t.Errorf("a second indicator at once: %+v, %v; want not sent", r, err)
 	}
-	if _, err := ca.Typing(ctx, api.TypingRequest{To: "#general"}); !errors.Is(err, api.ErrInvalid) {
-		t.Errorf("typing to a room: %v, want invalid", err)
+	if _, err := ca.Typing(ctx, api.TypingRequest{To: "#ops"}); !errors.Is(err, api.ErrNotMember) {
+		t.Errorf("typing in a room alice is not in: %v, want not_member", err)
 	}
+	if _, err := ca.Typing(ctx, api.TypingRequest{To: "#Bad"}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("typing in a bad room name: %v, want invalid", err)
+	}
+	// In #general, which both are in: bob sees alice typing there.
+	for _, n := range []*running{a, b} {
+		waitFor(t, "both in #general", 10*time.Second, func() bool {
+			ms, _ := n.n.RoomMembers(ctx, "#general")
+			return len(ms) == 2
+		})
+	}
+	waitFor(t, "a room indicator goes out", 10*time.Second, func() bool {
+		r, err := ca.Typing(ctx, api.TypingRequest{To: "#general"})
+		return err == nil && r.Sent && r.To.ID == "#general"
+	})
+	waitFor(t, "bob sees alice typing in #general", 5*time.Second, func() bool {
+		for _, ev := range b.typing() {
+			if ev.Room == "#general" && ev.Peer.ID == a.info().ID {
+				return true
+			}
+		}
+		return false
+	})
 	for _, n := range []*running{a, b} {
 		hs, err := n.n.History(ctx, api.HistoryQuery{Limit: 100})
 		if err != nil {

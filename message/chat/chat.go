@@ -150,6 +150,7 @@ type Service struct {
 	quota    *quota
 
 	typingOut, typingIn *ratelimit.Keyed[string] // typing indicators sent and published, per peer
+	typingRoomIn        *ratelimit.Keyed[string] // rooms' typing indicators published, per author
 
 	ctx    context.Context // ends when the service stops; parent of every delivery
 	cancel context.CancelFunc
@@ -211,7 +212,7 @@ func New(cfg Config) (*Service, error) {
 		cancel:   cancel,
 		stopped:  make(chan struct{}),
 	}
-	s.typingOut, s.typingIn = newTypingLimits(cfg.Now)
+	s.typingOut, s.typingIn, s.typingRoomIn = newTypingLimits(cfg.Now)
 	s.out = newOutbox(s)
 	s.rooms = newRooms(s)
 	s.quota = newQuota(s)

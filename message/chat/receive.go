@@ -80,7 +80,7 @@ func (s *Service) DeliverBatch(ctx context.Context, envs []*message.Envelope) []
 			continue
 		}
 		if env.Kind == KindTyping {
-			errs[i] = s.receiveTyping(env)
+			errs[i] = s.receiveTyping(ctx, env)
 			continue
 		}
 		if env.Kind == KindReceipt {

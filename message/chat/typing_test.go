@@ -2,10 +2,13 @@ package chat
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"lanchat/internal/testutil"
 	"lanchat/mesh"
 	"lanchat/message"
 	"lanchat/message/store"
@@ -108,5 +111,78 @@ func TestTypingReceivedIsPublishedNotStored(t *testing.T) {
 	}
 	if m := f.ev.messages(); len(m) != 0 {
 		t.Errorf("message events %+v", m)
+	}
+}
+
+// A room's indicator goes to its members online, at most once every
+// TypingEvery, and only a member may send one; a receiver takes one only
+// from a member of a room it is in, so a stranger's indicator (or one
+// for a room the receiver left) is refused and publishes nothing.
+func TestRoomTypingGoesToMembersAndOnlyFromMembers(t *testing.T) {
+	l := newLAN()
+	clk := &fakeClock{t: time.Now()} // ann's: each case below comes a second after the last
+	ann := l.addWith(t, "ann", func(c *Config) { c.Now = clk.now })
+	bob, cat := l.add(t, "bob"), l.add(t, "cat")
+	l.met()
+	ctx := context.Background()
+	waitSame(t, GeneralRoom, []*lanNode{ann, bob, cat}, 3)
+	for _, n := range []*lanNode{ann, bob} {
+		if _, err := n.svc.JoinRoom(ctx, "#ops"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitForErr(t, 10*time.Second, func() error {
+		for _, n := range []*lanNode{ann, bob} {
+			if ids, joined, _ := n.svc.rooms.members(ctx, "#ops"); !joined || len(ids) != 2 {
+				return fmt.Errorf("%s sees %d members of #ops", n.p.name, len(ids))
+			}
+		}
+		return nil
+	})
+
+	sent, err := bob.svc.RoomTyping(ctx, "#ops")
+	if err != nil || !sent {
+		t.Fatalf("bob typing in #ops: sent %v, %v", sent, err)
+	}
+	if ev := ann.ev.typing(); len(ev) != 1 || ev[0].From.ID != bob.p.id || ev[0].Room != "#ops" {
+		t.Fatalf("ann's typing events %+v, want one from bob in #ops", ev)
+	}
+	if ev := cat.ev.typing(); len(ev) != 0 {
+		t.Errorf("cat, not in #ops, got %+v", ev)
+	}
+	if sent, err := bob.svc.RoomTyping(ctx, "#ops"); sent || err != nil {
+		t.Errorf("again at once: sent %v, %v; want held back quietly", sent, err)
+	}
+	if _, err := cat.svc.RoomTyping(ctx, "#ops"); !errors.Is(err, ErrNotMember) {
+		t.Errorf("cat typing in a room she is not in: %v, want ErrNotMember", err)
+	}
+	if _, err := bob.svc.RoomTyping(ctx, "#Bad"); !errors.Is(err, ErrInvalidRoom) {
+		t.Errorf("a bad room name: %v", err)
+	}
+
+	mallory := newParty(t, "mallory")
+	for _, c := range []struct {
+		name string
+		env  *message.Envelope
+		want error
+	}{
+		{"a member of #general, not of #ops", sealFrom(t, cat.p, ann.p.id, KindTyping, "#ops"), ErrNotMember},
+		{"a stranger in #general", sealFrom(t, mallory, ann.p.id, KindTyping, GeneralRoom), ErrNotMember},
+		{"a room ann is not in", sealFrom(t, bob.p, ann.p.id, KindTyping, "#elsewhere"), ErrNotMember},
+		{"a body that is no room", sealFrom(t, bob.p, ann.p.id, KindTyping, "hello"), errTypingBody},
+	} {
+		clk.add(time.Second)
+		before := len(ann.ev.typing())
+		errs := ann.svc.DeliverBatch(ctx, []*message.Envelope{c.env})
+		if !errors.Is(errs[0], c.want) {
+			t.Errorf("%s: %v, want %v", c.name, errs[0], c.want)
+		}
+		if got := len(ann.ev.typing()); got != before {
+			t.Errorf("%s: published %d events", c.name, got-before)
+		}
+	}
+	hist, err := ann.st.History(ctx, store.Query{Room: "#ops", Limit: 100, Kinds: []string{KindTyping, message.KindText}})
+	if err != nil || len(hist) != 0 {
+		t.Errorf("#ops history: %d records, %v; want none", len(hist), err)
 	}
 }

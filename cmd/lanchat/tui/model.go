@@ -122,7 +122,7 @@ type Model struct {
 
 	typist     api.Typist           // nil when the node sends no typing indicators
 	typingSent map[string]time.Time // by conversation: when the peer was last told
-	typingFrom map[string]time.Time // by peer id: until when it is shown typing
+	typingFrom map[typingKey]typist // who is shown typing where, until when
 
 	// early holds the states of sends whose reply came before the
 	// message's event, until the event (at most maxEarly).
@@ -159,7 +159,7 @@ func New(a api.API, opts Options) *Model {
 	m.now = time.Now
 	m.files, _ = a.(api.Files)
 	m.typist, _ = a.(api.Typist)
-	m.typingSent, m.typingFrom = map[string]time.Time{}, map[string]time.Time{}
+	m.typingSent, m.typingFrom = map[string]time.Time{}, map[typingKey]typist{}
 	m.transfers = map[string]*xfer{}
 	m.setStyles(true)
 	m.input.Focus()
@@ -496,8 +496,8 @@ func (m *Model) message(v api.Message) tea.Cmd {
 			m.peers[key] = &api.Peer{ID: key, Name: ref.Name, State: "offline"}
 		}
 	}
-	if !v.Outgoing && v.Room == "" {
-		delete(m.typingFrom, key) // what was being typed has come
+	if !v.Outgoing {
+		m.stoppedTyping(key, v.From.ID) // what was being typed has come
 	}
 	c := m.conv(key)
 	e := entryOfMessage(v, m.self.ID)

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,10 +11,10 @@ import (
 	"lanchat/node/api"
 )
 
-// Typing indicators, direct conversations only (rooms have none): while
-// the person types in one, the node is told at most every typingEvery;
-// a peer's indicator shows in the status line for typingFor, or until a
-// message from that peer.
+// Typing indicators: while the person types in a direct conversation or
+// a room, the node is told at most every typingEvery (it tells the peer,
+// or the room's members online); a peer's indicator shows in the status
+// line for typingFor, or until a message from that peer there.
 
 const (
 	typingEvery = 3 * time.Second
@@ -21,20 +22,40 @@ const (
 )
 
 // maxTypingPeers bounds the table of when each conversation was last
-// told; past it, it starts afresh (the node rate-limits as well).
+// told, and the table of who is shown typing; past it, the first starts
+// afresh and the second takes no more (the node rate-limits as well).
 const maxTypingPeers = 512
 
 type typingExpiredMsg struct{}
 
+// typingKey is one person typing in one conversation: conv is the
+// room, or for a direct conversation the peer's id.
+type typingKey struct{ conv, peer string }
+
+// typist is who is shown typing, and until when.
+type typist struct {
+	name  string
+	until time.Time
+}
+
 // typed runs after the input line may have changed: if it did, in a
-// direct conversation, and is not a command, the peer may be told.
+// conversation with someone online to tell, and is not a command, the
+// node may be told.
 func (m *Model) typed(before string) tea.Cmd {
 	val := m.input.Value()
 	if m.typist == nil || val == before || strings.TrimSpace(val) == "" || strings.HasPrefix(val, "/") && !strings.HasPrefix(val, "//") {
 		return nil
 	}
 	key := m.cur
-	if key == "" || strings.HasPrefix(key, "#") || m.peers[key] == nil || !m.peers[key].Online() {
+	if key == "" {
+		return nil
+	}
+	if c := m.convs[key]; c != nil && c.room {
+		// A room: only one this node is in, with another member online.
+		if !c.joined || c.online < 2 {
+			return nil
+		}
+	} else if m.peers[key] == nil || !m.peers[key].Online() {
 		return nil
 	}
 	now := m.now()
@@ -53,29 +74,65 @@ func (m *Model) typed(before string) tea.Cmd {
 }
 
 // peerTyping takes a peer's indicator: shown until typingFor from now.
+// A room's counts only for a room this node is in (the node checked the
+// peer is a member).
 func (m *Model) peerTyping(v api.Typing) tea.Cmd {
 	if v.Peer.ID == "" || v.Peer.ID == m.self.ID {
 		return nil
 	}
+	k := typingKey{conv: v.Peer.ID, peer: v.Peer.ID}
+	if v.Room != "" {
+		if c := m.convs[v.Room]; c == nil || !c.room || !c.joined {
+			return nil
+		}
+		k.conv = v.Room
+	}
 	now := m.now()
-	for id, until := range m.typingFrom {
-		if !until.After(now) {
+	for id, t := range m.typingFrom {
+		if !t.until.After(now) {
 			delete(m.typingFrom, id)
 		}
 	}
-	if len(m.typingFrom) >= maxTypingPeers {
+	if _, ok := m.typingFrom[k]; !ok && len(m.typingFrom) >= maxTypingPeers {
 		return nil
 	}
-	m.typingFrom[v.Peer.ID] = now.Add(typingFor)
+	m.typingFrom[k] = typist{name: v.Peer.Name, until: now.Add(typingFor)}
 	// Draw again when it expires.
 	return tea.Tick(typingFor+100*time.Millisecond, func(time.Time) tea.Msg { return typingExpiredMsg{} })
 }
 
-// typingLine is "bob is typing…" when the open conversation's person is.
+// stoppedTyping: what from was typing in conv has come.
+func (m *Model) stoppedTyping(conv, from string) {
+	delete(m.typingFrom, typingKey{conv: conv, peer: from})
+}
+
+// typingLine says who is typing in the open conversation: "bob is
+// typing…", "bob and carol are typing…", or past two "several people
+// are typing…".
 func (m *Model) typingLine() string {
-	until, ok := m.typingFrom[m.cur]
-	if !ok || !until.After(m.now()) {
-		return ""
+	now := m.now()
+	var names []string
+	for k, t := range m.typingFrom {
+		if k.conv != m.cur || !t.until.After(now) {
+			continue
+		}
+		name := clean(t.name)
+		if p := m.peers[k.peer]; p != nil && p.Name != "" {
+			name = clean(p.Name)
+		}
+		if name == "" {
+			name = short(k.peer)
+		}
+		names = append(names, name)
 	}
-	return m.title(m.cur) + " is typing…"
+	slices.Sort(names)
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0] + " is typing…"
+	case 2:
+		return names[0] + " and " + names[1] + " are typing…"
+	}
+	return "several people are typing…"
 }

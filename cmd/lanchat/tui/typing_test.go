@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,39 +13,111 @@ import (
 	"lanchat/node/api"
 )
 
-// Typing in a direct conversation tells the peer, at most every 3 s;
-// in a room, on a command line, or to someone offline it tells nobody.
+// Typing in a direct conversation tells the peer, and in a room its
+// members, at most every 3 s; on a command line, to someone offline, or
+// in a room with nobody else online it tells nobody.
 func TestTypingIsSentSparingly(t *testing.T) {
 	f := newFake()
+	f.rooms[1].MembersOnline = 1 // #ops: only alice
 	h := newHarness(t, f, 80, 24)
 	now := base.Add(48 * time.Hour)
 	h.m.now = func() time.Time { return now }
 	h.typeText("hello room")
+	if !slices.Equal(f.typing, []string{"#general"}) {
+		t.Fatalf("typing in #general told %v, want the room once", f.typing)
+	}
+	h.keys("ctrl+c", "alt+2") // #ops
+	h.typeText("anyone?")
 	h.keys("ctrl+c")
 	h.keys("alt+3") // bob
 	h.typeText("/sta")
 	h.keys("ctrl+c")
-	if len(f.typing) != 0 {
-		t.Fatalf("typing in a room or a command told %v", f.typing)
+	if len(f.typing) != 1 {
+		t.Fatalf("typing in a room with nobody else online, or a command, told %v", f.typing[1:])
 	}
 	h.typeText("are you")
-	if !slices.Equal(f.typing, []string{bobID}) {
+	if !slices.Equal(f.typing, []string{"#general", bobID}) {
 		t.Fatalf("typing to bob: told %v, want bob once", f.typing)
 	}
 	now = now.Add(2 * time.Second)
 	h.typeText(" there")
-	if len(f.typing) != 1 {
-		t.Errorf("2 s later: told %d times, want still once", len(f.typing))
+	if len(f.typing) != 2 {
+		t.Errorf("2 s later: told %d times, want still twice", len(f.typing))
 	}
 	now = now.Add(time.Second)
 	h.typeText("?")
-	if len(f.typing) != 2 {
-		t.Errorf("3 s later: told %d times, want twice", len(f.typing))
+	if len(f.typing) != 3 {
+		t.Errorf("3 s later: told %d times, want 3", len(f.typing))
 	}
 	h.keys("ctrl+c", "alt+4") // carol, offline
 	h.typeText("hi carol")
-	if len(f.typing) != 2 {
+	if len(f.typing) != 3 {
 		t.Errorf("typing to someone offline told %v", f.typing)
+	}
+}
+
+// In a room, who is typing shows in the status line while the room is
+// open: one, two by name, more as "several people"; each for 6 s or
+// until their message in the room. A room this node is not in shows
+// nothing, and a crowd of typists grows nothing without bound.
+func TestRoomTypingIsShown(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	now := base.Add(48 * time.Hour)
+	h.m.now = func() time.Time { return now }
+	status := func() string {
+		lines := strings.Split(h.plain(), "\n")
+		return lines[len(lines)-2]
+	}
+	typing := func(p api.PeerRef, room string) {
+		h.send(eventMsg{api.Typing{Type: api.TypeTyping, Peer: p, Room: room}})
+	}
+	bob, carol, dave := ref(bobID, "bob"), ref(carolID, "carol"), ref(daveID, "dave")
+	if h.m.cur != "#general" {
+		t.Fatalf("open: %q", h.m.cur)
+	}
+	typing(bob, "#general")
+	if s := status(); !strings.Contains(s, "alice (available) · bob is typing…") {
+		t.Errorf("one typing: status line %q", s)
+	}
+	typing(carol, "#general")
+	if s := status(); !strings.Contains(s, "bob and carol are typing…") {
+		t.Errorf("two typing: status line %q", s)
+	}
+	golden(t, "room-typing-80x24", h.screen())
+	now = now.Add(time.Second)
+	typing(dave, "#general")
+	if s := status(); !strings.Contains(s, "several people are typing…") {
+		t.Errorf("three typing: status line %q", s)
+	}
+	h.deliver(msgEvent(9, "g10", bob, ref("#general", "#general"), "done", time.Hour, "#general"))
+	if s := status(); !strings.Contains(s, "carol and dave are typing…") {
+		t.Errorf("after bob's message: status line %q", s)
+	}
+	now = now.Add(5*time.Second + time.Millisecond) // carol's 6 s are over, dave's not
+	if s := status(); !strings.Contains(s, "dave is typing…") || strings.Contains(s, "carol") {
+		t.Errorf("after carol's 6 s: status line %q", s)
+	}
+	h.keys("alt+2") // #ops
+	if s := status(); strings.Contains(s, "typing") {
+		t.Errorf("in #ops the status line says %q", s)
+	}
+	h.keys("alt+3") // bob: his direct conversation, not the room
+	typing(bob, "#ops")
+	if s := status(); strings.Contains(s, "typing") {
+		t.Errorf("bob typing in #ops shows in his direct conversation: %q", s)
+	}
+	typing(bob, "#random") // not joined
+	for k := range h.m.typingFrom {
+		if k.conv == "#random" {
+			t.Errorf("an indicator for a room alice is not in was kept")
+		}
+	}
+	for i := range 2 * maxTypingPeers {
+		typing(ref(fmt.Sprintf("STRANGER%044d", i), "x"), "#general")
+	}
+	if n := len(h.m.typingFrom); n > maxTypingPeers {
+		t.Errorf("%d typists held, the bound is %d", n, maxTypingPeers)
 	}
 }
 

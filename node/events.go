@@ -25,6 +25,9 @@ type hub struct {
 	// rooms, if set, lists the rooms for a snapshot; it is read under mu,
 	// so that no room event falls between the snapshot and the stream.
 	rooms func() []api.Room
+	// unread, if set, counts the direct conversations' unread messages
+	// for a snapshot, read under mu as rooms is.
+	unread func() []api.DirectUnread
 }
 
 type subscriber struct {
@@ -76,6 +79,10 @@ func (h *hub) subscribe(self func() api.Self, size int) (*subscriber, api.Snapsh
 	snap := api.Snapshot{Type: api.TypeSnapshot, Seq: h.seq, Self: self(), Peers: make([]api.Peer, 0, len(h.peers)), Rooms: []api.Room{}}
 	if h.rooms != nil {
 		snap.Rooms = h.rooms()
+	}
+	snap.Unread = []api.DirectUnread{}
+	if h.unread != nil {
+		snap.Unread = h.unread()
 	}
 	now := time.Now()
 	for _, p := range h.peers {

@@ -52,12 +52,18 @@ func (n *Node) SetStatus(ctx context.Context, req api.StatusRequest) (api.Status
 	if err != nil {
 		return api.StatusReply{}, err
 	}
+	// One change at a time, so the events come in the order the
+	// presence took its values.
+	n.statusMu.Lock()
+	defer n.statusMu.Unlock()
 	if err := savePresence(n.cfg.DataDir, presence{state: st, text: req.Text}); err != nil {
 		return api.StatusReply{}, apiError(err)
 	}
 	if err := n.mesh.SetPresence(st, req.Text); err != nil {
 		return api.StatusReply{}, apiError(err)
 	}
+	// Every front end shows it, not only the one that asked.
+	n.hub.publish(api.SelfChange{Type: api.TypeSelf, Self: n.self()})
 	_, live := n.info()
 	return api.StatusReply{State: st.String(), Text: req.Text, Live: live}, nil
 }

@@ -56,6 +56,8 @@ type Node struct {
 	hub   *hub
 	clock *message.Clock
 
+	statusMu sync.Mutex // held while the presence changes and its event goes out
+
 	mu      sync.Mutex // guards the fields below
 	state   lifeState
 	ready   *api.Ready    // set once the node listens
@@ -199,6 +201,17 @@ func (n *Node) build() error {
 			n.log.Warn("rooms for a snapshot", "err", err)
 		}
 		return apiRooms(rs)
+	}
+	n.hub.unread = func() []api.DirectUnread {
+		us, err := n.chat.DirectUnread(context.Background(), api.MaxSnapshotUnread)
+		if err != nil {
+			n.log.Warn("unread counts for a snapshot", "err", err)
+		}
+		out := make([]api.DirectUnread, 0, len(us))
+		for _, u := range us {
+			out = append(out, api.DirectUnread{Peer: ref(u.Peer), Unread: u.Unread})
+		}
+		return out
 	}
 	return nil
 }

@@ -163,12 +163,33 @@ func TestControlSocketSendPeersStatus(t *testing.T) {
 		p := b.peers()
 		return len(p) == 1 && p[0].State == "busy" && p[0].StatusText == "in a meeting"
 	})
+	// Set by another client (the socket's), it is an event on alice's
+	// own stream, so a UI there shows it too.
+	waitFor(t, "alice's stream has the change", 5*time.Second, func() bool { return len(a.selfChanges()) > 0 })
+	if evs := a.selfChanges(); len(evs) != 1 || evs[0].Self.State != "busy" || evs[0].Self.StatusText != "in a meeting" || evs[0].Self.ID != a.info().ID {
+		t.Fatalf("alice's self events %+v, want one: busy, in a meeting", evs)
+	}
 	if _, err := ca.SetStatus(ctx, api.StatusRequest{State: "offline"}); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("setting state offline: %v, want invalid", err)
 	}
 	if _, err := ca.SetStatus(ctx, api.StatusRequest{State: "away", Text: "\x1b[31mred"}); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("status text with an escape: %v, want invalid", err)
 	}
+	if evs := a.selfChanges(); len(evs) != 1 {
+		t.Errorf("a refused status made self events: %+v", evs[1:])
+	}
+}
+
+func (r *running) selfChanges() []api.SelfChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []api.SelfChange
+	for _, e := range r.events {
+		if v, ok := e.(api.SelfChange); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // TestEventsStreamStartsWithSnapshotAndNumbersEvents: over the socket, the

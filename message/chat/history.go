@@ -212,3 +212,24 @@ func (s *Service) MarkRead(ctx context.Context, ids []string) error {
 	}
 	return nil
 }
+
+// UnreadCount is how many messages of one direct conversation no person
+// here has seen yet.
+type UnreadCount struct {
+	Peer   PeerRef
+	Unread int
+}
+
+// DirectUnread counts the unread messages of each direct conversation
+// that has some, the most first, at most limit conversations.
+func (s *Service) DirectUnread(ctx context.Context, limit int) ([]UnreadCount, error) {
+	cs, err := s.st.DirectUnread(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UnreadCount, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, UnreadCount{Peer: s.PeerRef(c.Peer), Unread: c.Count})
+	}
+	return out, nil
+}

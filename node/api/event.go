@@ -27,6 +27,7 @@ const (
 	TypeWarning  = "warning"
 	TypeResync   = "resync"
 	TypeRoom     = "room"
+	TypeSelf     = "self"
 )
 
 // Snapshot is the first event of every subscription: the state that the
@@ -38,7 +39,22 @@ type Snapshot struct {
 	Self  Self   `json:"self"`
 	Peers []Peer `json:"peers"`
 	Rooms []Room `json:"rooms"`
+	// Unread lists the direct conversations with messages no person here
+	// has seen yet, the most first, at most MaxSnapshotUnread of them
+	// (rooms count theirs in Rooms). A person may be in it and not in
+	// Peers: one not seen since the node started.
+	Unread []DirectUnread `json:"unread"`
 }
+
+// DirectUnread is how many received messages of the direct conversation
+// with Peer are not read yet.
+type DirectUnread struct {
+	Peer   PeerRef `json:"peer"`
+	Unread int     `json:"unread"`
+}
+
+// MaxSnapshotUnread bounds Snapshot.Unread: a snapshot is one event line.
+const MaxSnapshotUnread = 1000
 
 // Ready says the node is up: who and where it is.
 type Ready struct {
@@ -132,6 +148,14 @@ type RoomChange struct {
 	Change string  `json:"change"` // joined, left
 }
 
+// SelfChange is this node's own presence set (PUT /v1/status) by any
+// client: a front end shows it as its own, whoever set it.
+type SelfChange struct {
+	Type string `json:"type"` // "self"
+	Seq  uint64 `json:"seq"`
+	Self Self   `json:"self"`
+}
+
 // Warning is something a person should know that is not fatal.
 type Warning struct {
 	Type string `json:"type"` // "warning"
@@ -157,6 +181,7 @@ func (e Receipt) EventType() string    { return TypeReceipt }
 func (e Warning) EventType() string    { return TypeWarning }
 func (e Resync) EventType() string     { return TypeResync }
 func (e RoomChange) EventType() string { return TypeRoom }
+func (e SelfChange) EventType() string { return TypeSelf }
 
 func (e Snapshot) EventSeq() uint64   { return e.Seq }
 func (e Ready) EventSeq() uint64      { return e.Seq }
@@ -166,6 +191,7 @@ func (e Receipt) EventSeq() uint64    { return e.Seq }
 func (e Warning) EventSeq() uint64    { return e.Seq }
 func (e Resync) EventSeq() uint64     { return e.Seq }
 func (e RoomChange) EventSeq() uint64 { return e.Seq }
+func (e SelfChange) EventSeq() uint64 { return e.Seq }
 
 func (e Snapshot) WithSeq(s uint64) Event   { e.Seq, e.Type = s, TypeSnapshot; return e }
 func (e Ready) WithSeq(s uint64) Event      { e.Seq, e.Type = s, TypeReady; return e }
@@ -175,6 +201,7 @@ func (e Receipt) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeReceipt; re
 func (e Warning) WithSeq(s uint64) Event    { e.Seq, e.Type = s, TypeWarning; return e }
 func (e Resync) WithSeq(s uint64) Event     { e.Seq, e.Type = s, TypeResync; return e }
 func (e RoomChange) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypeRoom; return e }
+func (e SelfChange) WithSeq(s uint64) Event { e.Seq, e.Type = s, TypeSelf; return e }
 
 // MaxEventLine bounds one line of the event stream: a message event
 // carries at most 64 KiB of text, escaped.
@@ -215,6 +242,8 @@ func DecodeEvent(line []byte) (Event, error) {
 		ev, err = decodeAs[Resync](line)
 	case TypeRoom:
 		ev, err = decodeAs[RoomChange](line)
+	case TypeSelf:
+		ev, err = decodeAs[SelfChange](line)
 	case TypeFileOffer:
 		ev, err = decodeAs[FileOffer](line)
 	case TypeTransfer:

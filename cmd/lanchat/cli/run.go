@@ -180,6 +180,12 @@ func (p *printer) print(ev api.Event) {
 			break
 		}
 		fmt.Fprintf(e.stdout, "%s * %s (%s)\n", now, describeMembership(who, v.Change == api.RoomJoined, v.Room.Name), describeCounts(v.Room))
+	case api.SelfChange:
+		state := v.Self.State
+		if v.Self.StatusText != "" {
+			state += ": " + cleanLine(v.Self.StatusText)
+		}
+		fmt.Fprintf(e.stdout, "%s * you are %s\n", now, state)
 	case api.Resync:
 		fmt.Fprintf(e.stdout, "%s * lanchat: %d events were not shown (output was not read fast enough)\n", now, v.Dropped)
 	case api.Snapshot:

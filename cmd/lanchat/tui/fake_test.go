@@ -162,8 +162,27 @@ func (f *fakeAPI) Events(ctx context.Context, fn func(api.Event) error) error {
 	return nil
 }
 
+// snapshot counts people's unread messages from the history, as the
+// node does from its store.
 func (f *fakeAPI) snapshot() api.Snapshot {
-	return api.Snapshot{Type: api.TypeSnapshot, Seq: 1, Self: f.self, Peers: f.peers, Rooms: f.rooms}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	unread := []api.DirectUnread{}
+	for _, k := range sortedKeys(f.hist) {
+		if strings.HasPrefix(k, "#") {
+			continue
+		}
+		n, from := 0, api.PeerRef{}
+		for _, e := range f.hist[k] {
+			if !e.Outgoing && e.State != "read" {
+				n, from = n+1, e.From
+			}
+		}
+		if n > 0 {
+			unread = append(unread, api.DirectUnread{Peer: from, Unread: n})
+		}
+	}
+	return api.Snapshot{Type: api.TypeSnapshot, Seq: 1, Self: f.self, Peers: f.peers, Rooms: f.rooms, Unread: unread}
 }
 
 // Ids of the fixture's people: 52 characters, as real ones are.

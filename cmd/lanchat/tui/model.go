@@ -363,6 +363,10 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 		return m.transferChange(v)
 	case api.Typing:
 		return m.peerTyping(v)
+	case api.SelfChange:
+		// Set here or by another client (lanchat away in a terminal):
+		// either way it is this person's state now.
+		m.self.Name, m.self.State, m.self.StatusText = v.Self.Name, v.Self.State, v.Self.StatusText
 	case api.Warning:
 		m.notice = "node: " + clean(v.Text)
 	case api.Resync:
@@ -407,7 +411,7 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 		if c.room {
 			c.joined = false
 		} else {
-			c.unread, c.mention = 0, false // counted again from the index
+			c.unread, c.mention = 0, false // counted again below, by the node
 		}
 	}
 	for _, r := range s.Rooms {
@@ -419,6 +423,18 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 	}
 	for id := range m.peers {
 		m.conv(id)
+	}
+	// People's unread counts, from the node's history: whoever wrote
+	// while no UI was open, seen since the node started or not.
+	for _, u := range s.Unread {
+		id := u.Peer.ID
+		if id == "" || id == s.Self.ID || u.Unread <= 0 {
+			continue
+		}
+		if m.peers[id] == nil {
+			m.peers[id] = &api.Peer{ID: id, Name: u.Peer.Name, State: "offline", Trusted: u.Peer.Trusted, Warning: u.Peer.Warning}
+		}
+		m.conv(id).unread = u.Unread
 	}
 	m.placeAllTransfers()
 	if m.started {
@@ -436,8 +452,8 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 }
 
 // fetchIndex reads the newest messages of every conversation once, for
-// the people's unread counts (the node counts only rooms') and for
-// who was talked to before.
+// who was talked to before and how recently (the switcher and Alt-A
+// order by it); the unread counts come with the snapshot.
 func (m *Model) fetchIndex() tea.Cmd {
 	return m.call(func(ctx context.Context) tea.Msg {
 		es, err := m.api.History(ctx, api.HistoryQuery{Limit: 1000})
@@ -474,9 +490,6 @@ func (m *Model) gotIndex(msg indexMsg) {
 		c := m.conv(other)
 		if h.Time.After(c.activity) {
 			c.activity = h.Time
-		}
-		if !h.Outgoing && h.State != "read" && other != m.cur && !c.loaded {
-			c.unread++
 		}
 	}
 }

@@ -464,3 +464,69 @@ func TestWho(t *testing.T) {
 		t.Errorf("/who ops: %q", h.m.notice)
 	}
 }
+
+// A status set by another client (lanchat away in another terminal)
+// comes as a self event, and the status bar shows it as this person's.
+func TestStatusSetElsewhereIsShown(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	status := func() string {
+		lines := strings.Split(h.plain(), "\n")
+		return lines[len(lines)-2]
+	}
+	if s := status(); !strings.HasPrefix(s, " alice (available) ·") {
+		t.Fatalf("status line at start %q", s)
+	}
+	me := f.self
+	me.State, me.StatusText = "away", "lunch"
+	h.send(eventMsg{api.SelfChange{Type: api.TypeSelf, Seq: 2, Self: me}})
+	if s := status(); !strings.HasPrefix(s, " alice (away: lunch) ·") {
+		t.Errorf("after lanchat away elsewhere: status line %q", s)
+	}
+	// /away again now means back, as it does after the UI's own /away.
+	h.typeText("/away")
+	h.keys("enter")
+	if len(f.status) != 1 || f.status[0].State != "available" {
+		t.Errorf("/away while away (set elsewhere) asked for %+v, want available", f.status)
+	}
+}
+
+// People's unread counts at start are the node's, from its history: a
+// person not seen since the node started is listed with theirs, and
+// messages older than the newest thousand count too. A second snapshot
+// counts afresh, adding nothing.
+func TestPeopleUnreadAtStartComeFromTheNode(t *testing.T) {
+	f := newFake()
+	erin := ref("ERINN"+strings.Repeat("E", 47), "erin")
+	alice := ref(aliceID, "alice")
+	for i := range 3 {
+		f.hist[erin.ID] = append(f.hist[erin.ID], api.HistoryEntry{ID: fmt.Sprint("e", i), From: erin, To: alice,
+			Text: "are you there?", Time: base.Add(time.Duration(i) * time.Minute), State: "delivered"})
+	}
+	gen := ref("#general", "#general")
+	for i := range 1500 { // newer than erin's: the UI's index of 1,000 does not reach hers
+		f.hist["#general"] = append(f.hist["#general"], api.HistoryEntry{ID: fmt.Sprint("n", i), From: ref(bobID, "bob"), To: gen,
+			Text: "noise", Time: base.Add(time.Hour + time.Duration(i)*time.Second), State: "read", Room: "#general", Kind: "text"})
+	}
+	h := newHarness(t, f, 80, 24)
+	if row := sidebarRow(t, h, "erin"); !strings.HasPrefix(row, "6 ○ erin") || !strings.HasSuffix(row, " 3") {
+		t.Errorf("erin's row %q: want her, offline, with 3 unread", row)
+	}
+	if row := sidebarRow(t, h, "bob"); !strings.HasSuffix(row, " 1") {
+		t.Errorf("bob's row %q: want 1 unread", row)
+	}
+	if row := sidebarRow(t, h, "dave"); strings.HasSuffix(row, "1") {
+		t.Errorf("dave's row %q: nothing unread", row)
+	}
+	h.send(eventMsg{f.snapshot()})
+	if row := sidebarRow(t, h, "erin"); !strings.HasSuffix(row, " 3") {
+		t.Errorf("after a second snapshot erin's row %q: want still 3", row)
+	}
+	h.keys("alt+6")
+	if row := sidebarRow(t, h, "erin"); strings.HasSuffix(row, "3") {
+		t.Errorf("erin's conversation open, her row still counts: %q", row)
+	}
+	if !slices.Contains(f.read, "e2") {
+		t.Errorf("erin's messages shown, not marked read: %v", f.read)
+	}
+}

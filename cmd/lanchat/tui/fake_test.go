@@ -205,9 +205,9 @@ func newFake() *fakeAPI {
 	f := &fakeAPI{
 		self: api.Self{ID: aliceID, Name: "alice", State: "available", Running: true, Addr: "10.0.0.2", MDNS: true},
 		peers: []api.Peer{
-			{ID: bobID, Name: "bob", State: "away", StatusText: "at lunch", Verified: true},
+			{ID: bobID, Name: "bob", State: "away", StatusText: "at lunch", Verified: true, Reachable: true},
 			{ID: carolID, Name: "carol", State: "offline"},
-			{ID: daveID, Name: "dave", State: "busy"},
+			{ID: daveID, Name: "dave", State: "busy", Reachable: true},
 		},
 		rooms: []api.Room{
 			{Name: "#general", Joined: true, MembersOnline: 3, MembersTotal: 4, Unread: 1},

@@ -145,6 +145,15 @@ func (m *Model) placeTransfer(x *xfer) {
 		m.peers[id] = &api.Peer{ID: id, Name: x.t.Peer.Name, State: "offline"}
 	}
 	c := m.conv(id)
+	if x.t.Direction == "in" {
+		// Which offer Alt-Y answers may have moved: the peer's offers
+		// are drawn again, each saying how to answer it.
+		for _, o := range m.transfers {
+			if o.entry != nil && o.t.Peer.ID == id {
+				o.entry.lines = nil
+			}
+		}
+	}
 	if x.entry != nil && c.ids[x.entry.id] {
 		x.entry.lines = nil
 		return
@@ -530,6 +539,10 @@ func (m *Model) fileLines(e *entry, w int) []string {
 	switch t.State {
 	case api.TransferOffered:
 		state = "/accept or /decline (" + short + ")"
+		if t.Direction == "in" && m.newestOffer(t.Peer.ID) == x {
+			// The one the keys answer; an older offer needs its id.
+			state = "Alt-Y accept · Alt-N decline (" + short + ")"
+		}
 	case api.TransferWaiting:
 		if t.Direction == "out" {
 			state = "… waiting for " + peer + " (away, deciding, or cut off)"

@@ -83,7 +83,7 @@ func TestIncomingFileOffer(t *testing.T) {
 		t.Fatalf("Alt-3 opened %q", h.m.cur)
 	}
 	s := h.plain()
-	for _, want := range []string{"⇩ bob offers report.pdf, photos (12 files, 30.0 MiB)", "/accept or /decline (0a1b2c3d)"} {
+	for _, want := range []string{"⇩ bob offers report.pdf, photos (12 files, 30.0 MiB)", "Alt-Y accept · Alt-N decline (0a1b2c3d)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("bob's conversation does not show %q:\n%s", want, s)
 		}
@@ -120,6 +120,58 @@ func TestIncomingFileOffer(t *testing.T) {
 	}
 	if n := strings.Count(h.plain(), "bob offers"); n != 1 {
 		t.Errorf("the offer is shown %d times, want once", n)
+	}
+}
+
+// Alt-Y and Alt-N answer the newest offer waiting in the open
+// conversation with one key, and its line says so; an older one there
+// says to answer it by id. With no offer here the keys answer nothing
+// and say where one waits; in the input line they type nothing.
+func TestOfferAnsweredWithOneKey(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	bob, dave := ref(bobID, "bob"), ref(daveID, "dave")
+	at := base.Add(48 * time.Hour)
+	h.keys("alt+3") // bob
+	old := h.offered("aaaa1111aaaa1111", bob, []string{"old.txt"}, 1, 10, at)
+	h.send(offerEvent(old.ID, bob, old.Names, 1, 10))
+	if s := h.plain(); !strings.Contains(s, "Alt-Y accept · Alt-N decline (aaaa1111)") {
+		t.Errorf("one offer waiting: its line does not name the keys:\n%s", s)
+	}
+	fresh := h.offered("bbbb2222bbbb2222", bob, []string{"new.txt"}, 1, 20, at.Add(time.Minute))
+	h.send(offerEvent(fresh.ID, bob, fresh.Names, 1, 20))
+	s := h.plain()
+	if !strings.Contains(s, "/accept or /decline (aaaa1111)") || !strings.Contains(s, "Alt-Y accept · Alt-N decline (bbbb2222)") {
+		t.Errorf("two offers: the keys should be the newer's, the older answered by id:\n%s", s)
+	}
+	h.typeText("ok")
+	h.keys("alt+y")
+	if !slices.Equal(f.accepted, []string{fresh.ID}) {
+		t.Fatalf("Alt-Y accepted %v, want the newest offer", f.accepted)
+	}
+	if v := h.m.input.Value(); v != "ok" {
+		t.Errorf("Alt-Y changed the line being written to %q", v)
+	}
+	h.keys("ctrl+c")
+	if s := h.plain(); !strings.Contains(s, "Alt-Y accept · Alt-N decline (aaaa1111)") {
+		t.Errorf("the newer answered, the older's line should name the keys now:\n%s", s)
+	}
+	h.keys("alt+n")
+	if !slices.Equal(f.declined, []string{old.ID}) {
+		t.Fatalf("Alt-N declined %v, want the older offer, now the only one", f.declined)
+	}
+	if s := h.plain(); !strings.Contains(s, "✗ declined") {
+		t.Errorf("declined offer:\n%s", s)
+	}
+	h.keys("alt+y")
+	if len(f.accepted) != 1 || !strings.Contains(h.m.notice, "no offer is waiting") {
+		t.Errorf("Alt-Y with nothing waiting: accepted %v, notice %q", f.accepted, h.m.notice)
+	}
+	waiting := h.offered("cccc3333cccc3333", dave, []string{"d.txt"}, 1, 30, at.Add(2*time.Minute))
+	h.send(offerEvent(waiting.ID, dave, waiting.Names, 1, 30))
+	h.keys("alt+n")
+	if len(f.declined) != 1 || !strings.Contains(h.m.notice, "no offer waiting here; dave offers d.txt: /decline cccc3333") {
+		t.Errorf("Alt-N in bob's conversation, dave's offer waiting: declined %v, notice %q", f.declined, h.m.notice)
 	}
 }
 

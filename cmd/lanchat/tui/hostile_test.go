@@ -22,7 +22,7 @@ func TestHostileText(t *testing.T) {
 	evil := api.PeerRef{ID: evilID, Name: evilName}
 
 	f := newFake()
-	f.peers = append(f.peers, api.Peer{ID: evilID, Name: evilName, State: "available", StatusText: evilStatus})
+	f.peers = append(f.peers, api.Peer{ID: evilID, Name: evilName, State: "available", StatusText: evilStatus, Reachable: true})
 	f.hist[evilID] = []api.HistoryEntry{{ID: "e1", From: evil, To: ref(aliceID, "alice"), Text: evilText, Time: base, State: "read"}}
 	h := newHarness(t, f, 100, 30)
 	h.m.st = styles{}

@@ -85,6 +85,11 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return m.open(o[i])
 	case "alt+a":
 		return m.nextActive()
+	case "alt+y", "alt+n":
+		// One key for the newest offer waiting here, as /accept and
+		// /decline without an id; elsewhere it says where one waits.
+		cmd, _ := m.settle(s == "alt+y", "")
+		return cmd
 	case "pgup", "pgdown", "ctrl+home", "ctrl+end":
 		c := m.convs[m.cur]
 		if c == nil {

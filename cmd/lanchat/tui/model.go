@@ -318,6 +318,7 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 			m.peers[v.Peer.ID] = p
 		}
 		p.Name, p.State, p.StatusText, p.Addr, p.Verified = v.Peer.Name, v.State, v.StatusText, v.Addr, v.Verified
+		p.Reachable, p.SeenBy = v.Reachable, v.SeenBy
 		p.Trusted, p.Warning = v.Peer.Trusted, v.Peer.Warning
 		m.conv(v.Peer.ID)
 	case api.Message:
@@ -832,7 +833,11 @@ func (m *Model) header() string {
 	if c.room {
 		info = m.st.dim.Render(fmt.Sprintf("  %d of %d members online", c.online, c.total))
 	} else if p := m.peers[m.cur]; p != nil {
-		info = "  " + m.st.dot(p.State) + " " + m.st.dim.Render(p.State)
+		info = "  " + m.st.peerDot(p) + " " + m.st.dim.Render(p.State)
+		if unreachable(p) {
+			// Online for the others, not for this node: what is sent waits.
+			info += m.st.notice.Render(" — " + unreachableText(p.SeenBy))
+		}
 		if p.StatusText != "" {
 			info += m.st.dim.Render(" — " + clean(p.StatusText))
 		}
@@ -932,7 +937,7 @@ func (m *Model) sidebarLines(w, h int) []string {
 			head = num + " " + clean(k)
 		} else {
 			p := m.peers[k]
-			head = num + " " + m.st.dot(p.State) + " " + clean(p.Name)
+			head = num + " " + m.st.peerDot(p) + " " + clean(p.Name)
 			if p.Warning != "" {
 				head += " " + m.st.badge.Render("!") // not the contact it claims to be: the status line says why
 			}

@@ -120,7 +120,7 @@ func TestLiveMessages(t *testing.T) {
 func TestLivePresenceAndReceipts(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, f, 80, 24)
-	h.send(eventMsg{api.Presence{Peer: ref(carolID, "carol"), State: "available", StatusText: "back", Change: api.ChangeReturned}})
+	h.send(eventMsg{api.Presence{Peer: ref(carolID, "carol"), State: "available", StatusText: "back", Change: api.ChangeReturned, Reachable: true}})
 	if row := sidebarRow(t, h, "carol"); !strings.HasPrefix(row, "4 ● carol") {
 		t.Errorf("carol back: row %q", row)
 	}
@@ -128,7 +128,7 @@ func TestLivePresenceAndReceipts(t *testing.T) {
 		t.Errorf("status bar does not count carol online:\n%s", h.plain())
 	}
 	erin := ref("ERINN"+strings.Repeat("E", 47), "erin")
-	h.send(eventMsg{api.Presence{Peer: erin, State: "available", Change: api.ChangeJoined}})
+	h.send(eventMsg{api.Presence{Peer: erin, State: "available", Change: api.ChangeJoined, Reachable: true}})
 	if row := sidebarRow(t, h, "erin"); !strings.Contains(row, "● erin") {
 		t.Errorf("a new peer: row %q", row)
 	}
@@ -366,7 +366,7 @@ func TestResyncKeepsInput(t *testing.T) {
 	h.typeText("half a thought")
 	before := len(f.queries)
 	h.send(eventMsg{api.Resync{Seq: 9, Dropped: 300, Reason: "subscriber fell behind"}})
-	f.peers = append(f.peers, api.Peer{ID: "ERINN" + strings.Repeat("E", 47), Name: "erin", State: "available"})
+	f.peers = append(f.peers, api.Peer{ID: "ERINN" + strings.Repeat("E", 47), Name: "erin", State: "available", Reachable: true})
 	h.send(eventMsg{f.snapshot()})
 	if got := h.m.input.Value(); got != "half a thought" {
 		t.Errorf("the input after a resync: %q", got)
@@ -528,5 +528,42 @@ func TestPeopleUnreadAtStartComeFromTheNode(t *testing.T) {
 	}
 	if !slices.Contains(f.read, "e2") {
 		t.Errorf("erin's messages shown, not marked read: %v", f.read)
+	}
+}
+
+// A peer online for the others and unreachable from here (a partition)
+// has a mark of its own in the sidebar, and its conversation's header
+// says so with how many vouch for it; typing to it tells nobody; reached
+// again, it is shown as before.
+func TestUnreachablePeerIsShownApart(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	bob := ref(bobID, "bob")
+	h.keys("alt+3")
+	h.send(eventMsg{api.Presence{Peer: bob, State: "away", StatusText: "at lunch", Change: api.ChangeUnreachable, Verified: true, SeenBy: 2}})
+	// Rows below the header: its first line names bob too.
+	rows := func() string { _, s, _ := strings.Cut(h.plain(), "\n"); return s }
+	if !strings.Contains(rows(), "\n 3 ◌ bob ") {
+		t.Errorf("bob unreachable: no row with the ◌ mark:\n%s", h.plain())
+	}
+	header := strings.Split(h.plain(), "\n")[0]
+	if !strings.Contains(header, "◌ away — unreachable from here, seen by 2 others — at lunch") {
+		t.Errorf("header %q", header)
+	}
+	golden(t, "unreachable-80x24", h.screen())
+	h.typeText("still there?")
+	if len(f.typing) != 0 {
+		t.Errorf("typing to an unreachable peer told %v", f.typing)
+	}
+	h.keys("ctrl+c")
+	h.send(eventMsg{api.Presence{Peer: bob, State: "away", StatusText: "at lunch", Change: api.ChangeReachable, Verified: true, Reachable: true}})
+	if !strings.Contains(rows(), "\n 3 ◐ bob ") {
+		t.Errorf("bob reached again: no row with his away mark:\n%s", h.plain())
+	}
+	if header := strings.Split(h.plain(), "\n")[0]; strings.Contains(header, "unreachable") {
+		t.Errorf("reached again, the header says %q", header)
+	}
+	if !strings.Contains(h.plain(), "2 of 3 peers online") {
+		t.Errorf("the status bar's count changed with reachability:\n%s", h.plain())
 	}
 }

@@ -51,7 +51,8 @@ func TestRandomUse(t *testing.T) {
 		case r < 92:
 			p := people[rng.IntN(len(people))]
 			states := []string{"available", "away", "busy", "offline", "left"}
-			h.send(eventMsg{api.Presence{Peer: p, State: states[rng.IntN(len(states))], StatusText: "s", Change: api.ChangeStatus}})
+			h.send(eventMsg{api.Presence{Peer: p, State: states[rng.IntN(len(states))], StatusText: "s", Change: api.ChangeStatus,
+				Reachable: rng.IntN(3) > 0, SeenBy: rng.IntN(3)}})
 		case r < 94:
 			h.send(eventMsg{api.Receipt{ID: fmt.Sprint("r", rng.IntN(step+1)), State: "read"}})
 		case r < 97:
@@ -69,7 +70,7 @@ func TestRandomUse(t *testing.T) {
 					Total: 1 << 20, Done: int64(rng.IntN(1 << 21)), State: states[rng.IntN(len(states))], Error: "e",
 					Current: "x", Updated: base.Add(time.Duration(step) * time.Second)}}})
 			default:
-				h.send(eventMsg{api.Typing{Peer: p}})
+				h.send(eventMsg{api.Typing{Peer: p, Room: []string{"", "#general", "#ops"}[rng.IntN(3)]}})
 			}
 		case r < 98:
 			h.send(eventMsg{api.Resync{}}, eventMsg{f.snapshot()})

@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"lanchat/internal/termtext"
+	"lanchat/node/api"
 )
 
 // styles are the UI's colours and attributes. The terminal's colour
@@ -51,6 +52,38 @@ func (s styles) dot(state string) string {
 		return s.busy.Render(presenceGlyph(state))
 	}
 	return s.offline.Render(presenceGlyph(state))
+}
+
+// peerDot is dot, but a peer that is online for others and cannot be
+// reached from here (a partition, a firewall) gets a mark of its own,
+// in its state's colour: its state is true, and messages to it wait.
+func (s styles) peerDot(p *api.Peer) string {
+	if !unreachable(p) {
+		return s.dot(p.State)
+	}
+	switch p.State {
+	case "available":
+		return s.available.Render(unreachableGlyph)
+	case "away":
+		return s.away.Render(unreachableGlyph)
+	case "busy":
+		return s.busy.Render(unreachableGlyph)
+	}
+	return s.offline.Render(unreachableGlyph)
+}
+
+// unreachableGlyph marks a peer online for others, not reachable from here.
+const unreachableGlyph = "◌"
+
+func unreachable(p *api.Peer) bool { return p.Online() && !p.Reachable }
+
+// unreachableText says it in words, as lanchat peers does.
+func unreachableText(seenBy int) string {
+	others := "others"
+	if seenBy == 1 {
+		others = "other"
+	}
+	return fmt.Sprintf("unreachable from here, seen by %d %s", seenBy, others)
 }
 
 // fit truncates s (which may hold styles) to w cells and pads it to w.

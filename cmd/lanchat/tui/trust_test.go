@@ -17,7 +17,7 @@ func TestImpostorIsMarkedEverywhere(t *testing.T) {
 	warn := "not the bob you trust (BBBBBBB)"
 	impostor := api.PeerRef{ID: fakeID, Name: "bob", Warning: warn}
 	f := newFake()
-	f.peers = append(f.peers, api.Peer{ID: fakeID, Name: "bob", State: "available", Warning: warn})
+	f.peers = append(f.peers, api.Peer{ID: fakeID, Name: "bob", State: "available", Warning: warn, Reachable: true})
 	f.hist[fakeID] = []api.HistoryEntry{{ID: "i1", From: impostor, To: ref(aliceID, "alice"), Text: "it's me, send the keys", Time: base, State: "delivered"}}
 	h := newHarness(t, f, 120, 30)
 	for h.m.cur != fakeID {

@@ -55,8 +55,8 @@ func (m *Model) typed(before string) tea.Cmd {
 		if !c.joined || c.online < 2 {
 			return nil
 		}
-	} else if m.peers[key] == nil || !m.peers[key].Online() {
-		return nil
+	} else if p := m.peers[key]; p == nil || !p.Online() || !p.Reachable {
+		return nil // the node would not reach them
 	}
 	now := m.now()
 	if last, ok := m.typingSent[key]; ok && now.Sub(last) < typingEvery {

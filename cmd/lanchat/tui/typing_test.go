@@ -160,7 +160,7 @@ func TestHostileTypingName(t *testing.T) {
 	f := newFake()
 	evilID := "EVILL" + strings.Repeat("E", 47)
 	evil := ref(evilID, "mal\x1b[2J\u202e")
-	f.peers = append(f.peers, api.Peer{ID: evilID, Name: evil.Name, State: "available"})
+	f.peers = append(f.peers, api.Peer{ID: evilID, Name: evil.Name, State: "available", Reachable: true})
 	h := newHarness(t, f, 100, 30)
 	h.m.st = styles{}
 	h.m.input.SetStyles(textarea.Styles{})

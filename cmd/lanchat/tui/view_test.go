@@ -69,7 +69,7 @@ func displayWidth(s string) int {
 // width on screen: no row is wider than the terminal.
 func TestViewWideText(t *testing.T) {
 	f := newFake()
-	f.peers = append(f.peers, api.Peer{ID: "ZHANG" + strings.Repeat("Z", 47), Name: "张伟🙂", State: "available", StatusText: "会议中 🗓️ until three"})
+	f.peers = append(f.peers, api.Peer{ID: "ZHANG" + strings.Repeat("Z", 47), Name: "张伟🙂", State: "available", StatusText: "会议中 🗓️ until three", Reachable: true})
 	f.hist["#general"] = append(f.hist["#general"], api.HistoryEntry{
 		ID: "w1", From: ref("ZHANG"+strings.Repeat("Z", 47), "张伟🙂"), To: ref("#general", "#general"), Room: "#general", Kind: "text",
 		Text: strings.Repeat("你好世界🙂", 20) + " " + strings.Repeat("supercalifragilistic", 6), Time: base.Add(50 * time.Hour), State: "read",

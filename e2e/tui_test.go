@@ -19,7 +19,8 @@ import (
 
 // TestTerminalUI runs the terminal UI of two hosts in tmux, each on a
 // node of its own: alice writes to bob in hers, and the message is read
-// off bob's screen; bob's terminal is resized, and he switches rooms.
+// off bob's screen; bob's terminal is resized, and he switches rooms; a
+// message he leaves unread is counted when his UI opens again.
 func TestTerminalUI(t *testing.T) {
 	t.Parallel()
 	tm := newTmux(t)
@@ -82,6 +83,20 @@ func TestTerminalUI(t *testing.T) {
 	bob.typeText(t, "gene")
 	bob.keys(t, "Enter")
 	bob.waitScreen(t, seeTimeout, "alice: standup in five")
+
+	// A direct message bob does not open before he quits is counted
+	// unread when his UI opens again, from his node's history.
+	alice.typeLine(t, "/msg bob read me later")
+	bob.waitRow(t, seeTimeout, "● alice", "1")
+	bob.typeLine(t, "/quit")
+	waitFor(t, stopTimeout, func() error {
+		if tm.has(bob.name) {
+			return fmt.Errorf("bob's UI still runs")
+		}
+		return nil
+	})
+	bob = tm.openOn(t, lab.Hosts[1], "bob-again", bob.dataDir, 100, 30)
+	bob.waitRow(t, seeTimeout, "alice", "1")
 
 	// Quitting ends each UI and its node; alice's says goodbye.
 	bob.typeLine(t, "/quit")

@@ -119,7 +119,11 @@ func (f *fakeAPI) MarkRead(_ context.Context, r api.ReadRequest) error {
 	f.read = append(f.read, r.IDs...)
 	return nil
 }
-func (f *fakeAPI) Rooms(context.Context) ([]api.Room, error) { return f.rooms, nil }
+func (f *fakeAPI) Rooms(context.Context) ([]api.Room, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rooms), nil
+}
 func (f *fakeAPI) JoinRoom(_ context.Context, r api.RoomRequest) (api.Room, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -124,6 +124,9 @@ type Model struct {
 	typingSent map[string]time.Time // by conversation: when the peer was last told
 	typingFrom map[typingKey]typist // who is shown typing where, until when
 
+	roomsDue   bool          // a read of the rooms' counts is on its way
+	roomsDelay time.Duration // how long after a presence change it starts
+
 	// early holds the states of sends whose reply came before the
 	// message's event, until the event (at most maxEarly).
 	early map[string]string
@@ -157,6 +160,7 @@ func New(a api.API, opts Options) *Model {
 		input: in, sidebar: true, width: 80, height: 24, early: map[string]string{},
 	}
 	m.now = time.Now
+	m.roomsDelay = roomsEvery
 	m.files, _ = a.(api.Files)
 	m.typist, _ = a.(api.Typist)
 	m.typingSent, m.typingFrom = map[string]time.Time{}, map[typingKey]typist{}
@@ -271,6 +275,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case typingExpiredMsg:
 		return m, nil // drawn again without who stopped typing
+	case roomsMsg:
+		m.gotRooms(msg)
+		return m, nil
 	}
 	// Anything else (the cursor's blink) is the input's.
 	var cmd tea.Cmd
@@ -321,6 +328,11 @@ func (m *Model) apply(ev api.Event) tea.Cmd {
 		p.Reachable, p.SeenBy = v.Reachable, v.SeenBy
 		p.Trusted, p.Warning = v.Peer.Trusted, v.Peer.Warning
 		m.conv(v.Peer.ID)
+		if v.Change != api.ChangeStatus && v.Change != api.ChangeVerified {
+			// Someone came or went: the rooms' "online" counts change
+			// with it, and no room event says so.
+			return m.refreshRooms()
+		}
 	case api.Message:
 		return m.message(v)
 	case api.Receipt:
@@ -450,6 +462,47 @@ func (m *Model) snapshot(s api.Snapshot) tea.Cmd {
 		cmds = append(cmds, m.open(m.cur))
 	}
 	return tea.Batch(cmds...)
+}
+
+// roomsEvery is how long after a peer comes or goes the rooms' counts
+// are read again: one read for a burst of changes (a whole office
+// arriving at nine).
+const roomsEvery = time.Second
+
+type roomsMsg struct {
+	rooms []api.Room
+	err   error
+}
+
+// refreshRooms reads the rooms' counts again in a while, unless a read
+// is due already.
+func (m *Model) refreshRooms() tea.Cmd {
+	if m.roomsDue {
+		return nil
+	}
+	m.roomsDue = true
+	a, timeout := m.api, m.opts.CallTimeout
+	return tea.Tick(m.roomsDelay, func(time.Time) tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		rs, err := a.Rooms(ctx)
+		return roomsMsg{rs, err}
+	})
+}
+
+// gotRooms takes the rooms' member counts; unread counts stay the UI's,
+// which follows every message and read since the snapshot.
+func (m *Model) gotRooms(msg roomsMsg) {
+	m.roomsDue = false
+	if msg.err != nil {
+		return // the next change asks again; the counts are only stale
+	}
+	for _, r := range msg.rooms {
+		m.rooms[r.Name] = r
+		if c := m.convs[r.Name]; c != nil && c.room {
+			c.online, c.total = r.MembersOnline, r.MembersTotal
+		}
+	}
 }
 
 // fetchIndex reads the newest messages of every conversation once, for

@@ -567,3 +567,24 @@ func TestUnreachablePeerIsShownApart(t *testing.T) {
 		t.Errorf("the status bar's count changed with reachability:\n%s", h.plain())
 	}
 }
+
+// A room's header counts its members online: someone going offline is
+// no room event, so a presence change has the UI read the rooms again.
+func TestRoomCountsFollowPresence(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, 80, 24)
+	h.m.roomsDelay = 0
+	if header := strings.Split(h.plain(), "\n")[0]; !strings.Contains(header, "3 of 4 members online") {
+		t.Fatalf("header %q", header)
+	}
+	f.mu.Lock()
+	f.rooms[0].MembersOnline = 2 // what the node counts once bob is gone
+	f.mu.Unlock()
+	h.send(eventMsg{api.Presence{Peer: ref(bobID, "bob"), State: "offline", Change: api.ChangeLost}})
+	if header := strings.Split(h.plain(), "\n")[0]; !strings.Contains(header, "2 of 4 members online") {
+		t.Errorf("after bob was lost: header %q", header)
+	}
+	if h.m.convs["#general"].unread != 0 {
+		t.Errorf("reading the counts changed #general's unread to %d", h.m.convs["#general"].unread)
+	}
+}

@@ -51,8 +51,9 @@ func (m *Model) typed(before string) tea.Cmd {
 		return nil
 	}
 	if c := m.convs[key]; c != nil && c.room {
-		// A room: only one this node is in, with another member online.
-		if !c.joined || c.online < 2 {
+		// A room this node is in. Who of its members is online the node
+		// knows (the room's counts here change only with room events).
+		if !c.joined {
 			return nil
 		}
 	} else if p := m.peers[key]; p == nil || !p.Online() || !p.Reachable {

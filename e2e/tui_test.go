@@ -144,6 +144,48 @@ func TestTerminalUIAttaches(t *testing.T) {
 	}
 }
 
+// TestTerminalUIUnreachable: with traffic dropped between alice's and
+// bob's hosts only, alice's UI marks bob ◌ (online for carol, not
+// reachable from here) and his conversation's header says who vouches
+// for him; when the link heals he is ● again.
+func TestTerminalUIUnreachable(t *testing.T) {
+	t.Parallel()
+	tm := newTmux(t)
+	lab := netlab.New(t, 3)
+	ui := tm.open(t, lab.Hosts[0], "alice", 100, 30)
+	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob"})
+	startNode(t, lab.Hosts[2], nodeOpts{name: "carol"})
+	ui.waitScreen(t, seeTimeout, "● bob")
+	ui.waitScreen(t, seeTimeout, "● carol")
+	ui.typeLine(t, "/msg bob")
+
+	if err := lab.Hosts[0].BlockFrom(bob.host.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.host.BlockFrom(lab.Hosts[0].Addr); err != nil {
+		t.Fatal(err)
+	}
+	ui.waitScreen(t, 30*time.Second, "◌ bob")
+	ui.waitScreen(t, seeTimeout, "unreachable from here, seen by 1 other")
+	if scr := ui.screenNow(); !strings.Contains(scr, "● carol") {
+		t.Errorf("carol, reachable, is not shown so:\n%s", scr)
+	}
+
+	for _, h := range []*netlab.Host{lab.Hosts[0], bob.host} {
+		if err := h.Unblock(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ui.waitScreen(t, 30*time.Second, "● bob")
+	waitFor(t, seeTimeout, func() error {
+		if scr := ui.screenNow(); strings.Contains(scr, "unreachable") {
+			return fmt.Errorf("healed, the screen still says unreachable:\n%s", scr)
+		}
+		return nil
+	})
+	ui.typeLine(t, "/quit")
+}
+
 // tmux is a tmux server of the test's own (its own socket), killed when
 // the test ends.
 type tmux struct {

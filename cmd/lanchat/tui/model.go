@@ -522,8 +522,18 @@ func (m *Model) gotIndex(msg indexMsg) {
 	}
 	for _, h := range msg.entries {
 		if h.Room != "" {
-			if c := m.convs[h.Room]; c != nil && h.Time.After(c.activity) {
+			c := m.convs[h.Room]
+			if c == nil {
+				continue
+			}
+			if h.Time.After(c.activity) {
 				c.activity = h.Time
+			}
+			// The node counts a room's unread, not its mentions: an
+			// unread one among the newest marks the room, as it would
+			// have had the UI been open when it came.
+			if !h.Outgoing && h.State != "read" && c.unread > 0 && h.Room != m.cur && slices.Contains(h.Mentions, m.self.ID) {
+				c.mention = true
 			}
 			continue
 		}

@@ -588,3 +588,27 @@ func TestRoomCountsFollowPresence(t *testing.T) {
 		t.Errorf("reading the counts changed #general's unread to %d", h.m.convs["#general"].unread)
 	}
 }
+
+// A room with an unread message that names this node, from before the
+// UI opened, has its @ mark at start, as it would have had the UI been
+// open; read ones mark nothing.
+func TestUnreadMentionFromBeforeIsMarked(t *testing.T) {
+	f := newFake()
+	ops := ref("#ops", "#ops")
+	f.rooms[1].Unread = 2
+	f.hist["#ops"] = []api.HistoryEntry{
+		{ID: "o1", From: ref(bobID, "bob"), To: ops, Text: "@alice seen this?", Time: base, State: "read", Room: "#ops", Kind: "text", Mentions: []string{aliceID}},
+		{ID: "o2", From: ref(bobID, "bob"), To: ops, Text: "deploying", Time: base.Add(time.Minute), State: "delivered", Room: "#ops", Kind: "text"},
+	}
+	h := newHarness(t, f, 80, 24)
+	if row := sidebarRow(t, h, "#ops"); !strings.HasSuffix(row, " 2") {
+		t.Errorf("#ops row %q: want 2 unread, no mention (the one naming alice is read)", row)
+	}
+	f.hist["#ops"] = append(f.hist["#ops"], api.HistoryEntry{ID: "o3", From: ref(daveID, "dave"), To: ops, Text: "@alice please look",
+		Time: base.Add(2 * time.Minute), State: "delivered", Room: "#ops", Kind: "text", Mentions: []string{aliceID}})
+	f.rooms[1].Unread = 3
+	h.send(eventMsg{f.snapshot()})
+	if row := sidebarRow(t, h, "#ops"); !strings.HasSuffix(row, " 3@") {
+		t.Errorf("#ops row %q: want 3 unread and the mention mark", row)
+	}
+}

@@ -122,18 +122,21 @@ func (s *Service) RoomTyping(ctx context.Context, room string) (bool, error) {
 	if len(online) == 0 || len(online) > MaxTypingRoom || !s.typingOut.Allow(room) {
 		return false, nil
 	}
+	envs := make([]*message.Envelope, len(online)) // each signed for its recipient
+	for i, id := range online {
+		if envs[i], err = s.seal(id, KindTyping, room); err != nil {
+			return false, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, typingSendTimeout)
 	defer cancel()
 	var (
 		wg   sync.WaitGroup
-		mu   sync.Mutex
+		mu   sync.Mutex // guards sent
 		sent int
 	)
-	for _, id := range online {
-		env, err := s.seal(id, KindTyping, room)
-		if err != nil {
-			return false, err
-		}
+	for i, id := range online {
+		env := envs[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

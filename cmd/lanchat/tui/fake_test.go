@@ -257,15 +257,24 @@ func newHarness(t testing.TB, f *fakeAPI, w, h int) *harness {
 	t.Helper()
 	m := New(f, Options{Mode: "in-process", Location: time.UTC})
 	m.now = func() time.Time { return base.Add(48 * time.Hour) }
+	// The model's timers: one due now fires, a later one never does (a
+	// test moves m.now instead of waiting).
+	m.after = func(d time.Duration, fn func(time.Time) tea.Msg) tea.Cmd {
+		if d > 0 {
+			return nil
+		}
+		return func() tea.Msg { return fn(time.Now()) }
+	}
 	hs := &harness{t: t, m: m, f: f}
 	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
 	hs.send(eventMsg{f.snapshot()})
 	return hs
 }
 
-// send delivers msg and runs the commands it leads to. A command that
-// does not answer at once (the cursor's blink timer) is dropped: every
-// API call of the fake answers at once.
+// send delivers msg and runs the commands it leads to. Every API call of
+// the fake answers at once and the model's timers are the harness's, so
+// a command that does not answer within seconds (one of the textarea's
+// own timers, should it make one) is dropped.
 func (h *harness) send(msgs ...tea.Msg) {
 	h.t.Helper()
 	queue := slices.Clone(msgs)
@@ -303,8 +312,8 @@ func run(c tea.Cmd) tea.Msg {
 	select {
 	case m := <-ch:
 		return m
-	case <-time.After(100 * time.Millisecond):
-		return nil
+	case <-time.After(5 * time.Second):
+		return nil // long enough for a loaded machine under -race
 	}
 }
 

@@ -127,6 +127,10 @@ type Model struct {
 	roomsDue   bool          // a read of the rooms' counts is on its way
 	roomsDelay time.Duration // how long after a presence change it starts
 
+	// after is tea.Tick: a message fn makes once d has passed. Tests
+	// replace it, not to wait on timers.
+	after func(d time.Duration, fn func(time.Time) tea.Msg) tea.Cmd
+
 	// early holds the states of sends whose reply came before the
 	// message's event, until the event (at most maxEarly).
 	early map[string]string
@@ -160,7 +164,7 @@ func New(a api.API, opts Options) *Model {
 		input: in, sidebar: true, width: 80, height: 24, early: map[string]string{},
 	}
 	m.now = time.Now
-	m.roomsDelay = roomsEvery
+	m.roomsDelay, m.after = roomsEvery, tea.Tick
 	m.files, _ = a.(api.Files)
 	m.typist, _ = a.(api.Typist)
 	m.typingSent, m.typingFrom = map[string]time.Time{}, map[typingKey]typist{}
@@ -482,7 +486,7 @@ func (m *Model) refreshRooms() tea.Cmd {
 	}
 	m.roomsDue = true
 	a, timeout := m.api, m.opts.CallTimeout
-	return tea.Tick(m.roomsDelay, func(time.Time) tea.Msg {
+	return m.after(m.roomsDelay, func(time.Time) tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		rs, err := a.Rooms(ctx)

@@ -99,7 +99,7 @@ func (m *Model) peerTyping(v api.Typing) tea.Cmd {
 	}
 	m.typingFrom[k] = typist{name: v.Peer.Name, until: now.Add(typingFor)}
 	// Draw again when it expires.
-	return tea.Tick(typingFor+100*time.Millisecond, func(time.Time) tea.Msg { return typingExpiredMsg{} })
+	return m.after(typingFor+100*time.Millisecond, func(time.Time) tea.Msg { return typingExpiredMsg{} })
 }
 
 // stoppedTyping: what from was typing in conv has come.

@@ -369,6 +369,11 @@ func TestHostileDiskFill(t *testing.T) {
 	t.Logf("%d strangers: %d messages stored (%d MiB charged) in %v, then %d refused for the quota; history and its log grew %d MiB (%d after the refusals began); %d honest messages, slowest %v; alice's RSS %d → %d MiB",
 		strangers, stored.Load(), charged.Load()>>20, took.Round(time.Millisecond), refusedQuota.Load(), grown>>20, (size-sizeAtOver)>>20,
 		sent, worst.Round(time.Millisecond), rssBefore>>20, alice.rss()>>20)
+	// Memory: SQLite's page caches (16 MiB for the writer) and the frames
+	// in flight, whatever was sent (measured: +47 MiB).
+	if grown := alice.rss() - rssBefore; grown > 128<<20 {
+		t.Errorf("alice's RSS grew by %d MiB during the fill", grown>>20)
+	}
 	if stored.Load() != storedAtOver {
 		t.Errorf("%d more messages stored after every stranger was over its quota", stored.Load()-storedAtOver)
 	}

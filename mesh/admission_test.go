@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -177,5 +178,102 @@ func TestDirGateLimits(t *testing.T) {
 	}
 	if g.total != dirServed || n != dirServed-dirPerSource-1 {
 		t.Fatalf("%d served in all (%d more admitted), want %d", g.total, n, dirServed)
+	}
+}
+
+// One key opening streams from many addresses, each under the per-address
+// limit, is served maxPerKey of them and no more; another key, from the
+// same addresses, is still served, and the first is served again once
+// some of its streams end.
+func TestOneKeyCannotHoldEveryStream(t *testing.T) {
+	a := startNode(t, t.TempDir(), "alice")
+	const proto = "lanchat/test-hold/1"
+	served := make(chan string, 4*maxPerKey)
+	a.m.Handle(proto, func(s *Stream) {
+		served <- s.PeerID()
+		var b [1]byte
+		s.Read(b[:]) // held until the client closes it
+	})
+	_, tp := a.m.Ports()
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(tp)).String()
+	newCert := func() tls.Certificate {
+		id, err := LoadOrCreateIdentity(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := selfSignedCert(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	open := func(cert tls.Certificate, ip string) net.Conn {
+		t.Helper()
+		raw, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}).Dial("tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := tls.Client(raw, clientTLSConfig(cert, proto, a.m.ID()))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			t.Fatal(err)
+		}
+		conns = append(conns, tc)
+		return tc
+	}
+	// count takes what the handler saw until it has been quiet a while.
+	count := func() map[string]int {
+		n := map[string]int{}
+		for {
+			select {
+			case p := <-served:
+				n[p]++
+			case <-time.After(500 * time.Millisecond):
+				return n
+			}
+		}
+	}
+	mallory := newCert()
+	var mine []net.Conn
+	for i := range 2 * maxPerKey {
+		// Spread over addresses, each well under maxPerSource.
+		mine = append(mine, open(mallory, fmt.Sprintf("127.0.0.%d", 10+i%8)))
+	}
+	malloryID, _ := peerIDOf([][]byte{mallory.Certificate[0]})
+	if n := count(); n[malloryID] != maxPerKey || len(n) != 1 {
+		t.Fatalf("one key from 8 addresses: %v streams served, want %d", n, maxPerKey)
+	}
+	honest := newCert()
+	honestID, _ := peerIDOf([][]byte{honest.Certificate[0]})
+	open(honest, "127.0.0.10")
+	if n := count(); n[honestID] != 1 {
+		t.Fatalf("another key from a flooding address while one key is at its cap: served %v", n)
+	}
+	// The streams refused were closed by alice; ten served ones end now.
+	closed := 0
+	for _, c := range mine {
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() && closed < 10 {
+				c.Close()
+				closed++
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the handlers see the closes
+	for range 10 {
+		open(mallory, "127.0.0.11")
+	}
+	if n := count(); n[malloryID] != 10 {
+		t.Fatalf("after 10 of its streams ended, the key was served %d of 10 more", n[malloryID])
 	}
 }

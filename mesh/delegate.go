@@ -74,7 +74,10 @@ type memberEvent struct {
 	meta []byte         // metadata; for evIntent the signed intent, to gossip on
 	at   netip.AddrPort // evVerified, evChecked: the TLS address that answered with the key
 	ok   bool           // evChecked: it answered; evReach: it is reachable from here
-	seen int            // evReach: how many other live members gossip vouches for it through
+	// refused, evChecked: the failure is an answer, not a silence (the
+	// port refused the connection, or another key answered).
+	refused bool
+	seen    int // evReach: how many other live members gossip vouches for it through
 }
 
 func copyNode(kind evKind, n *memberlist.Node) memberEvent {

@@ -38,6 +38,9 @@ type entry struct {
 	// while memberlist calls it dead (a forged dead message), until
 	// memberlist takes it back or a handshake fails.
 	checking, held bool
+	// checkFails: checks in a row that found nobody while held; the
+	// run is lost at heldMisses (see hold.go).
+	checkFails int
 	// unreachFrom: the run (member name) this node found it cannot reach
 	// while gossip holds it alive; seenBy: how many other live members
 	// gossip had then. A new run starts reachable.
@@ -169,7 +172,7 @@ func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) ap
 			// Gossip is not authenticated: a forged dead message can
 			// kill a live member in every memberlist. A verified run is
 			// asked by handshake before it is shown offline.
-			e.checking = true
+			e.checking, e.checkFails = true, 0
 			return applied{check: id}
 		}
 		return t.lose(e, now)
@@ -186,12 +189,20 @@ func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) ap
 			return applied{}
 		}
 		if ev.ok && netip.AddrPortFrom(e.Addr, e.TLSPort) == ev.at {
-			e.LastSeen = now
+			e.LastSeen, e.checkFails = now, 0
 			if e.checking {
 				e.checking, e.held = false, true
 				return applied{held: id}
 			}
 			return applied{}
+		}
+		if !ev.ok && !ev.refused && e.held {
+			// A silence, which packet loss makes too, of a run that
+			// answered since gossip called it dead: asked again at
+			// the next round, lost only after heldMisses in a row.
+			if e.checkFails++; e.checkFails < heldMisses {
+				return applied{}
+			}
 		}
 		r := t.lose(e, now)
 		r.unheld = id

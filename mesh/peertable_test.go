@@ -382,6 +382,61 @@ func checkedEv(member string, addr netip.Addr, ok bool) memberEvent {
 	return memberEvent{kind: evChecked, name: member, at: netip.AddrPortFrom(addr, 7481), ok: ok}
 }
 
+// refusedEv: the check's connection was refused (nothing listens there).
+func refusedEv(member string, addr netip.Addr) memberEvent {
+	ev := checkedEv(member, addr, false)
+	ev.refused = true
+	return ev
+}
+
+// TestLossyCheckTimeoutsDoNotLoseAHeldPeer: a run held online against
+// gossip is checked every second, and at 20 % packet loss one check now
+// and then finds nobody although the peer is up. Only heldMisses such
+// silences in a row lose it, and an answer between them starts the count
+// again; a refusal (nothing listens there) loses it at once, and so does
+// the first silence of a run not yet held (an unplugged peer is shown
+// lost as soon as memberlist's verdict is checked).
+func TestLossyCheckTimeoutsDoNotLoseAHeldPeer(t *testing.T) {
+	m := bobMeta(t, 100, nil)
+	now := time.Unix(1000, 0)
+	held := func() peerTable {
+		tb := newPeerTable(selfID)
+		tb.apply(joinEv(bob1, addr1, m), now)
+		tb.apply(verifiedEv(bob1, addr1, 7481), now)
+		tb.apply(leaveEv(bob1), now)
+		tb.apply(checkedEv(bob1, addr1, true), now)
+		return tb
+	}
+	tb := held()
+	for round := range 3 {
+		for i := range heldMisses - 1 {
+			if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event != nil || !tb.peers[bobID].Online() {
+				t.Fatalf("round %d: silence %d lost the held peer: %+v", round, i+1, r)
+			}
+		}
+		if r := tb.apply(checkedEv(bob1, addr1, true), now); r.event != nil || !tb.peers[bobID].Online() {
+			t.Fatalf("an answer after silences: %+v", r)
+		}
+	}
+	for range heldMisses - 1 {
+		tb.apply(checkedEv(bob1, addr1, false), now)
+	}
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost || tb.live != 1 {
+		t.Fatalf("%d silences in a row: %+v, want lost", heldMisses, r)
+	}
+	tb = held()
+	if r := tb.apply(refusedEv(bob1, addr1), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("a held run's port refuses: %+v, want lost", r)
+	}
+	tb = newPeerTable(selfID)
+	tb.apply(joinEv(bob1, addr1, m), now)
+	tb.apply(verifiedEv(bob1, addr1, 7481), now)
+	tb.apply(leaveEv(bob1), now)
+	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+		t.Fatalf("the first check after gossip's dead finds nobody: %+v, want lost", r)
+	}
+}
+
 // TestPeerTableHoldsAVerifiedRunGossipCallsDead: a forged dead message
 // must not take offline a peer a handshake still reaches.
 func TestPeerTableHoldsAVerifiedRunGossipCallsDead(t *testing.T) {
@@ -414,16 +469,16 @@ func TestPeerTableHoldsAVerifiedRunGossipCallsDead(t *testing.T) {
 		t.Fatalf("a second dead is checked again: %+v", r)
 	}
 
-	// A held run that stops answering is lost; one that says goodbye left.
+	// A held run whose port refuses is lost; one that says goodbye left.
 	tb = start()
 	tb.apply(leaveEv(bob1), now)
 	tb.apply(checkedEv(bob1, addr1, true), now)
-	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost || tb.live != 1 {
+	if r := tb.apply(refusedEv(bob1, addr1), now); r.event == nil || r.event.Change != Lost || tb.live != 1 {
 		t.Fatalf("held run stopped answering: %+v", r)
 	}
 	tb = start()
 	tb.apply(leaveEv(bob1), now)
-	if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+	if r := tb.apply(refusedEv(bob1, addr1), now); r.event == nil || r.event.Change != Lost {
 		t.Fatalf("a crash: %+v, want lost", r)
 	}
 	tb = start()
@@ -492,7 +547,7 @@ func TestPeerTableAsksAVerifiedRunThatReturns(t *testing.T) {
 		tb.apply(joinEv(bob1, addr1, m), now)
 		tb.apply(verifiedEv(bob1, addr1, 7481), now)
 		tb.apply(leaveEv(bob1), now)
-		if r := tb.apply(checkedEv(bob1, addr1, false), now); r.event == nil || r.event.Change != Lost {
+		if r := tb.apply(refusedEv(bob1, addr1), now); r.event == nil || r.event.Change != Lost {
 			t.Fatalf("setup: %+v", r)
 		}
 		return tb
@@ -529,7 +584,7 @@ func TestPeerTableKeepsFewOfflineStrangers(t *testing.T) {
 	tb.apply(joinEv(bob1, addr1, bobMeta(t, 100, nil)), now)
 	tb.apply(verifiedEv(bob1, addr1, 7481), now)
 	tb.apply(leaveEv(bob1), now)
-	tb.apply(checkedEv(bob1, addr1, false), now)
+	tb.apply(refusedEv(bob1, addr1), now)
 	var forgot int
 	for i := range 40 {
 		run := runOf(strings.Repeat(string(rune('C'+i%20)), IDLen-1)+string(rune('A'+i/20)), 1)

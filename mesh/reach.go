@@ -149,13 +149,7 @@ func (m *Mesh) reachLoop(ctx context.Context) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				dctx, cancel := context.WithTimeout(ctx, probeTimeout)
-				s, err := m.dialer.DialAddr(dctx, c.tls.String(), c.id, ALPNPing)
-				cancel()
-				if err == nil {
-					s.Close()
-				}
-				results[i] = err == nil
+				results[i], _ = m.ask(ctx, c.tls, c.id) // several tries: loss is no verdict
 			})
 		}
 		wg.Wait()

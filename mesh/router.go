@@ -23,9 +23,15 @@ const maxConns = 1024
 // still in their handshake, new ones are dropped at random, more often the
 // nearer startupsFull they are, and always at it, so that a flood of slow
 // handshakes from many addresses starves nobody of established streams.
-// An honest peer holds a few streams (messages, a catch-up, a ping).
+// And one key holds at most maxPerKey streams past their handshake,
+// from however many addresses: an identity is free to make but costs a
+// handshake each, and one that holds many hosts (or spoofs their
+// addresses on the LAN) cannot take more than its share of maxConns
+// either. An honest peer holds a few streams (messages, a catch-up, a
+// ping, a file transfer or a few offers waiting for a decision).
 const (
 	maxPerSource  = 64
+	maxPerKey     = 64
 	startupsEarly = 64
 	startupsFull  = 256
 )
@@ -92,14 +98,14 @@ func (m *Mesh) acceptLoop(ctx context.Context, ln net.Listener) {
 				m.mu.Unlock()
 				c.Close()
 			}()
-			m.serveConn(ctx, c, func() { lim.handshaken() })
+			m.serveConn(ctx, c, lim)
 		}()
 	}
 }
 
 // serveConn completes the handshake, which proves the remote peer's id,
 // and hands the stream to the handler of the protocol both sides agreed on.
-func (m *Mesh) serveConn(ctx context.Context, c net.Conn, handshaken func()) {
+func (m *Mesh) serveConn(ctx context.Context, c net.Conn, lim *admission) {
 	m.mu.Lock()
 	protos := make([]string, 0, len(m.handlers))
 	for p := range m.handlers {
@@ -111,7 +117,7 @@ func (m *Mesh) serveConn(ctx context.Context, c net.Conn, handshaken func()) {
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()
-	handshaken()
+	lim.handshaken()
 	if err != nil {
 		m.log.Info("refused a connection: bad handshake", "remote", c.RemoteAddr(), "err", err)
 		return
@@ -127,6 +133,11 @@ func (m *Mesh) serveConn(ctx context.Context, c net.Conn, handshaken func()) {
 		m.log.Info("refused a connection: it does not prove this network's key", "remote", c.RemoteAddr())
 		return
 	}
+	if !lim.admitKey(id) {
+		m.log.Info("refused a connection: too many streams from one key", "remote", c.RemoteAddr(), "peer", ShortID(id))
+		return
+	}
+	defer lim.doneKey(id)
 	m.mu.Lock()
 	h := m.handlers[st.NegotiatedProtocol]
 	m.mu.Unlock()
@@ -151,15 +162,40 @@ func (m *Mesh) closeConns() {
 	}
 }
 
-// admission counts the connections of each source address, and those
-// still in their handshake, for acceptLoop's limits.
+// admission counts the connections of each source address, those still
+// in their handshake, and the streams of each key, for acceptLoop's
+// limits.
 type admission struct {
-	mu        sync.Mutex
-	perSource map[netip.Addr]int
-	startups  int // accepted connections not yet past their handshake
+	mu        sync.Mutex         // guards the fields below
+	perSource map[netip.Addr]int // connections open, by source; at most maxConns entries
+	perKey    map[string]int     // streams past their handshake, by peer id; at most maxConns entries
+	startups  int                // accepted connections not yet past their handshake
 }
 
-func newAdmission() *admission { return &admission{perSource: map[netip.Addr]int{}} }
+func newAdmission() *admission {
+	return &admission{perSource: map[netip.Addr]int{}, perKey: map[string]int{}}
+}
+
+// admitKey counts a stream whose handshake proved id, or says it is one
+// too many for that key.
+func (a *admission) admitKey(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perKey[id] >= maxPerKey {
+		return false
+	}
+	a.perKey[id]++
+	return true
+}
+
+// doneKey says one stream admitted by admitKey has ended.
+func (a *admission) doneKey(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perKey[id]--; a.perKey[id] <= 0 {
+		delete(a.perKey, id)
+	}
+}
 
 // admit counts a new connection from src, or says why it is refused.
 func (a *admission) admit(src netip.Addr) string {

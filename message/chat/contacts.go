@@ -55,6 +55,10 @@ const (
 // few seconds and on close, atomically (write, then rename).
 type contacts struct {
 	path string
+	// saveMu orders saves: each writes the book as it was when it took
+	// it, so without it an older snapshot (the background saver's) could
+	// land after a newer one (lanchat trust's) and undo a decision.
+	saveMu sync.Mutex
 
 	mu        sync.Mutex // guards the fields below
 	byID      map[string]*contact
@@ -350,6 +354,8 @@ func (c *contacts) pinnedFor(skel, id string) []contact {
 
 // save writes the file if anything changed.
 func (c *contacts) save() error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	if !c.dirty || c.path == "" {
 		c.mu.Unlock()
@@ -362,8 +368,13 @@ func (c *contacts) save() error {
 	c.dirty = false
 	c.mu.Unlock()
 	b, err := json.Marshal(list)
-	if err != nil {
-		return err
+	if err == nil {
+		err = fsutil.WriteFileAtomic(c.path, b)
 	}
-	return fsutil.WriteFileAtomic(c.path, b)
+	if err != nil {
+		c.mu.Lock()
+		c.dirty = true // written next time
+		c.mu.Unlock()
+	}
+	return err
 }

@@ -3,18 +3,32 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"lanchat/mesh"
 	"lanchat/message"
+	"lanchat/message/store"
 )
 
-// setQuotas shrinks the quotas for a test.
-func setQuotas(t *testing.T, stranger, strangers int64) {
-	old1, old2 := quotaStranger, quotaStrangers
-	quotaStranger, quotaStrangers = stranger, strangers
-	t.Cleanup(func() { quotaStranger, quotaStrangers = old1, old2 })
+// setQuotas shrinks the quotas of f's service for a test.
+func setQuotas(f *fixture, stranger, strangers int64) {
+	q := f.svc.quota
+	q.mu.Lock()
+	q.stranger, q.strangers = stranger, strangers
+	q.mu.Unlock()
+}
+
+// costOf is what a message of body from a stranger is charged.
+func costOf(t *testing.T, body string) int64 { return costFrom(t, newParty(t, "x"), body) }
+
+// costFrom is what a message of body from p is charged (its name is in
+// the envelope).
+func costFrom(t *testing.T, p party, body string) int64 {
+	return store.DiskCost(len(sealFrom(t, p, newParty(t, "y").id, message.KindText, body).Sealed()))
 }
 
 // A stranger fills its quota and is refused, with a reason its node can
@@ -22,10 +36,11 @@ func setQuotas(t *testing.T, stranger, strangers int64) {
 // strangers together stop at the strangers' total, while a pinned
 // contact is still served.
 func TestStrangersCannotFillTheDisk(t *testing.T) {
-	setQuotas(t, 40<<10, 100<<10) // 40 KiB each, 100 KiB for all strangers
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	body := strings.Repeat("x", 8<<10)
+	cost := costOf(t, body)
+	setQuotas(f, 4*cost+cost/2, 12*cost+cost/2) // 4 messages each, 12 for all strangers
 	send := func(p party) error {
 		return f.svc.DeliverBatch(ctx, []*message.Envelope{sealFrom(t, p, f.me.id, message.KindText, body)})[0]
 	}
@@ -38,8 +53,8 @@ func TestStrangersCannotFillTheDisk(t *testing.T) {
 		}
 		stored++
 	}
-	if !errors.Is(err, errOverQuota) || stored < 3 || stored > 5 {
-		t.Fatalf("a stranger stored %d messages of 8 KiB under a 40 KiB quota, then %v", stored, err)
+	if !errors.Is(err, errOverQuota) || stored != 4 {
+		t.Fatalf("a stranger stored %d messages of 8 KiB under a quota of 4.5, then %v", stored, err)
 	}
 	// We answer mallory: now a correspondent, with the large quota.
 	f.pres.set(mallory.id, "mallory", mesh.Available)
@@ -57,8 +72,9 @@ func TestStrangersCannotFillTheDisk(t *testing.T) {
 			refused++
 		}
 	}
-	if refused == 0 {
-		t.Fatal("30 fresh keys of 8 KiB each all stored under a 100 KiB total for strangers")
+	// mallory's four left the strangers' total when we wrote to her.
+	if refused != 30-12 {
+		t.Fatalf("30 fresh keys of 8 KiB each under a total of 12.5: %d refused, want 18", refused)
 	}
 	carol := newParty(t, "carol")
 	f.svc.Saw(verified(carol, "carol"))
@@ -86,21 +102,180 @@ func TestStrangersCannotFillTheDisk(t *testing.T) {
 
 // At start the strangers' total includes what strangers stored before.
 func TestStrangersTotalSurvivesARestart(t *testing.T) {
-	setQuotas(t, 40<<10, 30<<10)
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	body := strings.Repeat("y", 8<<10)
+	cost := costOf(t, body)
+	setQuotas(f, 5*cost, 3*cost+cost/2)
 	for range 3 {
 		if err := f.svc.DeliverBatch(ctx, []*message.Envelope{sealFrom(t, newParty(t, "s"), f.me.id, message.KindText, body)})[0]; err != nil {
 			t.Fatal(err)
 		}
 	}
 	q := newQuota(f.svc) // as a restarted service builds it
+	q.stranger, q.strangers = 5*cost, 3*cost+cost/2
 	q.loadTotals(ctx)
-	if !q.totalled || q.strangers < 3*8<<10 {
-		t.Fatalf("strangers' total after a restart %d (totalled %v), want at least %d", q.strangers, q.totalled, 3*8<<10)
+	if !q.totalled || q.strangersN != 3*cost {
+		t.Fatalf("strangers' total after a restart %d (totalled %v), want %d", q.strangersN, q.totalled, 3*cost)
 	}
 	if err := q.reserve(ctx, sealFrom(t, newParty(t, "s"), f.me.id, message.KindText, body)); !errors.Is(err, errOverQuota) {
 		t.Fatalf("a new stranger past the total after a restart: %v", err)
+	}
+}
+
+// strangersTotal is the quota's strangers' total now.
+func strangersTotal(f *fixture) int64 {
+	f.svc.quota.mu.Lock()
+	defer f.svc.quota.mu.Unlock()
+	return f.svc.quota.strangersN
+}
+
+// A stranger trusted, pinned on first use, untrusted or written to during
+// the run takes what it stored across to the other side at once: the
+// strangers' total frees its room for other strangers, or takes it back.
+func TestTrustMovesUsageBetweenQuotasAtOnce(t *testing.T) {
+	f := newFixture(t, Config{})
+	ctx := context.Background()
+	body := strings.Repeat("z", 4<<10)
+	cost := costOf(t, body)
+	setQuotas(f, 100*cost, 3*cost+cost/2)
+	if !f.svc.quota.settled(ctx) {
+		t.Fatal("the quota's walk never ended")
+	}
+	send := func(p party) error {
+		return f.svc.DeliverBatch(ctx, []*message.Envelope{sealFrom(t, p, f.me.id, message.KindText, body)})[0]
+	}
+	mallory, eve, zed := newParty(t, "mallory"), newParty(t, "eve"), newParty(t, "zed")
+	for range 3 {
+		if err := send(mallory); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := send(newParty(t, "fresh")); !errors.Is(err, errOverQuota) {
+		t.Fatalf("a fourth stranger's message under a total of 3.5: %v", err)
+	}
+	// lanchat trust mallory: her three leave the strangers' total now.
+	if _, err := f.svc.Trust(mallory.id); err != nil {
+		t.Fatal(err)
+	}
+	if got := strangersTotal(f); got != 0 {
+		t.Fatalf("strangers' total after trusting the only stranger: %d, want 0", got)
+	}
+	for range 2 {
+		if err := send(eve); err != nil {
+			t.Fatalf("a stranger after the trusted one left the total: %v", err)
+		}
+	}
+	// eve proven on the LAN under a free name: pinned on first use, and
+	// her two leave the total too.
+	f.svc.Saw(verified(eve, "eve"))
+	if got := strangersTotal(f); got != 0 {
+		t.Fatalf("strangers' total after eve was pinned on first use: %d, want 0", got)
+	}
+	if err := send(zed); err != nil {
+		t.Fatal(err)
+	}
+	// lanchat untrust mallory: a stranger again, her three are back in,
+	// and the total (3 + zed's 1) is past 3.5.
+	if _, err := f.svc.Untrust(mallory.id); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body)+costFrom(t, zed, body); got != want {
+		t.Fatalf("strangers' total after untrusting mallory: %d, want %d", got, want)
+	}
+	if err := send(newParty(t, "fresh")); !errors.Is(err, errOverQuota) {
+		t.Fatalf("a stranger past the total once mallory's bytes came back: %v", err)
+	}
+	// Writing to zed, never loaded by a send of ours: out at once.
+	f.pres.set(zed.id, "zed", mesh.Available)
+	if _, err := f.svc.Send(ctx, zed.id, "hi zed", false); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body); got != want {
+		t.Fatalf("strangers' total after writing to zed: %d, want %d", got, want)
+	}
+}
+
+// The quotas bound the disk, not just the signed bytes: strangers send
+// the messages that cost the history most for their size (a few bytes;
+// 1 KB of distinct four-letter words; 60 KB of distinct eight-letter
+// words, as TestHostileDiskFill's attacker) until each is refused, and
+// the history file grows by no more than the strangers' total quota.
+func TestQuotaBoundsTheDisk(t *testing.T) {
+	f := newFixture(t, Config{})
+	ctx := context.Background()
+	const stranger, strangers = 4 << 20, 10 << 20
+	setQuotas(f, stranger, strangers)
+	if !f.svc.quota.settled(ctx) {
+		t.Fatal("the quota's walk never ended")
+	}
+	db := filepath.Join(f.dir, "history.db")
+	var word uint32
+	words := func(n int, format string, mask uint32) string {
+		var b []byte
+		for len(b) < n {
+			word += 0x9e3779b1
+			b = fmt.Appendf(b, format, word&mask)
+		}
+		return string(b)
+	}
+	shapes := []struct {
+		name string
+		body func() string
+	}{
+		{"60 KB of distinct 8-letter words", func() string { return words(60<<10, "%08x ", ^uint32(0)) }},
+		{"1 KB of distinct 4-letter words", func() string { return words(1<<10, "%04x ", 0xffff) }},
+		{"2 bytes", func() string { return "hi" }},
+	}
+	var sealed int64
+	stored := map[string]int{}
+	for i := range 2 * len(shapes) {
+		sh := shapes[i%len(shapes)]
+		p := newParty(t, fmt.Sprintf("filler%d", i))
+	fill:
+		for {
+			var batch []*message.Envelope
+			for range 32 {
+				batch = append(batch, sealFrom(t, p, f.me.id, message.KindText, sh.body()))
+			}
+			for j, err := range f.svc.DeliverBatch(ctx, batch) {
+				if errors.Is(err, errOverQuota) {
+					break fill
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored[sh.name]++
+				sealed += int64(len(batch[j].Sealed()))
+			}
+		}
+		f.svc.quota.mu.Lock()
+		u := f.svc.quota.peers[p.id]
+		f.svc.quota.mu.Unlock()
+		if u != nil && u.bytes > stranger {
+			t.Fatalf("%s: a stranger charged %d, quota %d", sh.name, u.bytes, stranger)
+		}
+	}
+	if got := strangersTotal(f); got > strangers {
+		t.Fatalf("strangers' total %d over %d", got, strangers)
+	}
+	// Closing the history checkpoints its log into the file and removes
+	// the log: what is left is what the messages take.
+	f.st.Close()
+	fi, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored %v; %d KiB signed, history file %d KiB (%.1f× the signed bytes), strangers' quota %d KiB",
+		stored, sealed>>10, fi.Size()>>10, float64(fi.Size())/float64(sealed), int64(strangers)>>10)
+	if len(stored) != len(shapes) {
+		t.Fatalf("some shape stored nothing: %v", stored)
+	}
+	// An empty history is a few pages; 64 KiB covers them.
+	if fi.Size() > strangers+64<<10 {
+		t.Errorf("the history file is %d KiB after strangers filled a quota of %d KiB", fi.Size()>>10, int64(strangers)>>10)
+	}
+	if fi.Size() < strangers/2 {
+		t.Errorf("the history file is %d KiB: the strangers did not fill their quota of %d KiB (the charge is too strict)", fi.Size()>>10, int64(strangers)>>10)
 	}
 }

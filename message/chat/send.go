@@ -42,7 +42,7 @@ func (s *Service) Send(ctx context.Context, to, text string, wait bool) (SendRes
 	if err != nil {
 		return SendResult{To: ref}, err
 	}
-	s.quota.wroteTo(p.ID) // someone we write to is no stranger
+	s.quota.wroteTo(ctx, p.ID) // someone we write to is no stranger
 	w := s.watch.add(env.ID, p.ID)
 	defer s.watch.remove(w)
 	// Storing the message and sending it overlap when the peer is online:

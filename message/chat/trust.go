@@ -75,7 +75,22 @@ func (s *Service) ref(id, name string) PeerRef {
 
 // SawVerified records a peer whose key a TLS handshake proved, under the
 // name it gives: the first id proven for a name is pinned for it.
-func (s *Service) SawVerified(id, name string) { s.contacts.sawVerified(id, name) }
+func (s *Service) SawVerified(id, name string) { s.sawVerified(id, name) }
+
+// sawVerified is SawVerified, moving the peer's stored messages out of
+// the strangers' quota at once if the sighting pins it. Sightings come
+// from presence and must not wait: one before the quota's walk of the
+// history is over is counted by the walk, on the side it is on then.
+func (s *Service) sawVerified(id, name string) {
+	if k, ok := s.contacts.get(id); ok && k.Trusted || !s.quota.walkedYet() {
+		s.contacts.sawVerified(id, name)
+		return
+	}
+	s.contacts.sawVerified(id, name)
+	if k, ok := s.contacts.get(id); ok && k.Trusted {
+		s.quota.retrusted(s.ctx, id, false)
+	}
+}
 
 // Contact is an entry of the contact book, for lanchat contacts.
 type Contact struct {
@@ -130,10 +145,15 @@ func (s *Service) Trust(q string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
+	if !s.quota.settled(s.ctx) {
+		return Contact{}, ErrClosed
+	}
+	was := s.TrustOf(p.ID, "").Trusted
 	k, err := s.contacts.trust(p.ID, p.Name)
 	if err != nil {
 		return Contact{}, err
 	}
+	s.quota.retrusted(s.ctx, p.ID, was)
 	// A person's decision is on disk before it is confirmed.
 	if err := s.contacts.save(); err != nil {
 		return Contact{}, fmt.Errorf("save contacts: %w", err)
@@ -148,10 +168,15 @@ func (s *Service) Untrust(q string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
+	if !s.quota.settled(s.ctx) {
+		return Contact{}, ErrClosed
+	}
+	was := s.TrustOf(p.ID, "").Trusted
 	k, ok := s.contacts.untrust(p.ID)
 	if !ok {
 		return Contact{}, &RecipientError{Query: q, Err: ErrUnknownRecipient}
 	}
+	s.quota.retrusted(s.ctx, p.ID, was)
 	if err := s.contacts.save(); err != nil {
 		return Contact{}, fmt.Errorf("save contacts: %w", err)
 	}

@@ -88,9 +88,15 @@ type Source struct {
 	roots []*os.Root
 	locs  []loc // per entry
 
-	mu     sync.Mutex                 // guards hashes
+	mu     sync.Mutex                 // guards hashes and dirs
 	hashes map[uint32][][hashLen]byte // per file index: chunk hashes, zero where unknown
 	shift  byte                       // the chunk size the hashes were made for
+	dirs   map[dirKey]*os.File        // folders opened through their root, during a Send
+}
+
+type dirKey struct {
+	root int
+	dir  string
 }
 
 type loc struct {
@@ -238,10 +244,59 @@ func (s *Source) Files() int {
 	return n
 }
 
-// open opens entry i for reading, through its root.
+// open opens entry i for reading, through its root: by the handle of its
+// folder, opened once through the root, where it can (one openat, where
+// os.Root walks every element each time), else by the root's own walk,
+// which also takes a file that became a link inside the root.
 func (s *Source) open(i uint32) (*os.File, error) {
 	l := s.locs[i]
+	dir, base := filepath.Split(l.rel)
+	if d := s.dir(l.root, dir); d != nil {
+		f, err := openIn(d, base)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return f, err
+		}
+	}
 	return s.roots[l.root].Open(l.rel)
+}
+
+// dir returns the handle of folder dir below root r, nil if it cannot be
+// opened. At most 256 are kept; closeDirs drops them after a Send.
+func (s *Source) dir(r int, dir string) *os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := dirKey{r, dir}
+	if d := s.dirs[k]; d != nil {
+		return d
+	}
+	if len(s.dirs) >= 256 {
+		s.closeDirsLocked()
+	}
+	if dir == "" {
+		dir = "."
+	}
+	d, err := s.roots[r].Open(dir)
+	if err != nil {
+		return nil
+	}
+	if s.dirs == nil {
+		s.dirs = map[dirKey]*os.File{}
+	}
+	s.dirs[k] = d
+	return d
+}
+
+func (s *Source) closeDirs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeDirsLocked()
+}
+
+func (s *Source) closeDirsLocked() {
+	for k, d := range s.dirs {
+		d.Close()
+		delete(s.dirs, k)
+	}
 }
 
 // restat refreshes the files' sizes, times and ids before an attempt, so
@@ -294,6 +349,7 @@ func (s *Source) chunkHashes(i uint32, n uint32, shift byte) [][hashLen]byte {
 
 // Close releases the folders' handles.
 func (s *Source) Close() error {
+	s.closeDirs()
 	for _, r := range s.roots {
 		r.Close()
 	}

@@ -246,7 +246,7 @@ type rx struct {
 	tops       map[string]string // safe top name → its name in the download directory
 	journal    *os.File
 	stage      *os.Root            // the staging folder: partial files without a walk from the top
-	stageDir   *os.File            // the same, as a handle for linkat
+	stageDir   *os.File            // the same, as a handle for openat, renameat2, linkat and syncfs
 	dirs       map[string]*os.File // folders of the download directory opened for linkat
 	made       map[string]bool     // folders made in the download directory
 	jbuf       []byte
@@ -255,8 +255,13 @@ type rx struct {
 
 	handles map[uint32]*os.File
 	dirty   map[uint32]bool
-	toPlace []uint32
-	cur     struct {
+	// closedDirty: a partial file was closed before the sync that makes
+	// it durable, so the next checkpoint must syncfs. syncfsOK says
+	// whether syncfs works here (0 not tried yet, 1 yes, -1 no).
+	closedDirty bool
+	syncfsOK    int8
+	toPlace     []uint32
+	cur         struct {
 		open        bool
 		file, chunk uint32
 		got, want   int64
@@ -606,6 +611,9 @@ func (x *rx) openStage() error {
 		return x.writeErr(err)
 	}
 	x.stage = st
+	if x.stageDir, err = x.r.root.Open(x.dir); err != nil {
+		return x.writeErr(err)
+	}
 	x.made = map[string]bool{}
 	x.dirs = map[string]*os.File{}
 	return nil
@@ -652,6 +660,26 @@ func (x *rx) resume(m []byte) error {
 	x.journal = j
 	for _, rec := range recs {
 		x.replay(rec, old)
+	}
+	// A file recorded as done whose partial is still there did not reach
+	// its name: a crash came between the record and the rename. It is
+	// placed again, from the chunks the journal holds.
+	for i, f := range x.files {
+		if f == nil || !f.done {
+			continue
+		}
+		part := x.partName(uint32(i))
+		pfi, err := x.r.root.Lstat(part)
+		if err != nil {
+			continue
+		}
+		if ffi, err := x.r.root.Lstat(f.final); err == nil && os.SameFile(pfi, ffi) {
+			// Linked (where there is no rename without replace): only the
+			// partial's removal was lost.
+			x.r.root.Remove(part)
+			continue
+		}
+		f.done, f.final = false, ""
 	}
 	// A file whose partial is gone (someone cleaned up) starts over.
 	for i, f := range x.files {
@@ -1046,14 +1074,57 @@ func (x *rx) maybeQueue(i uint32) error {
 		}
 		return x.fw.flush()
 	}
-	if f.n == 0 {
-		if _, err := x.handle(i); err != nil {
-			return err
-		}
+	if err := x.seal(i); err != nil {
+		return err
 	}
 	f.queued = true
 	x.nqueued++
 	x.toPlace = append(x.toPlace, i)
+	return nil
+}
+
+// seal gives a verified file, whose data will not change again, its mode
+// and time by its handle, and closes the handle where the checkpoint's
+// syncfs will make it durable: many small files then hold no handles, and
+// the checkpoint that places them has nothing left to do per file but
+// the rename.
+func (x *rx) seal(i uint32) error {
+	e := x.entries[i]
+	h, err := x.handle(i)
+	if err != nil {
+		return err
+	}
+	if err := h.Chmod(fileMode(e.Mode)); err != nil {
+		return x.writeErr(err)
+	}
+	err = setTimes(h, e.mtime())
+	if errors.Is(err, errors.ErrUnsupported) {
+		err = x.stage.Chtimes(partBase(i), e.mtime(), e.mtime())
+	}
+	if err != nil {
+		return x.writeErr(err)
+	}
+	if !haveSyncFS || x.cur.open && x.cur.file == i {
+		return nil
+	}
+	if x.syncfsOK == 0 {
+		// Once per transfer: a file system that refuses syncfs keeps its
+		// handles open and is synced file by file.
+		x.syncfsOK = -1
+		if syncFS(x.stageDir) == nil {
+			x.syncfsOK = 1
+		}
+	}
+	if x.syncfsOK < 0 {
+		return nil
+	}
+	if x.dirty[i] {
+		x.closedDirty = true
+	}
+	delete(x.handles, i)
+	if err := h.Close(); err != nil {
+		return x.writeErr(err)
+	}
 	return nil
 }
 
@@ -1101,7 +1172,10 @@ func (x *rx) handle(i uint32) (*os.File, error) {
 	if h := x.handles[i]; h != nil {
 		return h, nil
 	}
-	h, err := x.stage.OpenFile(partBase(i), os.O_RDWR|os.O_CREATE, 0o600)
+	h, err := openPart(x.stageDir, partBase(i))
+	if errors.Is(err, errors.ErrUnsupported) {
+		h, err = x.stage.OpenFile(partBase(i), os.O_RDWR|os.O_CREATE, 0o600)
+	}
 	if err != nil {
 		return nil, x.writeErr(err)
 	}
@@ -1171,12 +1245,17 @@ func (x *rx) checkpoint(talk bool) error {
 }
 
 func (x *rx) syncDirty() error {
-	if len(x.dirty) > 16 {
+	if len(x.dirty) > 16 || x.closedDirty {
 		// One syncfs is far cheaper than thousands of fsyncs when many
-		// small files arrived.
-		if err := syncFS(x.r.root); err == nil {
+		// small files arrived, and the only way to sync closed ones.
+		err := syncFS(x.stageDir)
+		if err == nil {
 			clear(x.dirty)
+			x.closedDirty = false
 			return nil
+		}
+		if x.closedDirty {
+			return x.writeErr(err)
 		}
 	}
 	for i := range x.dirty {
@@ -1254,18 +1333,8 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 	}
 	var placed []uint32
 	for k, i := range files {
-		e := x.entries[i]
 		part := x.partName(i)
-		h, err := x.handle(i)
-		if err != nil {
-			return placed, err
-		}
-		if err := h.Chmod(fileMode(e.Mode)); err != nil {
-			return placed, x.writeErr(err)
-		}
-		if err := x.stage.Chtimes(partBase(i), e.mtime(), e.mtime()); err != nil {
-			return placed, x.writeErr(err)
-		}
+		var moved bool
 		for try := 1; ; try++ {
 			n := names[k]
 			if d := path.Dir(n); d != "." && !x.made[d] {
@@ -1274,7 +1343,8 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 				}
 				x.made[d] = true
 			}
-			err := x.placeLink(i, part, n)
+			var err error
+			moved, err = x.placeLink(i, part, n)
 			if err == nil {
 				break
 			}
@@ -1289,7 +1359,9 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 				return placed, err
 			}
 		}
-		x.stage.Remove(partBase(i))
+		if !moved {
+			x.stage.Remove(partBase(i))
+		}
 		f := x.files[i]
 		f.done, f.queued, f.final = true, false, names[k]
 		f.hashes, f.verified = nil, nil
@@ -1302,36 +1374,43 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 	return placed, nil
 }
 
-// placeLink links partial file i (part, from the top) to name n. It goes
-// by folder handles where it can: the folder is opened once through the
-// root, so it cannot lead outside, and the last element is a plain name.
-func (x *rx) placeLink(i uint32, part, n string) error {
+// placeLink gives partial file i (part, from the top) the name n, never
+// over an existing one; moved says the partial name is gone with it. It
+// goes by folder handles where it can: the folder is opened once through
+// the root, so it cannot lead outside, and the last element is a plain
+// name. A rename that refuses to replace is one step; where the file
+// system lacks it, a hard link (the partial stays, and is removed after).
+func (x *rx) placeLink(i uint32, part, n string) (moved bool, err error) {
 	d, base := path.Split(n)
 	d = strings.TrimSuffix(d, "/")
 	if d == "" {
 		d = "."
 	}
-	var err error
-	if x.stageDir == nil {
-		if x.stageDir, err = x.r.root.Open(x.dir); err != nil {
-			return err
-		}
-	}
 	dir := x.dirs[d]
 	if dir == nil {
 		if len(x.dirs) >= 256 {
+			if x.syncfsOK < 0 {
+				// Without syncfs, syncNames syncs the folders it holds.
+				if err := x.syncNames(); err != nil {
+					return false, err
+				}
+			}
 			x.closeDirs()
 		}
 		if dir, err = x.r.root.Open(d); err != nil {
-			return err
+			return false, err
 		}
 		x.dirs[d] = dir
 	}
+	err = renameNoReplace(x.stageDir, partBase(i), dir, base)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err == nil, err
+	}
 	err = linkAt(x.stageDir, partBase(i), dir, base)
 	if err == nil || errors.Is(err, fs.ErrExist) {
-		return err
+		return false, err
 	}
-	return link(x.r.root, part, n)
+	return false, link(x.r.root, part, n)
 }
 
 func (x *rx) closeDirs() {
@@ -1400,11 +1479,32 @@ func (x *rx) finish() error {
 			return x.writeErr(err)
 		}
 	}
+	// The sender forgets the transfer on COMPLETE, so the last names
+	// given and the folders are made durable first.
+	if err := x.syncNames(); err != nil {
+		return err
+	}
 	x.deadline()
 	if err := x.fw.frame(frameComplete, nil); err != nil {
 		return err
 	}
 	return x.fw.flush()
+}
+
+// syncNames makes the renames and folders of the transfer durable: one
+// syncfs, or where there is none, an fsync of each folder renamed into.
+func (x *rx) syncNames() error {
+	if haveSyncFS && x.syncfsOK >= 0 && x.stageDir != nil {
+		if err := syncFS(x.stageDir); err == nil {
+			return nil
+		}
+	}
+	for _, d := range x.dirs {
+		if err := d.Sync(); err != nil {
+			return x.writeErr(err)
+		}
+	}
+	return nil
 }
 
 func (x *rx) progress(final bool) {

@@ -129,6 +129,9 @@ func Send(ctx context.Context, conn net.Conn, src *Source, cfg SendConfig) (Send
 		s.cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	err := s.run(ctx)
+	// A queued Source may wait long for its next attempt: it holds no
+	// folder handles meanwhile.
+	src.closeDirs()
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
 	}

@@ -178,6 +178,49 @@ func testResume(t *testing.T, fresh bool) {
 	sameTree(t, src, dst)
 }
 
+// TestResumeAfterLostRename: a crash after the journal recorded a file as
+// done but before its rename reached the disk leaves the file in the
+// staging folder, not under its name. The resume finds it there and puts
+// it in place, rather than trusting the record and losing the file.
+func TestResumeAfterLostRename(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	tree := filepath.Join(src, "tree")
+	writeFile(t, filepath.Join(tree, "a"), 1000, 1)
+	writeFile(t, filepath.Join(tree, "b"), 8<<20, 2)
+	srv := newServer(t, recvCfg(t, dst))
+	me := newPeer(t)
+	s := source(t, tree)
+	if s.Entries[1].Path != "tree/a" {
+		t.Fatalf("entry 1 is %q", s.Entries[1].Path)
+	}
+	cut := &cutConn{Conn: srv.dial(t, me)}
+	cut.left.Store(4 << 20)
+	if _, err := Send(context.Background(), cut, s, sendCfg(t)); err == nil {
+		t.Fatal("the cut attempt succeeded")
+	}
+	srv.outcome(1)
+	placed := filepath.Join(dst, "tree", "a")
+	if _, err := os.Stat(placed); err != nil {
+		t.Fatalf("a was not placed by the cut attempt: %v", err)
+	}
+	// What a crash that lost the rename leaves.
+	part := filepath.Join(dst, StagingDir, stagingKey(me.id, s.ID), partBase(1))
+	if err := os.Rename(placed, part); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Send(context.Background(), srv.dial(t, me), s, sendCfg(t)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := srv.outcome(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(r.Placed, "tree/a") {
+		t.Errorf("the resume placed %v, not tree/a", r.Placed)
+	}
+	sameTree(t, src, dst)
+}
+
 // TestCorruptChunkRefetched spoils two chunks on the way: the receiver
 // asks for exactly those again, and the file arrives whole.
 func TestCorruptChunkRefetched(t *testing.T) {

@@ -37,15 +37,8 @@ import (
 // LANCHAT_BENCH_TRIES sets the tries (3 by default), alternated.
 func BenchmarkSendFileLAN(b *testing.B) {
 	const size = 1 << 30
-	tries := 3
-	if v, err := strconv.Atoi(os.Getenv("LANCHAT_BENCH_TRIES")); err == nil && v > 0 {
-		tries = v
-	}
-	shm, err := os.MkdirTemp("/dev/shm", "lanchat-bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(shm) })
+	tries := fileBenchTries()
+	shm := shmDir(b)
 	src := filepath.Join(shm, "big.bin")
 	writeRandomFile(b, src, size)
 	dl := filepath.Join(shm, "dl")
@@ -100,15 +93,8 @@ func BenchmarkSendFileLAN(b *testing.B) {
 //	go test -run '^$' -bench SendFileLANSmall -benchtime 1x ./e2e/
 func BenchmarkSendFileLANSmall(b *testing.B) {
 	const n = 10000
-	tries := 3
-	if v, err := strconv.Atoi(os.Getenv("LANCHAT_BENCH_TRIES")); err == nil && v > 0 {
-		tries = v
-	}
-	shm, err := os.MkdirTemp("/dev/shm", "lanchat-bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(shm) })
+	tries := fileBenchTries()
+	shm := shmDir(b)
 	tree := filepath.Join(shm, "small")
 	buf := make([]byte, 4096)
 	for i := range n {
@@ -201,11 +187,7 @@ func BenchmarkSendFileLANSmall(b *testing.B) {
 //	go test -run '^$' -bench SendFileLANMemory -benchtime 1x ./e2e/
 func BenchmarkSendFileLANMemory(b *testing.B) {
 	const size = 4 << 30
-	shm, err := os.MkdirTemp("/dev/shm", "lanchat-bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(shm) })
+	shm := shmDir(b)
 	src := filepath.Join(shm, "huge.bin")
 	f, err := os.Create(src)
 	if err != nil {
@@ -409,4 +391,24 @@ func (p *plainTLS) copy(b *testing.B, h *netlab.Host, src string) time.Duration 
 	d := time.Since(start)
 	c.Close()
 	return d
+}
+
+// fileBenchTries is LANCHAT_BENCH_TRIES, the tries of a LAN file benchmark
+// (3 by default).
+func fileBenchTries() int {
+	if v, err := strconv.Atoi(os.Getenv("LANCHAT_BENCH_TRIES")); err == nil && v > 0 {
+		return v
+	}
+	return 3
+}
+
+// shmDir is a directory on tmpfs for a benchmark's files, removed after
+// it, so the disk stays out of what is measured.
+func shmDir(b *testing.B) string {
+	shm, err := os.MkdirTemp("/dev/shm", "lanchat-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(shm) })
+	return shm
 }

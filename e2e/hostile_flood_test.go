@@ -48,19 +48,8 @@ func TestHostileConnectionFloodKeyed(t *testing.T) {
 }
 
 func connectionFlood(t *testing.T, keyed bool) {
-	lab := netlab.New(t, 3)
-	var args []string
-	if keyed {
-		args = []string{"--network-key-file", keyFile(t, lab.Hosts[0])}
-	}
-	alice := startNode(t, lab.Hosts[0], nodeOpts{name: "alice", args: args})
-	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", args: args})
+	alice, bob, attacker, args := honestPair(t, keyed)
 	nodes := []*node{alice, bob}
-	attacker := lab.Hosts[2]
-	waitSees(t, seeTimeout, nodes, nodes, "available")
-	for _, o := range nodes {
-		waitFor(t, seeTimeout, func() error { return listsState(o, nodes, "available", true) })
-	}
 	stopChat := chatter(t, alice, bob, 200*time.Millisecond)
 	rssBefore, fdsBefore := alice.rss(), alice.fds()
 	start := time.Now()

@@ -241,3 +241,30 @@ func (n *node) fds() int {
 	}
 	return len(es)
 }
+
+// keyArgs is what a node of a keyed lab is started with: an office key
+// written on h (every host of a lab shares one file system), or nothing
+// for an open network.
+func keyArgs(t *testing.T, h *netlab.Host, keyed bool) []string {
+	if !keyed {
+		return nil
+	}
+	return []string{"--network-key-file", keyFile(t, h)}
+}
+
+// honestPair starts alice and bob on a lab of three, keyed or open, and
+// waits until each lists the other available; the third host is the
+// attacker's, running no node. args are the nodes' key flags, for
+// one-shot commands of the same network.
+func honestPair(t *testing.T, keyed bool) (alice, bob *node, attacker *netlab.Host, args []string) {
+	lab := netlab.New(t, 3)
+	args = keyArgs(t, lab.Hosts[0], keyed)
+	alice = startNode(t, lab.Hosts[0], nodeOpts{name: "alice", args: args})
+	bob = startNode(t, lab.Hosts[1], nodeOpts{name: "bob", args: args})
+	nodes := []*node{alice, bob}
+	waitSees(t, seeTimeout, nodes, nodes, "available")
+	for _, o := range nodes {
+		waitFor(t, seeTimeout, func() error { return listsState(o, nodes, "available", true) })
+	}
+	return alice, bob, lab.Hosts[2], args
+}

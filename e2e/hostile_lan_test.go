@@ -44,10 +44,7 @@ func TestHostileMDNSKeyed(t *testing.T) {
 
 func hostileMDNS(t *testing.T, keyed bool) {
 	lab := netlab.New(t, 4)
-	var args []string
-	if keyed {
-		args = []string{"--network-key-file", keyFile(t, lab.Hosts[0])}
-	}
+	args := keyArgs(t, lab.Hosts[0], keyed)
 	var nodes []*node
 	for i, name := range []string{"alice", "bob", "carol"} {
 		nodes = append(nodes, launchNode(t, lab.Hosts[i], nodeOpts{name: name, args: args}))

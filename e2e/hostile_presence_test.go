@@ -46,19 +46,8 @@ func TestHostilePresenceKeyed(t *testing.T) {
 }
 
 func hostilePresence(t *testing.T, keyed bool) {
-	lab := netlab.New(t, 3)
-	var args []string
-	if keyed {
-		args = []string{"--network-key-file", keyFile(t, lab.Hosts[0])}
-	}
-	alice := startNode(t, lab.Hosts[0], nodeOpts{name: "alice", args: args})
-	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", args: args})
+	alice, bob, attacker, _ := honestPair(t, keyed)
 	nodes := []*node{alice, bob}
-	attacker := lab.Hosts[2]
-	waitSees(t, seeTimeout, nodes, nodes, "available")
-	for _, o := range nodes {
-		waitFor(t, seeTimeout, func() error { return listsState(o, nodes, "available", true) })
-	}
 
 	// The attacker learns bob's run name as any member would: a push-pull
 	// with alice hands over her member list. Without the key it cannot

@@ -330,7 +330,7 @@ func (s *Service) saveContacts(ctx context.Context) {
 // name (see Trust).
 func (s *Service) Saw(p mesh.Peer) {
 	if p.Verified {
-		s.sawVerified(p.ID, p.Name)
+		s.contacts.sawVerified(p.ID, p.Name)
 	} else {
 		s.contacts.saw(p.ID, p.Name)
 	}

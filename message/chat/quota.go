@@ -15,8 +15,13 @@ import (
 // what they leave on disk, a stranger fills it. So a peer the person
 // never trusted nor wrote to — a stranger — may put at most
 // quotaStranger in the history, and all strangers together at most
-// quotaStrangers; a pinned contact, or someone we wrote to, has
-// quotaKnown. What is counted is what a message costs on disk
+// quotaStrangers; a contact the person trusted (lanchat trust), or
+// someone we wrote to, has quotaKnown. A pin on first use is not the
+// person's trust: it guards a name, and a host joining under fresh names
+// gets one per name (up to maxAutoPinned), so it leaves the peer a
+// stranger here. A colleague who writes first is a stranger until the
+// person answers: 16 MiB of disk is thousands of messages, and what is
+// refused stays queued at the sender. What is counted is what a message costs on disk
 // (store.DiskCost: its row, its text and its words in the search index,
 // several times its signed bytes), so the quotas bound the history file
 // itself. A message over quota is refused with a clear reason: its
@@ -25,8 +30,7 @@ import (
 // of their own (rooms.go).
 //
 // The strangers' total is taken from the history at start. A peer that
-// changes side during the run — trusted, pinned on first use, untrusted,
-// written to — takes what it stored with it at once (moved).
+// changes side during the run — trusted, untrusted, written to — takes what it stored with it at once (moved).
 const (
 	quotaKnown     int64 = 4 << 30
 	quotaStranger  int64 = 16 << 20
@@ -78,7 +82,7 @@ func (q *quota) loadTotals(ctx context.Context) {
 	// Only what was stored before this service could reserve anything:
 	// what came since is counted by reserve, and must not be twice.
 	err := q.s.st.ReceivedByPeer(ctx, q.since, func(peer string, n int64, talked bool) {
-		if !talked && !q.s.TrustOf(peer, "").Trusted {
+		if !talked && !q.s.trustedByUser(peer) {
 			total += n
 		}
 	})
@@ -94,10 +98,10 @@ func (q *quota) loadTotals(ctx context.Context) {
 	q.mu.Unlock()
 }
 
-// isKnown reports whether peer is a stranger's opposite: pinned, or
-// written to.
+// isKnown reports whether peer is a stranger's opposite: trusted by the
+// person, or written to.
 func (q *quota) isKnown(peer string, u *usage) bool {
-	return u.talkedTo || q.s.TrustOf(peer, "").Trusted
+	return u.talkedTo || q.s.trustedByUser(peer)
 }
 
 // load returns peer's usage, reading it from the history the first time.
@@ -191,7 +195,7 @@ func (q *quota) wroteTo(ctx context.Context, peer string) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !u.talkedTo && !q.s.TrustOf(peer, "").Trusted {
+	if !u.talkedTo && !q.s.trustedByUser(peer) {
 		q.strangersN = max(0, q.strangersN-u.bytes)
 	}
 	u.talkedTo = true
@@ -222,8 +226,8 @@ func (q *quota) walkedYet() bool {
 }
 
 // retrusted moves what peer stored into or out of the strangers' total
-// after its trust changed (lanchat trust or untrust, a pin on first use)
-// from wasTrusted to what it is now. Call settled before the change.
+// after the person's trust in it changed (lanchat trust or untrust) from
+// wasTrusted to what it is now (trustedByUser). Call settled before the change.
 func (q *quota) retrusted(ctx context.Context, peer string, wasTrusted bool) {
 	u, err := q.load(ctx, peer)
 	if err != nil {
@@ -235,7 +239,7 @@ func (q *quota) retrusted(ctx context.Context, peer string, wasTrusted bool) {
 	if u.talkedTo {
 		return // known either way
 	}
-	switch now := q.s.TrustOf(peer, "").Trusted; {
+	switch now := q.s.trustedByUser(peer); {
 	case wasTrusted && !now:
 		q.strangersN += u.bytes
 	case !wasTrusted && now:

@@ -33,8 +33,8 @@ func costFrom(t *testing.T, p party, body string) int64 {
 
 // A stranger fills its quota and is refused, with a reason its node can
 // show; once we write to it, it is no stranger and is taken again. Many
-// strangers together stop at the strangers' total, while a pinned
-// contact is still served.
+// strangers together stop at the strangers' total, as do those pinned on
+// first use, while a contact the person trusted is still served.
 func TestStrangersCannotFillTheDisk(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()
@@ -76,10 +76,21 @@ func TestStrangersCannotFillTheDisk(t *testing.T) {
 	if refused != 30-12 {
 		t.Fatalf("30 fresh keys of 8 KiB each under a total of 12.5: %d refused, want 18", refused)
 	}
+	// A verified newcomer under a free name is pinned for it, but a pin
+	// is not the person's trust: still a stranger, still over the total.
 	carol := newParty(t, "carol")
 	f.svc.Saw(verified(carol, "carol"))
+	if k, ok := f.svc.contacts.get(carol.id); !ok || !k.Trusted {
+		t.Fatalf("carol not pinned on first use: %+v", k)
+	}
+	if err := send(carol); !errors.Is(err, errOverQuota) {
+		t.Fatalf("a peer pinned on first use while strangers are over their total: %v, want refused", err)
+	}
+	if _, err := f.svc.Trust(carol.id); err != nil {
+		t.Fatal(err)
+	}
 	if err := send(carol); err != nil {
-		t.Fatalf("a pinned contact refused while strangers are over quota: %v", err)
+		t.Fatalf("a trusted contact refused while strangers are over quota: %v", err)
 	}
 	// A duplicate costs nothing.
 	dup := sealFrom(t, carol, f.me.id, message.KindText, "once")
@@ -130,9 +141,10 @@ func strangersTotal(f *fixture) int64 {
 	return f.svc.quota.strangersN
 }
 
-// A stranger trusted, pinned on first use, untrusted or written to during
-// the run takes what it stored across to the other side at once: the
-// strangers' total frees its room for other strangers, or takes it back.
+// A stranger trusted, untrusted or written to during the run takes what
+// it stored across to the other side at once: the strangers' total frees
+// its room for other strangers, or takes it back. A pin on first use
+// moves nothing.
 func TestTrustMovesUsageBetweenQuotasAtOnce(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()
@@ -167,20 +179,20 @@ func TestTrustMovesUsageBetweenQuotasAtOnce(t *testing.T) {
 		}
 	}
 	// eve proven on the LAN under a free name: pinned on first use, and
-	// her two leave the total too.
+	// her two stay in the total.
 	f.svc.Saw(verified(eve, "eve"))
-	if got := strangersTotal(f); got != 0 {
-		t.Fatalf("strangers' total after eve was pinned on first use: %d, want 0", got)
+	if got, want := strangersTotal(f), 2*costFrom(t, eve, body); got != want {
+		t.Fatalf("strangers' total after eve was pinned on first use: %d, want %d (hers)", got, want)
 	}
 	if err := send(zed); err != nil {
 		t.Fatal(err)
 	}
 	// lanchat untrust mallory: a stranger again, her three are back in,
-	// and the total (3 + zed's 1) is past 3.5.
+	// and the total (3 + eve's 2 + zed's 1) is past 3.5.
 	if _, err := f.svc.Untrust(mallory.id); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body)+costFrom(t, zed, body); got != want {
+	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body)+2*costFrom(t, eve, body)+costFrom(t, zed, body); got != want {
 		t.Fatalf("strangers' total after untrusting mallory: %d, want %d", got, want)
 	}
 	if err := send(newParty(t, "fresh")); !errors.Is(err, errOverQuota) {
@@ -191,8 +203,15 @@ func TestTrustMovesUsageBetweenQuotasAtOnce(t *testing.T) {
 	if _, err := f.svc.Send(ctx, zed.id, "hi zed", false); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body); got != want {
+	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body)+2*costFrom(t, eve, body); got != want {
 		t.Fatalf("strangers' total after writing to zed: %d, want %d", got, want)
+	}
+	// lanchat trust eve, pinned on first use before: her two leave now.
+	if _, err := f.svc.Trust(eve.id); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strangersTotal(f), 3*costFrom(t, mallory, body); got != want {
+		t.Fatalf("strangers' total after trusting eve: %d, want %d", got, want)
 	}
 }
 

@@ -74,22 +74,18 @@ func (s *Service) ref(id, name string) PeerRef {
 }
 
 // SawVerified records a peer whose key a TLS handshake proved, under the
-// name it gives: the first id proven for a name is pinned for it.
-func (s *Service) SawVerified(id, name string) { s.sawVerified(id, name) }
+// name it gives: the first id proven for a name is pinned for it. A pin
+// on first use leaves the peer's storage quota as it was (quota.go).
+func (s *Service) SawVerified(id, name string) { s.contacts.sawVerified(id, name) }
 
-// sawVerified is SawVerified, moving the peer's stored messages out of
-// the strangers' quota at once if the sighting pins it. Sightings come
-// from presence and must not wait: one before the quota's walk of the
-// history is over is counted by the walk, on the side it is on then.
-func (s *Service) sawVerified(id, name string) {
-	if k, ok := s.contacts.get(id); ok && k.Trusted || !s.quota.walkedYet() {
-		s.contacts.sawVerified(id, name)
-		return
+// trustedByUser reports whether the person trusted id (lanchat trust),
+// as opposed to a pin on first use; this node itself counts.
+func (s *Service) trustedByUser(id string) bool {
+	if id == s.cfg.Self {
+		return true
 	}
-	s.contacts.sawVerified(id, name)
-	if k, ok := s.contacts.get(id); ok && k.Trusted {
-		s.quota.retrusted(s.ctx, id, false)
-	}
+	k, ok := s.contacts.get(id)
+	return ok && k.Trusted && k.ByUser
 }
 
 // Contact is an entry of the contact book, for lanchat contacts.
@@ -148,7 +144,7 @@ func (s *Service) Trust(q string) (Contact, error) {
 	if !s.quota.settled(s.ctx) {
 		return Contact{}, ErrClosed
 	}
-	was := s.TrustOf(p.ID, "").Trusted
+	was := s.trustedByUser(p.ID)
 	k, err := s.contacts.trust(p.ID, p.Name)
 	if err != nil {
 		return Contact{}, err
@@ -171,7 +167,7 @@ func (s *Service) Untrust(q string) (Contact, error) {
 	if !s.quota.settled(s.ctx) {
 		return Contact{}, ErrClosed
 	}
-	was := s.TrustOf(p.ID, "").Trusted
+	was := s.trustedByUser(p.ID)
 	k, ok := s.contacts.untrust(p.ID)
 	if !ok {
 		return Contact{}, &RecipientError{Query: q, Err: ErrUnknownRecipient}

@@ -475,3 +475,106 @@ func TestHostileClockAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestHostilePinnedFill: a host joins the LAN under a name nobody holds,
+// so alice pins it on first use — trust on first use cannot tell it from
+// a new colleague — and then fills her disk with its key. A pin guards
+// the name, not the disk: it is refused at a stranger's quota (16 MiB of
+// disk), with the quota's reason, while still pinned; bob is served.
+func TestHostilePinnedFill(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 3)
+	nodes := startNodes(t, lab.Hosts, "alice", "bob", "newcomer")
+	alice, bob, newcomer := nodes[0], nodes[1], nodes[2]
+	waitSees(t, seeTimeout, nodes, nodes, "available")
+	waitFor(t, seeTimeout, func() error {
+		ps, err := alice.peers()
+		if err != nil {
+			return err
+		}
+		if es := entries(ps, newcomer.id()); len(es) != 1 || !es[0].Trusted {
+			return fmt.Errorf("alice has not pinned the newcomer on first use: %+v", es)
+		}
+		return nil
+	})
+	// The newcomer's own key, used outside its node: what a hostile host
+	// holding a pinned identity can send.
+	key, err := mesh.LoadOrCreateIdentity(newcomer.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := mesh.NewDialer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stranger{id: key, d: d, name: "newcomer", host: lab.Hosts[2]}
+	c, err := s.dial(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	const quotaStranger, bodyLen = 16 << 20, 60 << 10
+	var charged int64
+	stored, refused := 0, 0
+	for sent := 0; sent < 2*quotaStranger/bodyLen && refused == 0; sent += 8 {
+		var batch [][]byte
+		for range 8 {
+			var text []byte
+			for len(text) < bodyLen {
+				text = fmt.Appendf(text, "%08x ", randomWord())
+			}
+			b, err := c.seal(string(text), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, b)
+		}
+		if err := c.write(batch...); err != nil {
+			t.Fatalf("write after %d stored: %v", stored, err)
+		}
+		for _, b := range batch {
+			a, err := c.readAck()
+			if err != nil {
+				t.Fatalf("ack after %d stored: %v", stored, err)
+			}
+			switch {
+			case a.Status == message.AckOK:
+				stored++
+				charged += store.DiskCost(len(b))
+			case a.Status == message.AckRejected && strings.Contains(a.Reason, "keeps no more messages"):
+				refused++
+			default:
+				t.Fatalf("ack %v %q after %d stored", a.Status, a.Reason, stored)
+			}
+		}
+	}
+	if refused == 0 || charged > quotaStranger {
+		t.Fatalf("a peer pinned on first use stored %d messages (%d bytes of disk charged) with %d refused: want refused within a stranger's %d", stored, charged, refused, quotaStranger)
+	}
+	t.Logf("pinned newcomer: %d messages stored (%.1f MiB charged), then refused", stored, float64(charged)/(1<<20))
+	ps, err := alice.peers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es := entries(ps, newcomer.id()); len(es) != 1 || !es[0].Trusted {
+		t.Fatalf("the newcomer is no longer pinned: %+v", es)
+	}
+	// bob is still stored, and answering the newcomer lifts its cap.
+	if res := bob.cli("send", "alice", "still here"); res.code != 0 {
+		t.Fatalf("bob's message to alice: %s", res)
+	}
+	waitFor(t, seeTimeout, func() error {
+		if !hasMessage(alice, bob.id(), "still here") {
+			return fmt.Errorf("alice does not have bob's message")
+		}
+		return nil
+	})
+	if res := alice.cli("send", newcomer.id(), "who are you?"); res.code != 0 {
+		t.Fatalf("alice answers the newcomer: %s", res)
+	}
+	a, err := c.send("thanks for answering", time.Now())
+	if err != nil || a.Status != message.AckOK {
+		t.Fatalf("after alice wrote to it: %v %q %v", a.Status, a.Reason, err)
+	}
+}

@@ -66,20 +66,29 @@ func BenchmarkScale(b *testing.B) {
 func benchScale(b *testing.B, size int, window, settle time.Duration) {
 	lab := netlab.New(b, size+1)
 	hosts, spare := lab.Hosts[:size], lab.Hosts[size]
-	nodes := startBenchNodes(b, hosts, "n")
-	waitSees(b, seeTimeout*3, nodes, nodes, "available")
+	began := time.Now()
+	nodes, listed := startWaves(b, hosts, "n", scaleWave)
+	b.ReportMetric(time.Since(began).Seconds(), "all-listed-s")
+	reportMs(b, "start-listed-all", listed)
 	time.Sleep(settle) // let the joins' gossip die down
 
+	before, since := readProcStats(b, nodes), time.Now()
 	idle := countWindow(b, hosts, window)
 	reportRates(b, "idle", idle, window)
+	reportProc(b, "idle", nodes, before, since)
 	changes := 0
 	for _, n := range nodes {
 		changes += strings.Count(n.stderr.String(), "network changed")
 	}
 	b.ReportMetric(float64(changes), "net-changes-logged")
 
-	// A third killed without a goodbye.
-	dead, alive := nodes[:size/3], nodes[size/3:]
+	// A third killed without a goodbye; at 50, the 20.
+	gone := size / 3
+	if size >= 50 {
+		gone = 20
+	}
+	b.ReportMetric(float64(gone), "lost")
+	dead, alive := nodes[:gone], nodes[gone:]
 	var deadHosts, aliveHosts []*netlab.Host
 	for _, n := range dead {
 		deadHosts = append(deadHosts, n.host)
@@ -103,7 +112,9 @@ func benchScale(b *testing.B, size int, window, settle time.Duration) {
 			b.Fatal(err)
 		}
 	}
+	before, since = readProcStats(b, alive), time.Now()
 	time.Sleep(window)
+	reportProc(b, "lost", alive, before, since)
 	aliveCounts := readCounts(b, aliveHosts)
 	deadCounts := readCounts(b, deadHosts)
 	reportRates(b, "lost-third", aliveCounts, window)
@@ -120,6 +131,41 @@ func benchScale(b *testing.B, size int, window, settle time.Duration) {
 	// A new node, on a host of its own.
 	_, d := startSeen(b, spare, alive, "newcomer")
 	b.ReportMetric(float64(d.Microseconds())/1000, "start-listed-ms")
+}
+
+// scaleWave is how many nodes BenchmarkScale starts at once: the next wave
+// starts once all list all (see TestOfficeOf50 for why not all at once).
+const scaleWave = 10
+
+// readProcStats reads every node's CPU time and memory.
+func readProcStats(b *testing.B, nodes []*node) []procStat {
+	b.Helper()
+	out := make([]procStat, len(nodes))
+	for i, n := range nodes {
+		out[i] = readProcStat(b, n)
+	}
+	return out
+}
+
+// reportProc reports the nodes' CPU over the window since before, as a
+// percentage of one core (mean and highest), and their resident memory at
+// its end (mean and highest VmRSS, highest VmHWM).
+func reportProc(b *testing.B, what string, nodes []*node, before []procStat, since time.Time) {
+	b.Helper()
+	window := time.Since(since)
+	var cpu, rss, hwm []float64
+	for i, n := range nodes {
+		after := readProcStat(b, n)
+		cpu = append(cpu, 100*float64(after.cpuTicks-before[i].cpuTicks)/clockTicks/window.Seconds())
+		rss = append(rss, float64(after.rssKiB)/1024)
+		hwm = append(hwm, float64(after.hwmKiB)/1024)
+	}
+	b.ReportMetric(mean(cpu), what+"-cpu-%/node")
+	b.ReportMetric(slices.Max(cpu), what+"-cpu-%-max")
+	b.ReportMetric(mean(rss), what+"-rss-MiB/node")
+	b.ReportMetric(slices.Max(rss), what+"-rss-MiB-max")
+	b.ReportMetric(slices.Max(hwm), what+"-hwm-MiB-max")
+	b.Logf("%s: CPU %% of a core per node %.2f", what, cpu)
 }
 
 // countWindow counts what enters each host over window.

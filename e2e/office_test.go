@@ -208,7 +208,7 @@ func startWaves(tb testing.TB, hosts []*netlab.Host, prefix string, wave int) ([
 			}
 		}
 		nodes = append(nodes, batch...)
-		waitSees(tb, 2*seeTimeout, nodes, nodes, "available")
+		waitSees(tb, 3*seeTimeout, nodes, nodes, "available")
 		for _, s := range batch {
 			var worst time.Duration
 			for _, o := range nodes {

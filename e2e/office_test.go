@@ -51,8 +51,8 @@ const (
 // log at info level: debug logging of 50 nodes costs CPU the timers need.
 func TestOfficeOf50(t *testing.T) {
 	began := time.Now()
-	lab := netlab.New(t, officeSize+1)
-	hosts := lab.Hosts[:officeSize]
+	lab := netlab.New(t, officeSize)
+	hosts := lab.Hosts
 	nodes, listed := startWaves(t, hosts, "o", officeWave)
 	// Registered after the nodes' own cleanups, so it runs before them:
 	// all stopped at once rather than one clean exit after another.

@@ -71,7 +71,7 @@ func TestOfficeOf50(t *testing.T) {
 	split := time.Now()
 	waitSees(t, 2*offlineWithin, left, right, "offline")
 	waitSees(t, 2*offlineWithin, right, left, "offline")
-	t.Logf("split 25/25 seen by both halves after %v", time.Since(split).Round(time.Millisecond))
+	t.Logf("split %d/%d seen by both halves after %v", len(left), len(right), time.Since(split).Round(time.Millisecond))
 	if err := seesState(left, left, "available"); err != nil {
 		t.Errorf("within the left half: %v", err)
 	}

@@ -138,7 +138,7 @@ func benchScale(b *testing.B, size int, window, settle time.Duration) {
 }
 
 // scaleWave is how many nodes BenchmarkScale starts at once: the next wave
-// starts once all list all (see TestOfficeOf50 for why not all at once).
+// starts once all list all (see TestOffice for why not all at once).
 const scaleWave = 10
 
 // readProcStats reads every node's CPU time and memory.

@@ -213,6 +213,7 @@ const clockTicks = 100
 type procStat struct {
 	cpuTicks int64 // utime + stime
 	rssKiB   int64 // VmRSS
+	hwmKiB   int64 // VmHWM, the most resident so far
 }
 
 // readProcStat reads the node process's CPU time and resident memory. The
@@ -244,17 +245,22 @@ func readProcStat(b *testing.B, n *node) procStat {
 	if err != nil {
 		b.Fatalf("%s: %v", n, err)
 	}
-	var rss int64 = -1
+	var rss, hwm int64 = -1, -1
 	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rss, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				b.Fatalf("%s: parse VmRSS %q: %v", n, v, err)
+		for _, f := range []struct {
+			key string
+			v   *int64
+		}{{"VmRSS:", &rss}, {"VmHWM:", &hwm}} {
+			if v, ok := strings.CutPrefix(line, f.key); ok {
+				*f.v, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					b.Fatalf("%s: parse %s %q: %v", n, f.key, v, err)
+				}
 			}
 		}
 	}
-	if rss < 0 {
-		b.Fatalf("%s: no VmRSS in /proc/%d/status", n, pid)
+	if rss < 0 || hwm < 0 {
+		b.Fatalf("%s: no VmRSS or VmHWM in /proc/%d/status", n, pid)
 	}
-	return procStat{cpuTicks: utime + stime, rssKiB: rss}
+	return procStat{cpuTicks: utime + stime, rssKiB: rss, hwmKiB: hwm}
 }

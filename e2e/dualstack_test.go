@@ -72,14 +72,16 @@ func TestHostOnTwoLANs(t *testing.T) {
 	if err := hC.FlushAddrs("eth0", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hC.Plug(lan2, "eth1"); err != nil {
+	c2, err := hC.Plug(lan2, "eth1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := hB.Plug(lan2, "eth1"); err != nil {
 		t.Fatal(err)
 	}
-	nodes := startNodes(t, []*netlab.Host{hA, hB, hC}, "alice", "bob", "carol")
-	alice, bob, carol := nodes[0], nodes[1], nodes[2]
+	nodes := startNodes(t, []*netlab.Host{hA, hB}, "alice", "bob")
+	alice, bob := nodes[0], nodes[1]
+	carol := startNode(t, hC, nodeOpts{name: "carol", addr: c2.String()})
 	for _, n := range []*node{alice, carol} {
 		waitFor(t, seeTimeout, func() error { return listsState(n, []*node{bob}, "available", true) })
 		waitFor(t, seeTimeout, func() error { return listsState(bob, []*node{n}, "available", true) })

@@ -3,6 +3,7 @@ package mesh
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,10 +18,17 @@ import (
 // peer table's Addr) and for memberlist's own packets and streams to
 // the peer (lanTransport). See the package doc, "Several addresses".
 
-// ownAddrs is this node's LAN addresses, with their prefixes; replaced
-// whole when the interfaces change.
+// IfaceAddr is one address of this node, with its prefix length and
+// the interface it is on (a link-local address's zone).
+type IfaceAddr struct {
+	Prefix netip.Prefix
+	Iface  string
+}
+
+// ownAddrs is this node's LAN addresses; replaced whole when the
+// interfaces change.
 type ownAddrs struct {
-	prefixes []netip.Prefix // link-local IPv6 ones carry their interface as zone
+	prefixes []IfaceAddr
 }
 
 // llZone is the zone for a peer's link-local address when this node has
@@ -29,11 +37,11 @@ type ownAddrs struct {
 func (o *ownAddrs) llZone() string {
 	zone := ""
 	for _, p := range o.prefixes {
-		if a := p.Addr(); a.Is6() && a.IsLinkLocalUnicast() && a.Zone() != "" {
-			if zone != "" && zone != a.Zone() {
+		if a := p.Prefix.Addr(); a.Is6() && a.IsLinkLocalUnicast() && p.Iface != "" {
+			if zone != "" && zone != p.Iface {
 				return ""
 			}
-			zone = a.Zone()
+			zone = p.Iface
 		}
 	}
 	return zone
@@ -43,10 +51,10 @@ func (o *ownAddrs) llZone() string {
 // interfaces (link-local IPv6 aside: every link has fe80::/64).
 func (o *ownAddrs) onLink(a netip.Addr) bool {
 	for _, p := range o.prefixes {
-		if p.Addr().IsLinkLocalUnicast() {
+		if p.Prefix.Addr().IsLinkLocalUnicast() {
 			continue
 		}
-		if p.Contains(a.WithZone("")) {
+		if p.Prefix.Contains(a.WithZone("")) {
 			return true
 		}
 	}
@@ -55,7 +63,8 @@ func (o *ownAddrs) onLink(a netip.Addr) bool {
 
 // pick chooses which of a peer's addresses to use: gossip is the one
 // memberlist has for it, listed the ones its signed metadata names. The
-// first one on a subnet this node is on wins, memberlist's first; then a
+// first one on a subnet this node is on wins, memberlist's first unless
+// stale; then a
 // link-local one, when the zone is known; then memberlist's, unless it
 // is loopback (a peer that started before its network came up) and the
 // peer lists another. A node without addresses of its own (bound to one
@@ -64,7 +73,13 @@ func (o *ownAddrs) pick(gossip netip.Addr, listed []netip.Addr, zones func(netip
 	if o == nil || len(o.prefixes) == 0 {
 		return gossip
 	}
+	// memberlist's address is the run's from its start; one its current
+	// list no longer holds is stale (a DHCP lease renewed to another
+	// address): the list comes first then.
 	all := append([]netip.Addr{gossip}, listed...)
+	if len(listed) > 0 && !slices.Contains(listed, gossip) {
+		all = append(slices.Clone(listed), gossip)
+	}
 	for _, a := range all {
 		if a.IsValid() && !a.IsLinkLocalUnicast() && o.onLink(a) {
 			return a
@@ -101,7 +116,7 @@ func (o *ownAddrs) metaAddrs() [MaxMetaAddrs]netip.Addr {
 	n := 0
 	for _, ll := range []bool{false, true} {
 		for _, p := range o.prefixes {
-			a := p.Addr().WithZone("").Unmap()
+			a := p.Prefix.Addr().WithZone("").Unmap()
 			if a.IsLinkLocalUnicast() != ll || !validMetaAddr(a) || n == len(out) {
 				continue
 			}
@@ -126,7 +141,7 @@ func (o *ownAddrs) has(a netip.Addr) bool {
 		return true
 	}
 	for _, p := range o.prefixes {
-		if p.Addr().WithZone("") == a.WithZone("") {
+		if p.Prefix.Addr() == a.WithZone("") {
 			return true
 		}
 	}
@@ -148,13 +163,13 @@ type routes struct {
 	own   *ownAddrs
 }
 
-func newRoutes(own []netip.Prefix) *routes {
+func newRoutes(own []IfaceAddr) *routes {
 	return &routes{runs: make(map[string]netip.Addr), zones: make(map[netip.Addr]string), own: &ownAddrs{prefixes: own}}
 }
 
-func (r *routes) setOwn(p []netip.Prefix) {
+func (r *routes) setOwn(p []IfaceAddr) {
 	r.mu.Lock()
-	r.own = &ownAddrs{prefixes: append([]netip.Prefix(nil), p...)}
+	r.own = &ownAddrs{prefixes: append([]IfaceAddr(nil), p...)}
 	r.mu.Unlock()
 }
 

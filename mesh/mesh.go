@@ -45,11 +45,11 @@ type Config struct {
 	// AdvertiseAddr is the address other peers are told to use; it must
 	// be reachable by them (never loopback on a real LAN).
 	AdvertiseAddr netip.Addr
-	// Addrs are every LAN address of this node with its prefix
-	// (link-local IPv6 ones zoned), best first: listed in the signed
+	// Addrs are every LAN address of this node with its prefix and
+	// interface, best first: listed in the signed
 	// metadata, and used to pick which of a peer's addresses to reach it
 	// on (lan.go). Empty: AdvertiseAddr alone. SetAddrs changes them.
-	Addrs []netip.Prefix
+	Addrs []IfaceAddr
 	// GossipPort and TLSPort are the preferred ports; 0 means any.
 	GossipPort int
 	TLSPort    int
@@ -440,7 +440,7 @@ func (m *Mesh) updateMeta(f func(*Meta)) error {
 // SetAddrs replaces this node's LAN addresses (an interface came or went,
 // DHCP gave a new lease) and tells the network: the signed metadata lists
 // them from now on. memberlist's own address stays that of the start.
-func (m *Mesh) SetAddrs(addrs []netip.Prefix) error {
+func (m *Mesh) SetAddrs(addrs []IfaceAddr) error {
 	m.routes.setOwn(addrs)
 	return m.updateMeta(func(*Meta) {})
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"lanchat/mesh"
 )
 
 // chooseAddr picks the address memberlist advertises (the node's
@@ -51,8 +53,8 @@ func chooseAddr(bind string, named []string) (addr netip.Addr, ifi *net.Interfac
 }
 
 // lanIface is one interface of the address set and its addresses:
-// IPv4 (private or global), IPv6 ULA and global, and IPv6 link-local with
-// the interface as zone.
+// IPv4 (private or global), IPv6 ULA and global, and IPv6 link-local
+// (whose zone is Name).
 type lanIface struct {
 	Name     string
 	Index    int
@@ -132,7 +134,7 @@ func scanInterfaces(named []string) (addrSet, error) {
 }
 
 // lanPrefixes lists an interface's usable addresses, IPv4 first, then
-// IPv6 ULA and global, then link-local (zoned).
+// IPv6 ULA and global, then link-local.
 func lanPrefixes(fi *net.Interface) []netip.Prefix {
 	addrs, err := fi.Addrs()
 	if err != nil {
@@ -152,7 +154,7 @@ func lanPrefixes(fi *net.Interface) []netip.Prefix {
 		case ip.Is4():
 			v4 = append(v4, netip.PrefixFrom(ip, pfx.Bits()))
 		case ip.IsLinkLocalUnicast():
-			ll = append(ll, netip.PrefixFrom(ip.WithZone(fi.Name), pfx.Bits()))
+			ll = append(ll, netip.PrefixFrom(ip, pfx.Bits())) // its zone is the interface's name
 		default:
 			v6 = append(v6, netip.PrefixFrom(ip, pfx.Bits()))
 		}
@@ -161,10 +163,12 @@ func lanPrefixes(fi *net.Interface) []netip.Prefix {
 }
 
 // prefixes is every address of the set, interface by interface.
-func (s addrSet) prefixes() []netip.Prefix {
-	var out []netip.Prefix
+func (s addrSet) prefixes() []mesh.IfaceAddr {
+	var out []mesh.IfaceAddr
 	for _, u := range s.Used {
-		out = append(out, u.Prefixes...)
+		for _, p := range u.Prefixes {
+			out = append(out, mesh.IfaceAddr{Prefix: p, Iface: u.Name})
+		}
 	}
 	return out
 }

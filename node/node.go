@@ -47,8 +47,10 @@ type Node struct {
 	warn    string // about the address chosen, published once the node is up
 	wide    bool   // listening on every address (no --bind): the address set is in use
 	netMu   sync.Mutex
-	set     addrSet  // the LAN interfaces in use, as last seen (guarded by netMu)
-	seeds   []string // the --join seeds of this run: given, or remembered (peers.json)
+	set     addrSet // the LAN interfaces in use, as last seen (guarded by netMu)
+	// netChanged (buffered 1) tells discovery that set changed.
+	netChanged chan struct{}
+	seeds      []string // the --join seeds of this run: given, or remembered (peers.json)
 
 	lock  *os.File
 	st    *store.Store
@@ -87,7 +89,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, hub: newHub(), runDone: make(chan struct{}), readyCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, hub: newHub(), runDone: make(chan struct{}), readyCh: make(chan struct{}), netChanged: make(chan struct{}, 1)}
 	if err := n.build(); err != nil {
 		n.free()
 		return nil, err
@@ -362,6 +364,9 @@ func (n *Node) serve(ctx context.Context) error {
 	if n.warn != "" {
 		n.warning(n.warn)
 	}
+	if n.wide {
+		loop("interface watch", n.watchInterfaces)
+	}
 	if !cfg.NoMDNS {
 		n.startDiscovery(loop, gport, tport)
 	}
@@ -370,10 +375,9 @@ func (n *Node) serve(ctx context.Context) error {
 
 // startDiscovery runs mDNS on every interface of the address set, one
 // browser each (a link-local address means something only on its own
-// link, and each link is answered with its own addresses), and, while
-// listening wide, watches the interfaces: a change (an address, an
-// interface, a cable) updates the signed metadata and restarts the
-// browsers of the interfaces that changed.
+// link, and each link is answered with its own addresses); when the set
+// changes (watchInterfaces), the browsers of the interfaces that changed
+// start again, with their new addresses, announcing and querying anew.
 func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gport, tport int) {
 	loop("mDNS discovery", func(ctx context.Context) error {
 		run := map[string]*ifaceBrowser{} // by interface name
@@ -405,36 +409,50 @@ func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gp
 			}
 		}
 		reconcile(n.addrSet())
-		if !n.wide {
-			<-ctx.Done()
-			return nil
-		}
-		t := time.NewTicker(ifaceScanInterval)
-		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-t.C:
+			case <-n.netChanged:
+				reconcile(n.addrSet())
 			}
-			set, err := scanInterfaces(n.cfg.Iface)
-			if err != nil {
-				continue
-			}
-			n.netMu.Lock()
-			changed := set.key() != n.set.key()
-			n.set = set
-			n.netMu.Unlock()
-			if !changed {
-				continue
-			}
-			n.log.Info("network interfaces changed", "addrs", fmt.Sprint(set.prefixes()))
-			if err := n.mesh.SetAddrs(set.prefixes()); err != nil {
-				n.log.Warn("cannot announce the new addresses", "err", err)
-			}
-			reconcile(set)
 		}
 	})
+}
+
+// watchInterfaces looks at the interfaces every ifaceScanInterval while
+// the node listens wide; on a change (an address, an interface, a cable)
+// it updates the signed metadata, so that peers learn the new addresses,
+// and wakes discovery.
+func (n *Node) watchInterfaces(ctx context.Context) error {
+	t := time.NewTicker(ifaceScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		set, err := scanInterfaces(n.cfg.Iface)
+		if err != nil {
+			continue
+		}
+		n.netMu.Lock()
+		changed := set.key() != n.set.key()
+		n.set = set
+		n.netMu.Unlock()
+		if !changed {
+			continue
+		}
+		n.log.Info("network interfaces changed", "addrs", fmt.Sprint(set.prefixes()))
+		if err := n.mesh.SetAddrs(set.prefixes()); err != nil {
+			n.log.Warn("cannot announce the new addresses", "err", err)
+		}
+		select {
+		case n.netChanged <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // ifaceScanInterval is how often the interfaces are looked at: a Wi-Fi

@@ -115,7 +115,8 @@
 // lists up to MaxMetaAddrs more, re-signed when the interfaces change. The
 // peer table keeps, per peer, the one address this node uses (lan.go,
 // ownAddrs.pick): on a subnet of this node's first, then link-local with
-// a known zone, then memberlist's. Everything else follows that one
+// a known zone (the interface mDNS heard it on; a link-local address
+// alone says nothing of the link), then memberlist's. Everything else follows that one
 // address, so a peer seen on two addresses is one entry that does not flap
 // between them: verification, reconnect dials, remembered addresses and
 // memberlist's own traffic, which goes through lanTransport (memberlist's

@@ -65,7 +65,9 @@ func (o *ownAddrs) onLink(a netip.Addr) bool {
 // memberlist has for it, listed the ones its signed metadata names. The
 // first one on a subnet this node is on wins, memberlist's first unless
 // stale; then a
-// link-local one, when the zone is known; then memberlist's, unless it
+// link-local one, when its zone is known: heard by mDNS on one of our
+// interfaces, or, for a peer memberlist knows by a link-local address,
+// our only link; then memberlist's, unless it
 // is loopback (a peer that started before its network came up) and the
 // peer lists another. A node without addresses of its own (bound to one
 // address, as tests are) keeps memberlist's.
@@ -94,7 +96,10 @@ func (o *ownAddrs) pick(gossip netip.Addr, listed []netip.Addr, zones func(netip
 			if zones != nil {
 				z = zones(a)
 			}
-			if z == "" {
+			if z == "" && gossip.IsLinkLocalUnicast() {
+				// A peer of link-local addresses only: on our only link,
+				// if we have one. Otherwise a link-local address says
+				// nothing of where the peer is: every link has fe80::/64.
 				z = o.llZone()
 			}
 			if z != "" {

@@ -49,6 +49,7 @@ func TestPickAddr(t *testing.T) {
 		{"link-local with our only link's zone", llOnly, a("fe80::3"), addrs("fe80::3"), nil, a("fe80::3%eth0")},
 		{"link-local on two links: the zone discovery heard", llTwo, a("fe80::3"), addrs("fe80::3"), map[netip.Addr]string{a("fe80::3"): "eth1"}, a("fe80::3%eth1")},
 		{"link-local on two links, zone unknown: memberlist's", llTwo, a("fe80::3"), addrs("fe80::3"), nil, a("fe80::3")},
+		{"a link-local address of a peer on another LAN is not guessed on", llOnly, a("10.99.1.2"), addrs("10.99.1.2", "fe80::3"), nil, a("10.99.1.2")},
 		{"no shared LAN: memberlist's", twoLANs, a("192.168.5.5"), addrs("192.168.5.5"), nil, a("192.168.5.5")},
 		{"started before its network: not loopback", twoLANs, a("127.0.0.1"), addrs("192.168.5.5"), nil, a("192.168.5.5")},
 		{"no addresses of our own (bound to one)", &ownAddrs{}, a("127.0.0.1"), addrs("10.99.1.2"), nil, a("127.0.0.1")},

@@ -442,7 +442,21 @@ func (m *Mesh) updateMeta(f func(*Meta)) error {
 // them from now on. memberlist's own address stays that of the start.
 func (m *Mesh) SetAddrs(addrs []IfaceAddr) error {
 	m.routes.setOwn(addrs)
-	return m.updateMeta(func(*Meta) {})
+	err := m.updateMeta(func(*Meta) {})
+	m.mu.Lock()
+	ml := m.ml
+	m.mu.Unlock()
+	if ml != nil {
+		// Each peer's address is picked again from what memberlist holds
+		// (a LAN this node just joined may reach one it could not): the
+		// table takes the same metadata again, and only a new pick shows.
+		for _, n := range ml.Members() {
+			if n.Name != m.member {
+				m.q.push(copyNode(evUpdate, n))
+			}
+		}
+	}
+	return err
 }
 
 // validPresence checks what a user may set, before it is signed.

@@ -109,8 +109,9 @@
 //
 // A node may be on several LANs (Ethernet and Wi-Fi, two VLANs), on IPv6
 // only, or on link-local addresses only. It listens on every address
-// ([::]) and takes streams only at the addresses of its LAN interfaces
-// (Config.Addrs, SetAddrs) and loopback. memberlist holds one address per
+// ([::]) and takes TLS streams only at the addresses of its LAN interfaces
+// (Config.Addrs, SetAddrs) and loopback; memberlist's packets, whose
+// claims are signed, it takes at any. memberlist holds one address per
 // run, fixed at its start (Config.AdvertiseAddr); the signed metadata
 // lists up to MaxMetaAddrs more, re-signed when the interfaces change. The
 // peer table keeps, per peer, the one address this node uses (lan.go,

@@ -66,6 +66,17 @@
 // drop the records, and hand on no candidate for them. Departures are
 // still told by gossip; the goodbye is for mDNS caches.
 //
+// Interfaces. An MDNS works on one interface (Config.Iface); lanchat runs
+// one per LAN interface, each advertising that interface's addresses, so
+// that each link is answered with addresses that mean something on it
+// (link-local ones above all). On Linux their group sockets set
+// IP_MULTICAST_ALL and IPV6_MULTICAST_ALL off: by default a socket bound to
+// port 5353 is handed the group's packets from every interface any socket
+// of the machine joined it on, and each responder would hear, and answer,
+// every link. On an interface without an IPv4 address (an IPv6-only LAN)
+// everything goes over IPv6: the IPv4 group cannot be joined there, and an
+// IPv4 query could leave with no source address, unheard, without failing.
+//
 // Queries. A node asks:
 //
 //	question  _lanchat._tcp.local.  PTR  IN   (QU bit clear)
@@ -74,7 +85,8 @@
 //	          is more than half left, with the TTL left (§7.1), as many
 //	          as fit in 1400 bytes
 //	to        224.0.0.251:5353 from an ephemeral UDP port
-//	          ([ff02::fb]:5353 when IPv4 multicast is unavailable)
+//	          ([ff02::fb]:5353 when IPv4 multicast is unavailable, and
+//	          on an interface without IPv4)
 //
 // three times 250 ms apart at start, then after 10 seconds; while mesh
 // gossip holds the cluster (the node knows live peers) each gap doubles, up

@@ -361,6 +361,14 @@ func (m *MDNS) window(interval time.Duration) time.Duration {
 // responder listening on both families would answer twice. IPv6 is the
 // fallback when IPv4 fails.
 func (m *MDNS) browse(ctx context.Context, out chan<- answer, window time.Duration) error {
+	if m.cfg.Iface != nil && !hasIPv4(m.cfg.Iface) {
+		// An IPv6-only link: an IPv4 query could leave with no source
+		// address and be heard by no one, and never fail over.
+		if err := m.query(ctx, out, window, true); err != nil && ctx.Err() == nil {
+			return m.classify(fmt.Errorf("send mdns query: %w", err))
+		}
+		return nil
+	}
 	err := m.query(ctx, out, window, false)
 	if err == nil || ctx.Err() != nil {
 		return nil
@@ -369,6 +377,20 @@ func (m *MDNS) browse(ctx context.Context, out chan<- answer, window time.Durati
 		return nil
 	}
 	return m.classify(fmt.Errorf("send mdns query: %w", err))
+}
+
+// hasIPv4 reports whether ifi has an IPv4 address.
+func hasIPv4(ifi *net.Interface) bool {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return true // unknown: IPv4 first, as ever
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // deliver turns answers into candidates and hands the valid ones to found.

@@ -346,10 +346,12 @@ func (m *MDNS) startResponder(out chan<- answer) (*responder, error) {
 		answers: bucket{rate: answerRate, tokens: answerRate}, heard: bucket{rate: announceRate, tokens: announceRate}}
 	c4, err4 := net.ListenMulticastUDP("udp4", m.cfg.Iface, groupV4)
 	if err4 == nil {
+		onlyOwnGroups(c4, false)
 		r.conns = append(r.conns, c4)
 	}
 	c6, err6 := net.ListenMulticastUDP("udp6", m.cfg.Iface, groupV6)
 	if err6 == nil {
+		onlyOwnGroups(c6, true)
 		r.conns = append(r.conns, c6)
 	}
 	if len(r.conns) == 0 {

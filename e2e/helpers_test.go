@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,6 +107,10 @@ type nodeOpts struct {
 	dataDir  string   // --data-dir; a new temporary directory if empty
 	args     []string // more global flags (--no-mdns, --join …)
 	logLevel string   // --log-level; "debug" if empty
+	// addr is the address the ready line must give; empty: the host's
+	// IPv4 address, or its IPv6 one in a lab without IPv4, or any in a
+	// link-local-only lab.
+	addr string
 }
 
 // node is a running `lanchat run --json` process on a lab host.
@@ -113,6 +119,7 @@ type node struct {
 	host    *netlab.Host
 	name    string
 	dataDir string
+	addr    string    // the address the ready line must give
 	ready   event     // the first line; zero until it arrived
 	started time.Time // just before the process was started
 
@@ -175,6 +182,7 @@ func launchNode(t testing.TB, h *netlab.Host, o nodeOpts) *node {
 		host:     h,
 		name:     o.name,
 		dataDir:  o.dataDir,
+		addr:     o.addr,
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
@@ -274,10 +282,20 @@ func (n *node) waitReady(timeout time.Duration) error {
 			if first.Type != "ready" {
 				return fmt.Errorf("%s: first line is %s, want a ready event", n, first.raw)
 			}
-			if len(first.ID) != 52 || first.Name != n.name || first.Addr != n.host.Addr.String() ||
+			want := n.addr
+			switch {
+			case want != "":
+			case n.host.Addr.IsValid():
+				want = n.host.Addr.String()
+			case n.host.Addr6.IsValid():
+				want = n.host.Addr6.String()
+			default:
+				want = first.Addr
+			}
+			if len(first.ID) != 52 || first.Name != n.name || first.Addr != want ||
 				first.GossipPort <= 0 || first.Port <= 0 || first.Control == "" {
 				return fmt.Errorf("%s: bad ready line %s (want a 52-character id, name %q, addr %s, both ports, control)",
-					n, first.raw, n.name, n.host.Addr)
+					n, first.raw, n.name, want)
 			}
 			n.ready = *first
 			return nil
@@ -313,7 +331,9 @@ func (n *node) String() string { return n.name + "@" + n.host.Name }
 func (n *node) id() string { return n.ready.ID }
 
 // gossipAddr is host:port of the node's gossip, for --join.
-func (n *node) gossipAddr() string { return fmt.Sprintf("%s:%d", n.ready.Addr, n.ready.GossipPort) }
+func (n *node) gossipAddr() string {
+	return net.JoinHostPort(n.ready.Addr, strconv.Itoa(n.ready.GossipPort))
+}
 
 // exited reports whether the process has ended.
 func (n *node) exited() bool {

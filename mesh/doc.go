@@ -104,4 +104,33 @@
 // this node's direct probes for two probe rounds, nor a handshake, is
 // shown as Unreachable (seen by others, not reached from here) until it
 // answers again (reach.go); it costs no packet while probes are answered.
+//
+// # Several addresses
+//
+// A node may be on several LANs (Ethernet and Wi-Fi, two VLANs), on IPv6
+// only, or on link-local addresses only. It listens on every address
+// ([::]) and takes TLS streams only at the addresses of its LAN interfaces
+// (Config.Addrs, SetAddrs) and loopback; memberlist's packets, whose
+// claims are signed, it takes at any. memberlist holds one address per
+// run, fixed at its start (Config.AdvertiseAddr); the signed metadata
+// lists up to MaxMetaAddrs more, re-signed when the interfaces change. The
+// peer table keeps, per peer, the one address this node uses (lan.go,
+// ownAddrs.pick): on a subnet of this node's first, then link-local with
+// a known zone (the interface mDNS heard it on; a link-local address
+// alone says nothing of the link), then memberlist's. Everything else follows that one
+// address, so a peer seen on two addresses is one entry that does not flap
+// between them: verification, reconnect dials, remembered addresses and
+// memberlist's own traffic, which goes through lanTransport (memberlist's
+// NodeAwareTransport, wrapping its NetTransport): each packet or stream
+// to a known run goes to the address picked for it, and a join by a
+// link-local address gets the zone of the interface discovery heard it
+// on (memberlist cannot parse zones). A peer whose addresses are all on a
+// LAN this node is not on keeps memberlist's address; its probes fail,
+// others' indirect probes keep it alive, and reach.go shows it
+// unreachable from here, even though no handshake could ever verify it.
+//
+// A peer that started before its network came up advertises 127.0.0.1 to
+// memberlist for its whole run; its list, once it has addresses, is what
+// others use. Picking is by subnet, not by a probe of each address: on a
+// LAN, the subnets an interface is on are the hosts it reaches directly.
 package mesh

@@ -19,6 +19,11 @@ func (m *Mesh) AddCandidate(id string, addr string) {
 	if id == m.id {
 		return
 	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() != "" {
+		// memberlist cannot parse a zone; the transport puts it back.
+		m.routes.learnZone(ap.Addr())
+		addr = netip.AddrPortFrom(ap.Addr().WithZone(""), ap.Port()).String()
+	}
 	if id != "" {
 		m.mu.Lock()
 		e := m.table.peers[id]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/netip"
 	"syscall"
@@ -116,10 +117,46 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	if err := applyNetwork(c, m.cfg.Network); err != nil {
 		return nil, err
 	}
+	nt, err := newNetTransport(c)
+	if err != nil {
+		return nil, err
+	}
+	c.Transport = &lanTransport{NetTransport: nt, r: m.routes}
 	m.mu.Lock()
 	m.mlConf = c
 	m.mu.Unlock()
-	return memberlist.Create(c)
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		nt.Shutdown()
+	}
+	return ml, err
+}
+
+// newNetTransport makes memberlist's own transport as memberlist.Create
+// would (lanTransport wraps it), on c's bind address and port; port 0
+// takes a free one, written back to c.
+func newNetTransport(c *memberlist.Config) (*memberlist.NetTransport, error) {
+	nc := &memberlist.NetTransportConfig{
+		BindAddrs: []string{c.BindAddr},
+		BindPort:  c.BindPort,
+		Logger:    log.New(c.LogOutput, "", log.LstdFlags),
+	}
+	tries := 1
+	if c.BindPort == 0 {
+		tries = 10 // TCP and UDP must get the same free port: it may race
+	}
+	var err error
+	for range tries {
+		var nt *memberlist.NetTransport
+		if nt, err = memberlist.NewNetTransport(nc); err == nil {
+			if c.BindPort == 0 {
+				c.BindPort = nt.GetAutoBindPort()
+				c.AdvertisePort = c.BindPort
+			}
+			return nt, nil
+		}
+	}
+	return nil, fmt.Errorf("could not set up network transport: %w", err)
 }
 
 // signedMeta is this run's metadata, signed for the address memberlist
@@ -134,6 +171,7 @@ func (m *Mesh) signedMeta() []byte {
 			return nil
 		}
 		m.meta.Gossip = netip.AddrPortFrom(m.cfg.AdvertiseAddr.Unmap(), uint16(m.mlConf.AdvertisePort))
+		m.meta.Addrs = m.routes.ownAddrs().metaAddrs()
 		b, err := m.meta.Sign(m.member, m.cfg.Identity.Key)
 		if err != nil {
 			m.log.Error("cannot sign this node's metadata", "err", err)

@@ -45,6 +45,11 @@ type Config struct {
 	// AdvertiseAddr is the address other peers are told to use; it must
 	// be reachable by them (never loopback on a real LAN).
 	AdvertiseAddr netip.Addr
+	// Addrs are every LAN address of this node with its prefix and
+	// interface, best first: listed in the signed
+	// metadata, and used to pick which of a peer's addresses to reach it
+	// on (lan.go). Empty: AdvertiseAddr alone. SetAddrs changes them.
+	Addrs []IfaceAddr
 	// GossipPort and TLSPort are the preferred ports; 0 means any.
 	GossipPort int
 	TLSPort    int
@@ -210,6 +215,7 @@ type Mesh struct {
 	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
 	acks          ackTimes                         // direct probe acks, for reachability (reach.go)
 	dirs          dirGate                          // directory replies being written
+	routes        *routes                          // this node's addresses, and the one picked for each peer run (lan.go)
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
 	once          sync.Once                        // makes Close idempotent
@@ -292,7 +298,11 @@ func New(cfg Config) (*Mesh, error) {
 			base: reconnectBaseDelay, maxDelay: reconnectMaxDelay, gap: cfg.ReconnectInterval,
 			horizon: cfg.ReconnectHorizon, maxInFlight: reconnectInFlight,
 		}, mathrand.Float64),
-		done: make(chan struct{}),
+		done:   make(chan struct{}),
+		routes: newRoutes(cfg.Addrs),
+	}
+	m.table.pick = func(gossip netip.Addr, listed []netip.Addr) netip.Addr {
+		return m.routes.ownAddrs().pick(gossip, listed, m.routes.zone)
 	}
 	m.gate = newGate(m.member, m.id, gateLimits{maxPeers: cfg.MaxPeers, maxUnverified: cfg.MaxUnverified, maxPerAddr: cfg.MaxPerAddr}, m.q)
 	m.dials = newAddrLimiter(cfg.DialsPerAddr, cfg.DialBurst)
@@ -427,6 +437,28 @@ func (m *Mesh) updateMeta(f func(*Meta)) error {
 	return ml.UpdateNode(m.cfg.LeaveTimeout)
 }
 
+// SetAddrs replaces this node's LAN addresses (an interface came or went,
+// DHCP gave a new lease) and tells the network: the signed metadata lists
+// them from now on. memberlist's own address stays that of the start.
+func (m *Mesh) SetAddrs(addrs []IfaceAddr) error {
+	m.routes.setOwn(addrs)
+	err := m.updateMeta(func(*Meta) {})
+	m.mu.Lock()
+	ml := m.ml
+	m.mu.Unlock()
+	if ml != nil {
+		// Each peer's address is picked again from what memberlist holds
+		// (a LAN this node just joined may reach one it could not): the
+		// table takes the same metadata again, and only a new pick shows.
+		for _, n := range ml.Members() {
+			if n.Name != m.member {
+				m.q.push(copyNode(evUpdate, n))
+			}
+		}
+	}
+	return err
+}
+
 // validPresence checks what a user may set, before it is signed.
 func validPresence(m Meta) error {
 	if err := ValidName(m.Name); err != nil {
@@ -541,6 +573,18 @@ func (m *Mesh) processEvents(ctx context.Context) {
 		now := time.Now()
 		r := m.table.apply(ev, now)
 		m.members.Store(int32(m.table.live))
+		if id, ok := splitMember(ev.name); ok && (ev.kind == evJoin || ev.kind == evUpdate || ev.kind == evMeta) {
+			if e := m.table.peers[id]; e != nil && e.member == ev.name {
+				m.routes.setRun(e.member, e.Addr)
+			}
+		}
+		if len(r.forgot) > 0 {
+			keep := make(map[string]bool, len(m.table.peers))
+			for _, e := range m.table.peers {
+				keep[e.member] = true
+			}
+			m.routes.keepRuns(keep)
+		}
 		if r.event != nil {
 			m.scheduleReconnect(*r.event, now)
 			m.remember(r.event.Peer, now)

@@ -21,6 +21,9 @@ const (
 	MaxNameLen   = 64  // bytes of display name
 	MaxStatusLen = 160 // bytes of status text
 	MaxMetaLen   = 512 // memberlist.MetaMaxSize
+	// MaxMetaAddrs bounds the addresses a node lists in its metadata:
+	// eight IPv6 addresses fit beside the longest name and status.
+	MaxMetaAddrs = 8
 )
 
 // State is a person's availability as others see it.
@@ -66,11 +69,15 @@ type Meta struct {
 	// Seq counts this run's metadata, from 1, one more at each change: a
 	// receiver never takes a lower one after a higher one (a replay).
 	Seq    uint32
-	State  State                       // Available, Away or Busy
-	Name   string                      // display name
-	Status string                      // status text
-	Gossip netip.AddrPort              // the memberlist address this run advertises
-	Key    [ed25519.PublicKeySize]byte // the identity's public key; filled by Sign and DecodeMeta
+	State  State          // Available, Away or Busy
+	Name   string         // display name
+	Status string         // status text
+	Gossip netip.AddrPort // the memberlist address this run advertises
+	// Addrs are every address the node is reachable on (all its LAN
+	// interfaces, IPv4 and IPv6, link-local without a zone), best first;
+	// the zero Addr ends the list. An array keeps Meta comparable.
+	Addrs [MaxMetaAddrs]netip.Addr
+	Key   [ed25519.PublicKeySize]byte // the identity's public key; filled by Sign and DecodeMeta
 }
 
 const (
@@ -96,11 +103,13 @@ var ErrMetaSignature = fmt.Errorf("%w: bad signature", ErrMeta)
 //	'L' | meta version (2) | proto | TLS port (u16 BE) | started (i64 BE, unix ms) |
 //	seq (u32 BE) | state | name length (u8) | name | status length (u8) | status |
 //	gossip address length (u8: 4 or 16) | address | gossip port (u16 BE) |
+//	address count (u8, 0 to 8) | per address: length (u8: 4 or 16) | address |
 //	public key (32) | signature (64)
 //
 // The signature (Ed25519) covers metaContext, the member name's length
 // (u8) and the member name, then every byte before the signature. Bytes
-// between the gossip port and the key are reserved for later versions.
+// between the address list and the key are reserved for later versions;
+// metadata that ends at the gossip port (older builds) has no list.
 func (m Meta) Sign(member string, key ed25519.PrivateKey) ([]byte, error) {
 	copy(m.Key[:], key.Public().(ed25519.PublicKey))
 	body, err := m.body()
@@ -145,8 +154,36 @@ func (m Meta) body() ([]byte, error) {
 	b = append(b, byte(len(ab)))
 	b = append(b, ab...)
 	b = binary.BigEndian.AppendUint16(b, m.Gossip.Port())
+	addrs := m.AddrList()
+	b = append(b, byte(len(addrs)))
+	for _, a := range addrs {
+		if !validMetaAddr(a) {
+			return nil, fmt.Errorf("%w: address %v", ErrMeta, a)
+		}
+		s := a.AsSlice()
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
 	b = append(b, m.Key[:]...)
 	return b, nil
+}
+
+// AddrList is Addrs up to its first zero Addr.
+func (m Meta) AddrList() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range m.Addrs {
+		if !a.IsValid() {
+			break
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// validMetaAddr: an address another host could reach, as it travels
+// (IPv4 as 4 bytes, no zone).
+func validMetaAddr(a netip.Addr) bool {
+	return a.IsValid() && !a.Is4In6() && a.Zone() == "" && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback()
 }
 
 func signedMeta(member string, body []byte) []byte {
@@ -198,6 +235,24 @@ func DecodeMeta(b []byte) (Meta, error) {
 		return m, fmt.Errorf("%w: gossip address of %d bytes", ErrMeta, len(ab))
 	}
 	m.Gossip = netip.AddrPortFrom(addr, binary.BigEndian.Uint16(rest[:2]))
+	if rest = rest[2:]; len(rest) > 0 {
+		n := int(rest[0])
+		if n > MaxMetaAddrs {
+			return m, fmt.Errorf("%w: %d addresses, at most %d", ErrMeta, n, MaxMetaAddrs)
+		}
+		rest = rest[1:]
+		for i := range n {
+			var ab []byte
+			if ab, rest, ok = lenPrefixed(rest); !ok {
+				return m, fmt.Errorf("%w: truncated address list", ErrMeta)
+			}
+			a, ok := netip.AddrFromSlice(ab)
+			if !ok || len(ab) != 4 && len(ab) != 16 || !validMetaAddr(a) {
+				return m, fmt.Errorf("%w: bad address in the list", ErrMeta)
+			}
+			m.Addrs[i] = a
+		}
+	}
 	m.Name, m.Status = string(name), string(status)
 	if m.State > Busy {
 		return m, fmt.Errorf("%w: state %d", ErrMeta, b[17])

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/memberlist"
@@ -117,6 +118,9 @@ func TestMetaFitsInMemberlistsLimit(t *testing.T) {
 		Name:   string(bytes.Repeat([]byte("n"), MaxNameLen)),
 		Status: string(bytes.Repeat([]byte("s"), MaxStatusLen)),
 		Gossip: netip.MustParseAddrPort("[2001:db8::1]:65535")}
+	for i := range m.Addrs {
+		m.Addrs[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 2)})
+	}
 	b, err := m.Sign(runOf(fuzzIdentity.ID, 1<<63), fuzzIdentity.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -153,5 +157,66 @@ func TestUnsignedAndGarbageMetaAreRefused(t *testing.T) {
 	}
 	if _, err := VerifyMeta(runOf(id.ID, 2), good); !errors.Is(err, ErrMetaSignature) {
 		t.Errorf("metadata of one run under another's name: %v", err)
+	}
+}
+
+// The address list travels signed and comes back as it went; metadata
+// of an older build (no list) still decodes, with none; a list that
+// lies about its length or holds an address nobody could reach refuses
+// the whole metadata.
+func TestMetaAddressList(t *testing.T) {
+	id := testIdentity(t)
+	member := runOf(id.ID, 1)
+	m := testMeta()
+	m.Gossip = netip.MustParseAddrPort("10.0.0.5:7480")
+	want := []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("fd00::5"), netip.MustParseAddr("fe80::5")}
+	copy(m.Addrs[:], want)
+	b, err := m.Sign(member, id.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := VerifyMeta(member, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.AddrList(), want) {
+		t.Fatalf("addresses %v, want %v", got.AddrList(), want)
+	}
+
+	old := m
+	old.Addrs = [MaxMetaAddrs]netip.Addr{}
+	body, err := old.Sign(member, id.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An older build ends at the gossip port: cut the empty list's count.
+	tail := body[len(body)-metaTail:]
+	legacy := append(bytes.Clone(body[:len(body)-metaTail-1]), tail[:ed25519.PublicKeySize]...)
+	legacy = append(legacy, ed25519.Sign(id.Key, signedMeta(member, legacy))...)
+	if lm, err := VerifyMeta(member, legacy); err != nil || len(lm.AddrList()) != 0 {
+		t.Fatalf("metadata without a list: %v, %v", lm.AddrList(), err)
+	}
+
+	for name, a := range map[string]netip.Addr{
+		"loopback": netip.MustParseAddr("127.0.0.1"), "multicast": netip.MustParseAddr("ff02::fb"),
+		"unspecified": netip.IPv6Unspecified(), "zoned": netip.MustParseAddr("fe80::1%eth0"),
+	} {
+		bad := m
+		bad.Addrs[1] = a
+		if _, err := bad.Sign(member, id.Key); err == nil {
+			t.Errorf("%s address signed", name)
+		}
+	}
+	// A count past the cap, forged by a key holder: refused when read.
+	forged := bytes.Clone(b[:len(b)-metaTail])
+	i := bytes.Index(forged, []byte{4, 10, 0, 0, 5, 4, 10, 1, 0, 5}) - 1 // the count before the list
+	if i < 0 || forged[i] != byte(len(want)) {
+		t.Fatalf("no list count at %d", i)
+	}
+	forged[i] = MaxMetaAddrs + 1
+	forged = append(forged, b[len(b)-metaTail:len(b)-ed25519.SignatureSize]...)
+	forged = append(forged, ed25519.Sign(id.Key, signedMeta(member, forged))...)
+	if _, err := VerifyMeta(member, forged); err == nil {
+		t.Error("a list of more than MaxMetaAddrs addresses decoded")
 	}
 }

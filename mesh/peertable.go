@@ -23,6 +23,10 @@ type peerTable struct {
 	peers   map[string]*entry    // every peer seen since start, by peer id
 	leaving map[string]time.Time // runs (member names) that announced a leave, and when
 	live    int                  // live members, this node included; sizes gossip retransmits
+	// pick chooses, from the address memberlist has for a run and the
+	// ones its metadata lists, the one this node uses (lan.go); nil
+	// keeps memberlist's.
+	pick func(gossip netip.Addr, listed []netip.Addr) netip.Addr
 }
 
 // entry is one peer and the run of it the table follows.
@@ -101,6 +105,13 @@ func (t *peerTable) applyChecked(ev memberEvent, now time.Time, checked bool) ap
 		meta, err := DecodeMeta(ev.meta)
 		if err != nil {
 			return applied{refused: fmt.Errorf("peer %s: %w", ShortID(id), err)}
+		}
+		if t.pick != nil {
+			// One peer, whichever of its addresses reaches it: the rest
+			// of the table sees only the one this node uses.
+			if a := t.pick(ev.addr, meta.AddrList()); a.IsValid() {
+				ev.addr = a
+			}
 		}
 		if e != nil && e.member == ev.name && !e.alive && e.Verified && !checked && ev.kind != evMeta &&
 			e.Addr == ev.addr && e.TLSPort == meta.TLSPort && e.State == Offline {

@@ -18,7 +18,7 @@ import (
 // does say: the ping delegate is told of every direct ack, and of nothing
 // else (neither indirect acks nor the TCP fallback).
 //
-// So a live, verified member with no direct ack for longer than memberlist
+// So a live member, verified or past its verification tries, with no direct ack for longer than memberlist
 // needs to probe it twice over (each member is probed once per round of
 // all members, in an order shuffled each round) is asked by a TLS
 // handshake expecting its key, as the hold logic does. If that fails too,
@@ -106,7 +106,10 @@ func (m *Mesh) reachLoop(ctx context.Context) {
 			}
 		}
 		for _, e := range m.table.peers {
-			if !e.alive || !e.Verified || e.held || e.checking {
+			// A peer never verified is watched too once verification
+			// gave up: one only gossip vouches for (on a LAN this node
+			// is not on) is shown unreachable from here, not reachable.
+			if !e.alive || e.held || e.checking || !e.Verified && e.verifyTries < maxVerifyTries {
 				continue
 			}
 			c := reachCand{id: e.ID, member: e.member, tls: netip.AddrPortFrom(e.Addr, e.TLSPort), unreachable: e.unreachFrom == e.member}

@@ -62,6 +62,18 @@ func (m *Mesh) acceptLoop(ctx context.Context, ln net.Listener) {
 			continue
 		}
 		src := remoteIP(c)
+		if m.cfg.BindAddr.IsUnspecified() {
+			// Bound to every address: only those of the LAN interfaces
+			// in use (and loopback) take streams, not a VPN's or a
+			// container bridge's.
+			if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
+				if a, ok := netip.AddrFromSlice(la.IP); ok && !m.routes.ownAddrs().has(a) {
+					m.log.Info("refusing a connection to an address not in use", "local", c.LocalAddr(), "remote", c.RemoteAddr())
+					c.Close()
+					continue
+				}
+			}
+		}
 		if why := lim.admit(src); why != "" {
 			m.log.Info("refusing a connection: "+why, "remote", c.RemoteAddr())
 			c.Close()

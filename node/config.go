@@ -25,8 +25,9 @@ type Config struct {
 	Name string
 	// Bind is the IP address to listen on; empty chooses the LAN address.
 	Bind string
-	// Iface is the network interface to use; empty chooses one.
-	Iface string
+	// Iface names the network interfaces to use, and only those (a
+	// virtual one too); empty uses every LAN interface (see addr.go).
+	Iface []string
 	// Port is the TLS port for messages; GossipPort the memberlist port.
 	// Each falls back to a free port when taken.
 	Port       int

@@ -54,93 +54,92 @@ func (n *Node) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport,
 	return rep, nil
 }
 
-// interfaceFindings: the interface in use, and why each other one is not.
-func interfaceFindings(addr netip.Addr, used *net.Interface, named string) []api.Finding {
+// interfaceFindings: the interfaces in use, with their addresses, and
+// why each other one is not.
+func interfaceFindings(addr netip.Addr, used *net.Interface, named []string) []api.Finding {
 	var out []api.Finding
-	if used == nil {
-		if addr.IsLoopback() {
-			out = append(out, api.Finding{Check: "interface", Status: api.FindingFail,
-				Detail: "no LAN interface: listening on " + addr.String() + ", reachable from this machine only",
-				Fix:    "connect to the network (cable, Wi-Fi), or name an interface with --iface"})
-		} else {
-			out = append(out, api.Finding{Check: "interface", Status: api.FindingOK, Detail: "using " + addr.String() + " (--bind)"})
-		}
-	} else {
-		how := ""
-		if named != "" {
-			how = " (--iface)"
-		}
-		st := api.FindingOK
-		detail := fmt.Sprintf("using %s, %s%s", used.Name, addr, how)
-		fix := ""
-		if !hasCarrier(used.Name) {
-			st, detail, fix = api.FindingWarn, detail+": it has no link", "plug in the cable or join the Wi-Fi; the node waits for it"
-		}
-		out = append(out, api.Finding{Check: "interface", Status: st, Detail: detail, Fix: fix})
-	}
-	ifaces, err := net.Interfaces()
+	set, err := scanInterfaces(named)
 	if err != nil {
 		return append(out, api.Finding{Check: "interface", Status: api.FindingWarn, Detail: "cannot list interfaces: " + err.Error()})
 	}
-	for i := range ifaces {
-		fi := &ifaces[i]
-		if used != nil && fi.Name == used.Name {
-			continue
+	how := ""
+	if len(named) > 0 {
+		how = " (--iface)"
+	}
+	switch {
+	case len(set.Used) > 0:
+		for _, u := range set.Used {
+			var as []string
+			for _, p := range u.Prefixes {
+				as = append(as, p.Addr().String())
+			}
+			out = append(out, api.Finding{Check: "interface", Status: api.FindingOK,
+				Detail: fmt.Sprintf("using %s%s: %s", u.Name, how, strings.Join(as, ", "))})
 		}
-		why := ""
-		switch _, hasV4 := lanAddr(fi); {
-		case fi.Flags&net.FlagLoopback != 0:
+	case used != nil:
+		out = append(out, api.Finding{Check: "interface", Status: api.FindingWarn,
+			Detail: fmt.Sprintf("using %s, %s: it has no link", used.Name, addr),
+			Fix:    "plug in the cable or join the Wi-Fi; the node waits for it"})
+	case addr.IsLoopback():
+		out = append(out, api.Finding{Check: "interface", Status: api.FindingFail,
+			Detail: "no LAN interface: listening on " + addr.String() + ", reachable from this machine only",
+			Fix:    "connect to the network (cable, Wi-Fi), or name an interface with --iface; the node notices one that comes up"})
+	default:
+		out = append(out, api.Finding{Check: "interface", Status: api.FindingOK, Detail: "using " + addr.String() + " (--bind)"})
+	}
+	for _, sk := range set.Skipped {
+		if sk.Why == "loopback" {
 			continue // never a LAN; not worth a line
-		case fi.Flags&net.FlagUp == 0:
-			why = "it is down"
-		case fi.Flags&net.FlagMulticast == 0:
-			why = "it cannot multicast (a tunnel or point-to-point link)"
-		case !hasV4:
-			why = "it has no IPv4 LAN address (IPv6-only interfaces are not used yet)"
-		case virtualBridge(fi.Name):
-			why = "it is a virtual bridge (containers, VMs) that other machines are not on"
-		case !hasCarrier(fi.Name):
-			why = "it has no link"
-		default:
-			why = "another interface is preferred (the default route's)"
 		}
-		f := api.Finding{Check: "interface", Status: api.FindingInfo, Detail: fmt.Sprintf("not using %s: %s", fi.Name, why)}
-		if fi.Flags&net.FlagUp != 0 && fi.Flags&net.FlagMulticast != 0 {
-			f.Fix = "name it with --iface " + fi.Name + " if your colleagues are on it"
+		f := api.Finding{Check: "interface", Status: api.FindingInfo, Detail: fmt.Sprintf("not using %s: %s", sk.Name, sk.Why)}
+		if sk.Why != "down" && !strings.HasPrefix(sk.Why, "no multicast") && !strings.Contains(sk.Why, "--iface") {
+			f.Fix = "name it with --iface " + sk.Name + " if your colleagues are on it"
 		}
 		out = append(out, f)
 	}
 	return out
 }
 
-// multicastFindings: whether mDNS can leave and reach this node.
+// multicastFindings: whether mDNS can leave and reach this node, on the
+// family of its address.
 func multicastFindings(addr netip.Addr, ifi *net.Interface) []api.Finding {
 	var out []api.Finding
-	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)), net.UDPAddrFromAddrPort(mdnsGroup))
+	network, group, gname := "udp4", mdnsGroup, "224.0.0.251"
+	route := "ip route add 224.0.0.0/4 dev " + ifi.Name
+	if addr.Is6() {
+		network, group, gname = "udp6", netip.AddrPortFrom(netip.MustParseAddr("ff02::fb").WithZone(ifi.Name), 5353), "ff02::fb"
+		route = "ip -6 route add ff00::/8 dev " + ifi.Name + " table local"
+		addr = netip.IPv6Unspecified()
+	}
+	c, err := net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)), net.UDPAddrFromAddrPort(group))
 	if err != nil {
 		out = append(out, api.Finding{Check: "multicast-route", Status: api.FindingFail,
 			Detail: "no route for multicast (" + err.Error() + "): mDNS can neither announce this node nor find others",
-			Fix:    "ip route add 224.0.0.0/4 dev " + ifi.Name + " (or start with --join <a colleague's address>)"})
+			Fix:    route + " (or start with --join <a colleague's address>)"})
 	} else {
 		c.Close()
 		out = append(out, api.Finding{Check: "multicast-route", Status: api.FindingOK, Detail: "multicast is routed out of " + ifi.Name})
 	}
-	joined, err := igmpJoined(ifi.Name, mdnsGroup.Addr())
+	joined, err := igmpJoined(ifi.Name, group.Addr())
 	switch {
 	case err != nil:
 		out = append(out, api.Finding{Check: "multicast-group", Status: api.FindingInfo, Detail: "cannot read group memberships: " + err.Error()})
 	case joined:
-		out = append(out, api.Finding{Check: "multicast-group", Status: api.FindingOK, Detail: "listening to mDNS (224.0.0.251) on " + ifi.Name})
+		out = append(out, api.Finding{Check: "multicast-group", Status: api.FindingOK, Detail: "listening to mDNS (" + gname + ") on " + ifi.Name})
 	default:
 		out = append(out, api.Finding{Check: "multicast-group", Status: api.FindingWarn,
-			Detail: "not a member of mDNS's group 224.0.0.251 on " + ifi.Name + ": announcements of other nodes are not heard",
+			Detail: "not a member of mDNS's group " + gname + " on " + ifi.Name + ": announcements of other nodes are not heard",
 			Fix:    "check that the interface allows multicast (ip link set " + ifi.Name + " multicast on)"})
 	}
 	return out
 }
 
-// igmpJoined reads /proc/net/igmp: is iface a member of group?
+// igmpJoined reads /proc/net/igmp (/proc/net/igmp6 for an IPv6 group):
+// is iface a member of group?
 func igmpJoined(iface string, group netip.Addr) (bool, error) {
+	if group.Is6() {
+		return mld6Joined(iface, group)
+	}
 	f, err := os.Open("/proc/net/igmp")
 	if err != nil {
 		return false, err
@@ -166,6 +165,22 @@ func igmpJoined(iface string, group netip.Addr) (bool, error) {
 		}
 	}
 	return false, sc.Err()
+}
+
+// mld6Joined reads /proc/net/igmp6: "idx device group(hex) users …".
+func mld6Joined(iface string, group netip.Addr) (bool, error) {
+	b, err := os.ReadFile("/proc/net/igmp6")
+	if err != nil {
+		return false, err
+	}
+	g := group.As16()
+	want := fmt.Sprintf("%x", g[:])
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == iface && f[2] == want {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // peersFindings: who is seen, and whether their keys were proven.

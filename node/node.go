@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -43,8 +44,13 @@ type Node struct {
 	ifi  *net.Interface
 	// network is the office key ring; empty in an open network.
 	network netkey.Ring
-	warn    string   // about the address chosen, published once the node is up
-	seeds   []string // the --join seeds of this run: given, or remembered (peers.json)
+	warn    string // about the address chosen, published once the node is up
+	wide    bool   // listening on every address (no --bind): the address set is in use
+	netMu   sync.Mutex
+	set     addrSet // the LAN interfaces in use, as last seen (guarded by netMu)
+	// netChanged (buffered 1) tells discovery that set changed.
+	netChanged chan struct{}
+	seeds      []string // the --join seeds of this run: given, or remembered (peers.json)
 
 	lock  *os.File
 	st    *store.Store
@@ -83,7 +89,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, hub: newHub(), runDone: make(chan struct{}), readyCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, hub: newHub(), runDone: make(chan struct{}), readyCh: make(chan struct{}), netChanged: make(chan struct{}, 1)}
 	if err := n.build(); err != nil {
 		n.free()
 		return nil, err
@@ -105,6 +111,12 @@ func (n *Node) build() error {
 	}
 	if n.addr, n.ifi, n.warn, err = chooseAddr(cfg.Bind, cfg.Iface); err != nil {
 		return err
+	}
+	if cfg.Bind == "" || netip.MustParseAddr(cfg.Bind).IsUnspecified() {
+		n.wide = true
+		if n.set, err = scanInterfaces(cfg.Iface); err != nil {
+			return err
+		}
 	}
 	var weak string
 	if n.network, weak, err = loadNetwork(cfg.NetworkKeyFile); err != nil {
@@ -128,6 +140,12 @@ func (n *Node) build() error {
 	mcfg.AdvertiseAddr = n.addr
 	if cfg.Bind != "" {
 		mcfg.BindAddr = netip.MustParseAddr(cfg.Bind)
+	}
+	if n.wide {
+		// Every address of every LAN interface, those that come later
+		// too; the mesh refuses streams to other addresses.
+		mcfg.BindAddr = wildcard()
+		mcfg.Addrs = n.set.prefixes()
 	}
 	mcfg.GossipPort, mcfg.TLSPort = cfg.GossipPort, cfg.Port
 	// --join given replaces the seeds remembered; without it the last
@@ -346,38 +364,176 @@ func (n *Node) serve(ctx context.Context) error {
 	if n.warn != "" {
 		n.warning(n.warn)
 	}
+	if n.wide {
+		loop("interface watch", n.watchInterfaces)
+	}
 	if !cfg.NoMDNS {
 		n.startDiscovery(loop, gport, tport)
 	}
 	return m.Run(ctx) // says goodbye when ctx ends, unless Close came first
 }
 
+// startDiscovery runs mDNS on every interface of the address set, one
+// browser each (a link-local address means something only on its own
+// link, and each link is answered with its own addresses); when the set
+// changes (watchInterfaces), the browsers of the interfaces that changed
+// start again, with their new addresses, announcing and querying anew.
 func (n *Node) startDiscovery(loop func(string, func(context.Context) error), gport, tport int) {
+	loop("mDNS discovery", func(ctx context.Context) error {
+		run := map[string]*ifaceBrowser{} // by interface name
+		defer func() {
+			for _, b := range run {
+				b.stop()
+			}
+		}()
+		reconcile := func(set addrSet) {
+			want := map[string]lanIface{}
+			for _, u := range set.Used {
+				want[u.Name] = u
+			}
+			if !n.wide && n.ifi != nil {
+				want = map[string]lanIface{n.ifi.Name: {Name: n.ifi.Name, Index: n.ifi.Index, Prefixes: []netip.Prefix{netip.PrefixFrom(n.addr, n.addr.BitLen())}}}
+			}
+			for name, b := range run {
+				if u, ok := want[name]; !ok || (addrSet{Used: []lanIface{u}}).key() != b.key {
+					b.stop()
+					delete(run, name)
+				}
+			}
+			for name, u := range want {
+				if run[name] == nil {
+					if b := n.browse(ctx, u, gport, tport); b != nil {
+						run[name] = b
+					}
+				}
+			}
+		}
+		reconcile(n.addrSet())
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-n.netChanged:
+				reconcile(n.addrSet())
+			}
+		}
+	})
+}
+
+// watchInterfaces looks at the interfaces every ifaceScanInterval while
+// the node listens wide; on a change (an address, an interface, a cable)
+// it updates the signed metadata, so that peers learn the new addresses,
+// and wakes discovery.
+func (n *Node) watchInterfaces(ctx context.Context) error {
+	t := time.NewTicker(ifaceScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		set, err := scanInterfaces(n.cfg.Iface)
+		if err != nil {
+			continue
+		}
+		n.netMu.Lock()
+		changed := set.key() != n.set.key()
+		n.set = set
+		n.netMu.Unlock()
+		if !changed {
+			continue
+		}
+		n.log.Info("network interfaces changed", "addrs", fmt.Sprint(set.prefixes()))
+		if err := n.mesh.SetAddrs(set.prefixes()); err != nil {
+			n.log.Warn("cannot announce the new addresses", "err", err)
+		}
+		select {
+		case n.netChanged <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ifaceScanInterval is how often the interfaces are looked at: a Wi-Fi
+// roam or a DHCP renewal is noticed within that.
+const ifaceScanInterval = 3 * time.Second
+
+// addrSet is the address set as last seen.
+func (n *Node) addrSet() addrSet {
+	n.netMu.Lock()
+	defer n.netMu.Unlock()
+	return n.set
+}
+
+// ifaceBrowser is mDNS running on one interface.
+type ifaceBrowser struct {
+	key    string // the interface's addresses when it started
+	cancel func()
+	done   chan struct{}
+}
+
+func (b *ifaceBrowser) stop() {
+	b.cancel()
+	<-b.done
+}
+
+// browse starts mDNS on one interface, advertising its addresses.
+func (n *Node) browse(ctx context.Context, u lanIface, gport, tport int) *ifaceBrowser {
+	ifi, err := net.InterfaceByName(u.Name)
+	if err != nil {
+		return nil
+	}
+	var addrs []netip.Addr
+	for _, p := range u.Prefixes {
+		addrs = append(addrs, p.Addr())
+	}
+	if len(addrs) > discovery.MaxAddrs {
+		addrs = addrs[:discovery.MaxAddrs]
+	}
 	dcfg := discovery.DefaultConfig()
 	dcfg.Self = &discovery.Candidate{
-		ID: n.id.ID, Addrs: []netip.Addr{n.addr}, GossipPort: uint16(gport), TLSPort: uint16(tport),
+		ID: n.id.ID, Addrs: addrs, GossipPort: uint16(gport), TLSPort: uint16(tport),
 		Proto: mesh.ProtocolVersion, Network: networkTag(n.network),
 	}
-	dcfg.Iface = n.ifi
+	dcfg.Iface = ifi
 	// Queries back off while gossip holds the cluster, and start over
 	// quickly when every peer is lost.
 	dcfg.Peers = n.mesh.LiveCount
-	dcfg.Logger = n.log.With("part", "discovery")
+	dcfg.Logger = n.log.With("part", "discovery", "iface", u.Name)
 	d, err := discovery.New(dcfg)
 	if err != nil {
-		n.warning("mDNS discovery is off: " + err.Error() + "; reach peers with --join")
-		return
+		n.warning("mDNS discovery is off on " + u.Name + ": " + err.Error() + "; reach peers with --join")
+		return nil
 	}
-	loop("mDNS discovery", func(ctx context.Context) error {
-		return d.Run(ctx, func(c discovery.Candidate) {
+	ctx, cancel := context.WithCancel(ctx)
+	b := &ifaceBrowser{key: addrSet{Used: []lanIface{u}}.key(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		err := d.Run(ctx, func(c discovery.Candidate) {
 			if c.Proto != mesh.ProtocolVersion || !sameNetwork(n.network, c.Network) {
 				return
 			}
-			if a, ok := pickAddr(c.Addrs, n.addr); ok {
+			if a, ok := pickAddr(c.Addrs, u.Prefixes); ok {
 				n.mesh.AddCandidate(c.ID, netip.AddrPortFrom(a, c.GossipPort).String())
 			}
 		})
-	})
+		if err != nil && ctx.Err() == nil {
+			n.warning("mDNS discovery on " + u.Name + " stopped: " + err.Error())
+		}
+	}()
+	return b
+}
+
+// wildcard is the address to listen on every interface: [::], which
+// takes IPv4 too, unless the system has no IPv6.
+func wildcard() netip.Addr {
+	ln, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	ln.Close()
+	return netip.IPv6Unspecified()
 }
 
 func (n *Node) warning(text string) {
@@ -385,21 +541,36 @@ func (n *Node) warning(text string) {
 	n.hub.publish(api.Warning{Type: api.TypeWarning, Text: text})
 }
 
-// pickAddr chooses which of a candidate's addresses to dial: one in our
-// own subnet if there is one (a /24 guess; mDNS only reaches the local
-// link anyway), else the first of our family.
-func pickAddr(addrs []netip.Addr, self netip.Addr) (netip.Addr, bool) {
-	var first netip.Addr
+// pickAddr chooses which of a candidate's addresses (heard on the
+// interface whose addresses are own) to join: one on the interface's
+// subnets if there is one, else a link-local one (discovery gave it the
+// interface's zone), else the first of a family the interface has.
+func pickAddr(addrs []netip.Addr, own []netip.Prefix) (netip.Addr, bool) {
+	has4, has6 := false, false
+	for _, p := range own {
+		has4, has6 = has4 || p.Addr().Is4(), has6 || p.Addr().Is6()
+	}
+	var ll, first netip.Addr
 	for _, a := range addrs {
-		if a.Is4() != self.Is4() || a.IsUnspecified() || a.IsMulticast() {
+		if a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
 			continue
 		}
-		if p, err := self.Prefix(24); err == nil && p.Contains(a) {
-			return a, true
+		for _, p := range own {
+			if !a.IsLinkLocalUnicast() && p.Contains(a.WithZone("")) {
+				return a, true
+			}
 		}
-		if !first.IsValid() {
+		switch {
+		case a.Is6() && a.IsLinkLocalUnicast():
+			if !ll.IsValid() && a.Zone() != "" {
+				ll = a
+			}
+		case !first.IsValid() && (a.Is4() && has4 || a.Is6() && has6):
 			first = a
 		}
+	}
+	if ll.IsValid() {
+		return ll, true
 	}
 	return first, first.IsValid()
 }

@@ -41,6 +41,9 @@ const (
 // each other and from the machine, so they all use the same range.
 const subnet = "10.99.0.0/24"
 
+// subnet6 is the hosts' IPv6 ULA range in a lab with Options.IPv6.
+const subnet6 = "fd99::/64"
+
 // Lab is a LAN of hosts in network namespaces. Create it with New; it removes
 // itself when the test ends.
 type Lab struct {
@@ -53,8 +56,14 @@ type Lab struct {
 	// ID + "-" + role ("br" for the bridge, "h1", "h2", … for hosts).
 	ID string
 
+	// Subnet6 is the hosts' IPv6 ULA range, fd99::/64, in a lab with
+	// Options.IPv6 (and not LinkLocalOnly); else invalid.
+	Subnet6 netip.Prefix
+
 	bridgeNS string
 	tools    tools
+	opts     Options
+	lans     int // LANs added by AddLAN
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -68,8 +77,12 @@ type Host struct {
 	Name string
 	// NS is the name of the host's network namespace (as in ip netns).
 	NS string
-	// Addr is the IPv4 address of the host's eth0.
+	// Addr is the IPv4 address of the host's eth0; invalid in a lab
+	// without IPv4 (Options.NoIPv4).
 	Addr netip.Addr
+	// Addr6 is the IPv6 ULA address of the host's eth0 (fd99::N+1), in a
+	// lab with Options.IPv6 and not LinkLocalOnly; else invalid.
+	Addr6 netip.Addr
 
 	lab  *Lab
 	port string // the host's port on the bridge, in the bridge namespace
@@ -85,6 +98,12 @@ type tools struct {
 // and fails the test when building the lab goes wrong.
 func New(tb testing.TB, n int) *Lab {
 	tb.Helper()
+	return NewWith(tb, n, Options{})
+}
+
+// NewWith is New with options: an IPv6 or IPv6-only lab (see Options).
+func NewWith(tb testing.TB, n int, opts Options) *Lab {
+	tb.Helper()
 	Require(tb)
 	if n < 1 || n > MaxHosts {
 		tb.Fatalf("netlab: %d hosts: want 1 to %d", n, MaxHosts)
@@ -96,7 +115,10 @@ func New(tb testing.TB, n int) *Lab {
 	if err != nil {
 		tb.Fatalf("netlab: %v", err)
 	}
-	l := &Lab{tools: t, Subnet: netip.MustParsePrefix(subnet)}
+	l := &Lab{tools: t, Subnet: netip.MustParsePrefix(subnet), opts: opts}
+	if opts.IPv6 && !opts.LinkLocalOnly {
+		l.Subnet6 = netip.MustParsePrefix(subnet6)
+	}
 	tb.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			tb.Errorf("netlab: %v", err)
@@ -152,14 +174,7 @@ func (l *Lab) build(n int) error {
 		}); err != nil {
 			return fmt.Errorf("plug %s into bridge: %w", h.Name, err)
 		}
-		if err := l.ipBatch(ctx, h.NS, []string{
-			"link set lo up",
-			"link set " + hostIface + " up",
-			"addr add " + netip.PrefixFrom(h.Addr, l.Subnet.Bits()).String() + " dev " + hostIface,
-			// Without this route a multicast send or join fails with
-			// "no such device": the namespace has no default route.
-			"route add 224.0.0.0/4 dev " + hostIface,
-		}); err != nil {
+		if err := l.setUpHost(ctx, h, i); err != nil {
 			return fmt.Errorf("set up %s: %w", h.Name, err)
 		}
 		l.Hosts = append(l.Hosts, h)
@@ -170,6 +185,39 @@ func (l *Lab) build(n int) error {
 		}
 	}
 	return nil
+}
+
+// setUpHost configures host number i's eth0 as the lab's options ask.
+func (l *Lab) setUpHost(ctx context.Context, h *Host, i int) error {
+	if l.opts.IPv6 {
+		// No duplicate address detection: the addresses are usable at
+		// once instead of tentative for a second or two.
+		if err := h.sysctl("net/ipv6/conf/all/accept_dad", "0"); err != nil {
+			return err
+		}
+		if err := h.sysctl("net/ipv6/conf/"+hostIface+"/accept_dad", "0"); err != nil {
+			return err
+		}
+	} else if l.opts.NoIPv4 {
+		return errors.New("a lab with neither IPv4 nor IPv6")
+	}
+	cmds := []string{"link set lo up", "link set " + hostIface + " up"}
+	if !l.opts.NoIPv4 {
+		cmds = append(cmds,
+			"addr add "+netip.PrefixFrom(h.Addr, l.Subnet.Bits()).String()+" dev "+hostIface,
+			// Without this route a multicast send or join fails with
+			// "no such device": the namespace has no default route.
+			"route add 224.0.0.0/4 dev "+hostIface)
+	} else {
+		h.Addr = netip.Addr{}
+	}
+	if l.Subnet6.IsValid() {
+		b := l.Subnet6.Addr().As16()
+		b[15] = byte(i + 1)
+		h.Addr6 = netip.AddrFrom16(b)
+		cmds = append(cmds, "addr add "+netip.PrefixFrom(h.Addr6, l.Subnet6.Bits()).String()+" dev "+hostIface+" nodad")
+	}
+	return l.ipBatch(ctx, h.NS, cmds)
 }
 
 // makeBridgeNS picks the lab's ID and creates its bridge namespace, trying

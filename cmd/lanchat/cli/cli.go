@@ -46,7 +46,7 @@ type globalArgs struct {
 	name       string
 	dataDir    string
 	bind       string
-	iface      string
+	iface      []string
 	port       int
 	gossipPort int
 	join       []string
@@ -64,7 +64,7 @@ func (g *globalArgs) register(fs *pflag.FlagSet, defLevel string) {
 	fs.StringVar(&g.name, "name", def.Name, "display name others see")
 	fs.StringVar(&g.dataDir, "data-dir", def.DataDir, "where the identity, lock and control socket live")
 	fs.StringVar(&g.bind, "bind", "", "IP address to listen on (default: the LAN address)")
-	fs.StringVar(&g.iface, "iface", "", "network interface to use (default: chosen)")
+	fs.StringSliceVar(&g.iface, "iface", nil, "network interface to use, and only those; repeat or comma-separate for several (default: every LAN interface, not VPNs or container bridges)")
 	fs.IntVar(&g.port, "port", def.Port, "TLS port for messages (a free one if taken)")
 	fs.IntVar(&g.gossipPort, "gossip-port", def.GossipPort, "gossip port (a free one if taken)")
 	fs.StringSliceVar(&g.join, "join", nil, "host:port gossip addresses of peers to join, comma-separated")

@@ -20,6 +20,9 @@ func (m *Mesh) AddCandidate(id string, addr string) {
 		return
 	}
 	if id != "" {
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			m.doc.heard.saw(id, ap, time.Now()) // for lanchat doctor, even when live
+		}
 		m.mu.Lock()
 		e := m.table.peers[id]
 		live := e != nil && e.alive

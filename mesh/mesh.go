@@ -210,6 +210,7 @@ type Mesh struct {
 	refuteWake    chan struct{}                    // buffered 1: memberlist refuted an accusation (hold.go)
 	acks          ackTimes                         // direct probe acks, for reachability (reach.go)
 	dirs          dirGate                          // directory replies being written
+	doc           doctorState                      // dial-backs served, mDNS sightings (dialback.go)
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
 	once          sync.Once                        // makes Close idempotent
@@ -307,6 +308,7 @@ func New(cfg Config) (*Mesh, error) {
 	}
 	m.handlers[ALPNPing] = func(s *Stream) {}
 	m.handlers[ALPNDirectory] = m.serveDirectory
+	m.handlers[ALPNDoctor] = m.serveDoctor
 	return m, nil
 }
 

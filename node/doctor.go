@@ -40,17 +40,34 @@ func (n *Node) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport,
 			Detail: fmt.Sprintf("listening on %s: gossip on UDP and TCP port %d, messages on TCP port %d", r.Addr, r.GossipPort, r.Port),
 			Fix:    fmt.Sprintf("a firewall between peers must let these through (UDP %d, TCP %d and %d)", r.GossipPort, r.GossipPort, r.Port)})
 	}
-	rep.Findings = append(rep.Findings, peersFindings(n.mesh.Peers(), n.cfg.NoMDNS)...)
+	ifaces := n.doctorIfaces()
+	if !n.cfg.NoMDNS {
+		rep.Findings = append(rep.Findings, n.mdnsSelfFindings(ctx, ifaces)...)
+	}
+	rep.Findings = append(rep.Findings, ipv6Findings(n.addr, ifaces)...)
+	ps := n.mesh.Peers()
+	rep.Findings = append(rep.Findings, peersFindings(ps, n.cfg.NoMDNS)...)
+	var p mesh.Peer
+	if q.Peer != "" {
+		var err error
+		if p, err = n.chat.Resolve(q.Peer); err != nil {
+			return api.DoctorReport{}, apiError(err)
+		}
+		if mp, ok := n.mesh.Peer(p.ID); ok {
+			p.Addr, p.GossipPort, p.TLSPort, p.State, p.LastSeen, p.Verified, p.Reachable, p.SeenBy =
+				mp.Addr, mp.GossipPort, mp.TLSPort, mp.State, mp.LastSeen, mp.Verified, mp.Reachable, mp.SeenBy
+		}
+	}
+	gport, tport := n.mesh.Ports()
+	rep.Findings = append(rep.Findings, dialBackFindings(n.askDialBacks(ctx, dialBackPeers(ps, p.ID)), gport, tport, !n.cfg.NoMDNS)...)
 	if q.Peer == "" {
 		return rep, nil
 	}
-	p, err := n.chat.Resolve(q.Peer)
-	if err != nil {
-		return api.DoctorReport{}, apiError(err)
-	}
 	ref := ref(n.chat.PeerRef(p.ID))
 	rep.Peer = &ref
+	rep.Findings = append(rep.Findings, n.peerHowFindings(p)...)
 	rep.Findings = append(rep.Findings, n.peerFindings(ctx, p)...)
+	rep.Findings = append(rep.Findings, n.othersSeeFindings(ctx, p, ps)...)
 	return rep, nil
 }
 

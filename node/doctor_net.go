@@ -185,7 +185,7 @@ func dialBackFindings(as []asked, gport, tport int, mdnsOn bool) []api.Finding {
 		for _, a := range answered {
 			r := pt.get(a.d)
 			if r.OK {
-				ok = append(ok, fmt.Sprintf("%s in %s", a.p.Name, (time.Duration(r.RTT) * time.Microsecond).Round(time.Microsecond)))
+				ok = append(ok, fmt.Sprintf("%s in %s", a.p.Name, (time.Duration(r.RTT)*time.Microsecond).Round(time.Microsecond)))
 			} else {
 				bad = append(bad, a.p.Name+": "+r.Err)
 			}

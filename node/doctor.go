@@ -65,8 +65,8 @@ func (n *Node) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport,
 	}
 	ref := ref(n.chat.PeerRef(p.ID))
 	rep.Peer = &ref
-	rep.Findings = append(rep.Findings, n.peerHowFindings(p)...)
 	rep.Findings = append(rep.Findings, n.peerFindings(ctx, p)...)
+	rep.Findings = append(rep.Findings, n.peerHowFindings(p)...)
 	rep.Findings = append(rep.Findings, n.othersSeeFindings(ctx, p, ps)...)
 	return rep, nil
 }

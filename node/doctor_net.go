@@ -378,8 +378,8 @@ func subnetFinding(p mesh.Peer, addrs []netip.Addr, ours []netip.Prefix) (api.Fi
 	var mine []string
 	for _, o := range ours {
 		for _, a := range addrs {
-			if o.Contains(a.WithZone("")) {
-				return api.Finding{}, false
+			if o.Contains(a.WithZone("")) || a.IsLoopback() {
+				return api.Finding{}, false // a loopback peer is on this machine
 			}
 		}
 		mine = append(mine, o.String())

@@ -36,7 +36,10 @@ func TestDoctorProbesAPeer(t *testing.T) {
 	if rep.Peer == nil || rep.Peer.ID != b.info().ID || !rep.Running {
 		t.Fatalf("report about %+v, running %v", rep.Peer, rep.Running)
 	}
-	for _, check := range []string{"peer-gossip-udp", "peer-gossip-tcp", "peer-message-port", "peers"} {
+	for _, f := range rep.Findings {
+		t.Logf("%s %s: %s -> %s", f.Status, f.Check, f.Detail, f.Fix)
+	}
+	for _, check := range []string{"peer-gossip-udp", "peer-gossip-tcp", "peer-message-port", "peers", "dial-back-udp", "dial-back-tcp", "dial-back-message-port", "clock"} {
 		f, ok := finding(rep, check)
 		if !ok || f.Status != api.FindingOK {
 			t.Errorf("%s: %+v (found %v), want ok", check, f, ok)

@@ -33,7 +33,9 @@ func (n *Node) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport,
 		rep.Findings = append(rep.Findings, api.Finding{Check: "mdns", Status: api.FindingInfo,
 			Detail: "mDNS is off (--no-mdns): peers come only from --join and from gossip"})
 	} else if n.ifi != nil {
-		rep.Findings = append(rep.Findings, multicastFindings(n.addr, n.ifi)...)
+		mf := multicastFindings(n.addr, n.ifi)
+		checkMulticastRoute(mf, n.ifi)
+		rep.Findings = append(rep.Findings, mf...)
 	}
 	if r, ok := n.info(); ok {
 		rep.Findings = append(rep.Findings, api.Finding{Check: "ports", Status: api.FindingInfo,
@@ -314,7 +316,9 @@ func (o *OneShot) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorRepo
 	rep.Findings = append(rep.Findings, interfaceFindings(addr, ifi, o.cfg.Iface)...)
 	if !o.cfg.NoMDNS && ifi != nil {
 		// No node, so nobody joined the group: only the route is telling.
-		for _, f := range multicastFindings(addr, ifi) {
+		mf := multicastFindings(addr, ifi)
+		checkMulticastRoute(mf, ifi)
+		for _, f := range mf {
 			if f.Check == "multicast-route" {
 				rep.Findings = append(rep.Findings, f)
 			}

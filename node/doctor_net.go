@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -468,4 +470,57 @@ func (n *Node) doctorIfaces() []*net.Interface {
 		return nil
 	}
 	return []*net.Interface{n.ifi}
+}
+
+// multicastRouted reads the kernel's IPv4 routing table (/proc/net/route):
+// is there a route that covers mDNS's group, and out of which interface?
+// A socket bound to a local address finds one either way (the kernel sends
+// multicast from a bound source out of that address's interface, routes or
+// not), so this is the only way to see a missing route.
+func multicastRouted() (iface string, ok bool, err error) {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "", false, err
+	}
+	g := mdnsGroup.Addr().As4()
+	group := uint32(g[0]) | uint32(g[1])<<8 | uint32(g[2])<<16 | uint32(g[3])<<24 // the file's byte order
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		dst, err1 := strconv.ParseUint(f[1], 16, 32)
+		flags, err2 := strconv.ParseUint(f[3], 16, 32)
+		mask, err3 := strconv.ParseUint(f[7], 16, 32)
+		if err1 != nil || err2 != nil || err3 != nil || flags&1 == 0 { // RTF_UP
+			continue
+		}
+		if group&uint32(mask) == uint32(dst)&uint32(mask) {
+			return f[0], true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// checkMulticastRoute rewrites multicastFindings' route verdict when the
+// routing table has no route for multicast: that check dials from the
+// node's own address, which the kernel lets out without a route. lanchat
+// itself names the interface for every mDNS socket, so it still works;
+// what does not is any program (or node started without an interface)
+// that relies on the table.
+func checkMulticastRoute(fs []api.Finding, ifi *net.Interface) {
+	if ifi == nil {
+		return
+	}
+	if _, ok, err := multicastRouted(); err != nil || ok {
+		return
+	}
+	for i := range fs {
+		if fs[i].Check == "multicast-route" && fs[i].Status == api.FindingOK {
+			fs[i] = api.Finding{Check: "multicast-route", Status: api.FindingWarn,
+				Detail: "no route for multicast (224.0.0.0/4) in the routing table: this node still sends and hears mDNS on " + ifi.Name +
+					", which it names, but other mDNS programs and a node started without an interface cannot",
+				Fix: "ip route add 224.0.0.0/4 dev " + ifi.Name + " (or add a default route)"}
+		}
+	}
 }

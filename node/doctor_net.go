@@ -364,7 +364,18 @@ func (n *Node) peerHowFindings(p mesh.Peer) []api.Finding {
 	if len(how) > 0 {
 		out = append(out, api.Finding{Check: "peer-seen", Status: api.FindingInfo, Detail: p.Name + ": " + strings.Join(how, "; ")})
 	}
-	if f, ok := subnetFinding(p, addrs, ourPrefixes()); ok {
+	// The subnet is judged on where the peer is now: gossip's address
+	// while it is online, else the newer of that and mDNS's last claim.
+	now := addrs
+	if len(addrs) > 0 && !p.Online() {
+		now = addrs[:1]
+		if at, ap, ok := n.mesh.HeardByMDNS(p.ID); ok && (at.After(p.LastSeen) || !p.Addr.IsValid()) {
+			now = []netip.Addr{ap.Addr()}
+		}
+	} else if p.Addr.IsValid() {
+		now = []netip.Addr{p.Addr}
+	}
+	if f, ok := subnetFinding(p, now, ourPrefixes()); ok {
 		out = append(out, f)
 	}
 	return out

@@ -204,3 +204,23 @@ func TestDialBackClockOffset(t *testing.T) {
 		t.Fatal("a reply without its probes was taken")
 	}
 }
+
+// While dialBackServing dial-backs are being served, another is refused
+// as busy, not queued.
+func TestDialBackRefusesWhenBusy(t *testing.T) {
+	a, b := verifiedPair(t)
+	b.m.doc.init()
+	for range dialBackServing {
+		b.m.doc.serving <- struct{}{}
+	}
+	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
+	if err != nil || d.Refused != DialBackBusy {
+		t.Fatalf("asked while busy: %+v, %v", d, err)
+	}
+	for range dialBackServing {
+		<-b.m.doc.serving
+	}
+	if d, err := a.m.AskDialBack(context.Background(), b.m.ID()); err != nil || d.Refused != "" || !d.TLS.OK {
+		t.Fatalf("asked once free: %+v, %v", d, err)
+	}
+}

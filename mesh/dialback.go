@@ -183,7 +183,17 @@ func (m *Mesh) serveDoctor(s *Stream) {
 	if ap, err := netip.ParseAddrPort(s.Conn.RemoteAddr().String()); err == nil {
 		at = ap.Addr().Unmap()
 	}
-	udp, tcp, tls := m.probePorts(context.Background(), ml, id, member, at, gport, tport)
+	// Probes end with the mesh, so Close does not wait them out.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	udp, tcp, tls := m.probePorts(ctx, ml, id, member, at, gport, tport)
 	r := dialBackReply{Addr: at.String(), Rx: rx, UDP: &udp, TCP: &tcp, TLS: &tls, MDNSAgo: -1}
 	if h, ok := m.doc.heard.last(id); ok {
 		r.MDNSAgo = time.Since(h.at).Milliseconds()

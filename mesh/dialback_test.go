@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // tlsAddr is n's message port on loopback.
@@ -43,11 +45,33 @@ func rawDialBack(t *testing.T, d *Dialer, n *testNode, req string) *dialBackRepl
 	return &r
 }
 
+// dialBackPair is verifiedPair with memberlist's ping timeout at its LAN
+// default: the dial-back's UDP probe is a memberlist ping, and the 50 ms
+// the other tests shrink it to is missed on a loaded machine.
+func dialBackPair(t *testing.T) (a, b *testNode) {
+	t.Helper()
+	tune := func(c *Config) {
+		shrunk := c.Tune
+		c.Tune = func(mc *memberlist.Config) {
+			shrunk(mc)
+			mc.ProbeTimeout = 500 * time.Millisecond
+		}
+	}
+	a = startNodeWith(t, t.TempDir(), "alice", tune)
+	b = startNodeWith(t, t.TempDir(), "bob", tune, a.gossipAddr())
+	waitFor(t, "alice and bob verify each other", 5*time.Second, func() bool {
+		p, ok1 := a.peer(b.m.ID())
+		q, ok2 := b.peer(a.m.ID())
+		return ok1 && ok2 && p.Verified && q.Verified
+	})
+	return a, b
+}
+
 // A verified peer asked to dial back reaches every port of the asker,
 // says where it dialled, and whether it heard the asker on mDNS; the
 // clocks of one machine agree.
 func TestDialBackReachesEveryPort(t *testing.T) {
-	a, b := verifiedPair(t)
+	a, b := dialBackPair(t)
 	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +99,7 @@ func TestDialBackReachesEveryPort(t *testing.T) {
 // The ports of an asker that stopped listening are reported unreached,
 // each with why; the asker's stream out still works.
 func TestDialBackReportsPortsThatDoNotAnswer(t *testing.T) {
-	a, b := verifiedPair(t)
+	a, b := dialBackPair(t)
 	a.m.Close()
 	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
 	if err != nil {
@@ -103,7 +127,7 @@ func TestDialBackRefusesAStranger(t *testing.T) {
 // names another address and port (fields the protocol does not have) is
 // answered as if it named none, and nothing arrives at the address named.
 func TestDialBackDialsOnlyTheAsker(t *testing.T) {
-	a, b := verifiedPair(t)
+	a, b := dialBackPair(t)
 	decoy, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Skipf("no second loopback address: %v", err)
@@ -136,7 +160,7 @@ func TestDialBackDialsOnlyTheAsker(t *testing.T) {
 // One source is served dialBackBurst times at once, then refused until
 // its bucket refills.
 func TestDialBackIsRateLimited(t *testing.T) {
-	a, b := verifiedPair(t)
+	a, b := dialBackPair(t)
 	for i := range dialBackBurst {
 		d, err := a.m.AskDialBack(context.Background(), b.m.ID())
 		if err != nil || d.Refused != "" {
@@ -153,7 +177,7 @@ func TestDialBackIsRateLimited(t *testing.T) {
 // maxDialBackRequest bytes: a peer that sends endless bytes, or none, is
 // cut off without a reply and without a dial.
 func TestDialBackBoundsTheRequest(t *testing.T) {
-	a, b := verifiedPair(t)
+	a, b := dialBackPair(t)
 	t.Run("endless", func(t *testing.T) {
 		s, err := a.m.dialer.DialAddr(context.Background(), b.tlsAddr(), b.m.ID(), ALPNDoctor)
 		if err != nil {
@@ -208,7 +232,7 @@ func TestDialBackClockOffset(t *testing.T) {
 // While dialBackServing dial-backs are being served, another is refused
 // as busy, not queued.
 func TestDialBackRefusesWhenBusy(t *testing.T) {
-	a, b := verifiedPair(t)
+	a, b := dialBackPair(t)
 	b.m.doc.init()
 	for range dialBackServing {
 		b.m.doc.serving <- struct{}{}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"lanchat/internal/netlab"
 )
@@ -98,10 +99,24 @@ func TestDoctorDialBackSeesOurFirewall(t *testing.T) {
 		t.Fatalf("UDP dropped on alice's machine, as her doctor says it (want %q):\n%s", want, text)
 	}
 
+	// Asked about bob, her doctor cannot hear his gossip answers either,
+	// and says the drop is on her side, not his.
+	rep, res = doctor(t, alice, "bob")
+	if _, fix := rep.finding("peer-gossip-udp"); rep.status("peer-gossip-udp") != "warn" || !strings.Contains(fix, fmt.Sprintf("allow UDP port %d in this machine's firewall", alice.ready.GossipPort)) {
+		t.Fatalf("UDP dropped on alice's machine, as her doctor of bob says it:\n%s", res)
+	}
+
 	if err := h1.BlockPort("tcp", alice.ready.Port); err != nil {
 		t.Fatal(err)
 	}
-	rep, res = doctor(t, alice)
+	// Bob dials back three times in a burst, then once every 5 s.
+	waitFor(t, 15*time.Second, func() error {
+		rep, res = doctor(t, alice)
+		if d, _ := rep.finding("dial-back"); strings.Contains(d, "too often") {
+			return fmt.Errorf("bob refused: %s", d)
+		}
+		return nil
+	})
 	_, fix := rep.finding("dial-back-message-port")
 	if res.code != 1 || rep.status("dial-back-message-port") != "fail" || !strings.Contains(fix, fmt.Sprintf("allow TCP port %d", alice.ready.Port)) ||
 		rep.status("dial-back-tcp") != "ok" {

@@ -70,6 +70,7 @@ func (n *Node) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport,
 	rep.Findings = append(rep.Findings, n.peerFindings(ctx, p)...)
 	rep.Findings = append(rep.Findings, n.peerHowFindings(p)...)
 	rep.Findings = append(rep.Findings, n.othersSeeFindings(ctx, p, ps)...)
+	blameUDP(rep.Findings, gport)
 	return rep, nil
 }
 

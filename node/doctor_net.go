@@ -535,3 +535,25 @@ func checkMulticastRoute(fs []api.Finding, ifi *net.Interface) {
 		}
 	}
 }
+
+// blameUDP corrects peer-gossip-udp when this node's own gossip port is
+// not reached by UDP either (dial-back-udp): a memberlist ping's answer
+// comes back to that port, so a firewall here that drops UDP makes every
+// peer look silent. The drop is then most likely on this machine.
+func blameUDP(fs []api.Finding, gport int) {
+	ours := false
+	for _, f := range fs {
+		if f.Check == "dial-back-udp" && f.Status != api.FindingOK {
+			ours = true
+		}
+	}
+	if !ours {
+		return
+	}
+	for i := range fs {
+		if fs[i].Check == "peer-gossip-udp" && fs[i].Status != api.FindingOK {
+			fs[i].Detail += "; but this machine's own gossip port is not reached by UDP either (dial-back-udp), and the answer comes back to it: the drop is most likely on this machine"
+			fs[i].Fix = fmt.Sprintf("allow UDP port %d in this machine's firewall first", gport)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ const (
 	dialBackServing      = 2
 	dialBackIOTimeout    = 5 * time.Second
 	dialBackProbeTimeout = 2 * time.Second
+	dialBackPings        = 3 // UDP pings at most, one after another
 	maxDialBackRequest   = 256
 	maxDialBackReply     = 4096
 	dialBackVersion      = 1
@@ -217,12 +219,24 @@ func (m *Mesh) probePorts(ctx context.Context, ml interface {
 			udp.Err = "gossip is not running"
 			return
 		}
-		start := time.Now()
-		rtt, err := ml.Ping(member, net.UDPAddrFromAddrPort(gossip))
-		if rtt <= 0 {
-			rtt = time.Since(start)
+		// One lost datagram is no firewall: ask up to dialBackPings
+		// times (each waits memberlist's probe timeout) within the bound.
+		var err error
+		for try := 0; try < dialBackPings && ctx.Err() == nil; try++ {
+			start := time.Now()
+			var rtt time.Duration
+			if rtt, err = ml.Ping(member, net.UDPAddrFromAddrPort(gossip)); err == nil {
+				if rtt <= 0 {
+					rtt = time.Since(start)
+				}
+				udp = probeResult(rtt, nil)
+				return
+			}
 		}
-		udp = probeResult(rtt, err)
+		if err == nil {
+			err = ctx.Err()
+		}
+		udp = probeResult(0, err)
 	})
 	wg.Go(func() {
 		start := time.Now()
@@ -258,6 +272,8 @@ func ProbeErrWord(err error) string {
 	case errors.Is(err, ErrWrongPeer):
 		return "wrong key"
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case strings.HasPrefix(err.Error(), "No response from node"): // memberlist's Ping
 		return "timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"

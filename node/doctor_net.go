@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -366,16 +367,16 @@ func (n *Node) peerHowFindings(p mesh.Peer) []api.Finding {
 	}
 	// The subnet is judged on where the peer is now: gossip's address
 	// while it is online, else the newer of that and mDNS's last claim.
-	now := addrs
+	now, port := addrs, p.GossipPort
 	if len(addrs) > 0 && !p.Online() {
 		now = addrs[:1]
 		if at, ap, ok := n.mesh.HeardByMDNS(p.ID); ok && (at.After(p.LastSeen) || !p.Addr.IsValid()) {
-			now = []netip.Addr{ap.Addr()}
+			now, port = []netip.Addr{ap.Addr()}, ap.Port()
 		}
 	} else if p.Addr.IsValid() {
 		now = []netip.Addr{p.Addr}
 	}
-	if f, ok := subnetFinding(p, now, ourPrefixes()); ok {
+	if f, ok := subnetFinding(p, now, port, ourPrefixes()); ok {
 		out = append(out, f)
 	}
 	return out
@@ -384,7 +385,8 @@ func (n *Node) peerHowFindings(p mesh.Peer) []api.Finding {
 // subnetFinding says so when none of p's addresses is in a subnet of ours:
 // unicast then needs a router, and mDNS (link-local multicast) crosses
 // none, so the peer is found only by --join.
-func subnetFinding(p mesh.Peer, addrs []netip.Addr, ours []netip.Prefix) (api.Finding, bool) {
+// port is the gossip port to --join.
+func subnetFinding(p mesh.Peer, addrs []netip.Addr, port uint16, ours []netip.Prefix) (api.Finding, bool) {
 	if len(addrs) == 0 || len(ours) == 0 {
 		return api.Finding{}, false
 	}
@@ -405,7 +407,7 @@ func subnetFinding(p mesh.Peer, addrs []netip.Addr, ours []netip.Prefix) (api.Fi
 		Detail: fmt.Sprintf("%s is on another subnet: %s is in none of this machine's (%s), so packets to it need a router, and mDNS does not cross one",
 			p.Name, strings.Join(theirs, ", "), strings.Join(mine, ", ")),
 		Fix: fmt.Sprintf("if a router joins the subnets, start with --join %s (mDNS will not find it); if none does, ask for a route, or put both machines on one network",
-			netip.AddrPortFrom(addrs[0], max(p.GossipPort, mesh.DefaultGossipPort)).String())}
+			netip.AddrPortFrom(addrs[0], cmp.Or(port, mesh.DefaultGossipPort)).String())}
 	if p.Online() && p.Reachable {
 		f.Status = api.FindingInfo
 		f.Detail = fmt.Sprintf("%s is on another subnet (%s, none of ours: %s) and reached through a router", p.Name, strings.Join(theirs, ", "), strings.Join(mine, ", "))

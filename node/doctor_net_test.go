@@ -25,16 +25,16 @@ func findingOf(fs []api.Finding, check string) (api.Finding, bool) {
 func TestSubnetFinding(t *testing.T) {
 	ours := []netip.Prefix{netip.MustParsePrefix("10.99.0.0/24")}
 	away := mesh.Peer{Name: "carol", GossipPort: 7480, State: mesh.Offline}
-	f, ok := subnetFinding(away, []netip.Addr{netip.MustParseAddr("10.99.1.2")}, ours)
+	f, ok := subnetFinding(away, []netip.Addr{netip.MustParseAddr("10.99.1.2")}, 7480, ours)
 	if !ok || f.Status != api.FindingWarn || !strings.Contains(f.Detail, "another subnet") || !strings.Contains(f.Fix, "--join 10.99.1.2:7480") {
 		t.Fatalf("offline peer on another subnet: %+v (%v)", f, ok)
 	}
-	if _, ok := subnetFinding(away, []netip.Addr{netip.MustParseAddr("10.99.1.2"), netip.MustParseAddr("10.99.0.7")}, ours); ok {
+	if _, ok := subnetFinding(away, []netip.Addr{netip.MustParseAddr("10.99.1.2"), netip.MustParseAddr("10.99.0.7")}, 7480, ours); ok {
 		t.Fatal("a peer with one address in our subnet is said to be on another")
 	}
 	reached := away
 	reached.State, reached.Reachable = mesh.Available, true
-	if f, ok := subnetFinding(reached, []netip.Addr{netip.MustParseAddr("10.99.1.2")}, ours); !ok || f.Status != api.FindingInfo || !strings.Contains(f.Detail, "router") {
+	if f, ok := subnetFinding(reached, []netip.Addr{netip.MustParseAddr("10.99.1.2")}, 7480, ours); !ok || f.Status != api.FindingInfo || !strings.Contains(f.Detail, "router") {
 		t.Fatalf("reached across a router: %+v (%v)", f, ok)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"lanchat/internal/ratelimit"
 )
 
 // tlsAddr is n's message port on loopback.
@@ -164,6 +166,12 @@ func TestDialBackDialsOnlyTheAsker(t *testing.T) {
 // its bucket refills.
 func TestDialBackIsRateLimited(t *testing.T) {
 	a, b := dialBackPair(t)
+	// A clock that stands still: no refill, however slow the machine.
+	frozen := time.Now()
+	b.m.doc.once.Do(func() {
+		b.m.doc.perAddr = ratelimit.New[netip.Addr](dialBackRate, dialBackBurst, maxBuckets, ratelimit.Refuse, func() time.Time { return frozen })
+		b.m.doc.serving = make(chan struct{}, dialBackServing)
+	})
 	for i := range dialBackBurst {
 		d, err := a.m.AskDialBack(context.Background(), b.m.ID())
 		if err != nil || d.Refused != "" {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"lanchat/internal/ratelimit"
 )
 
@@ -147,14 +149,14 @@ func (m *Mesh) serveDoctor(s *Stream) {
 		}
 	}
 	if !m.doc.perAddr.Allow(src) {
-		m.log.Info("refusing a dial-back: asked too often", "remote", s.Conn.RemoteAddr(), "peer", ShortID(s.PeerID()))
+		m.log.Debug("refusing a dial-back: asked too often", "remote", s.Conn.RemoteAddr(), "peer", ShortID(s.PeerID()))
 		reply(dialBackReply{Refused: DialBackRateLimited, Rx: time.Now().UnixMicro()})
 		return
 	}
 	s.SetReadDeadline(time.Now().Add(dialBackIOTimeout))
 	var req dialBackRequest
 	if err := json.NewDecoder(io.LimitReader(s, maxDialBackRequest)).Decode(&req); err != nil || req.V != dialBackVersion {
-		m.log.Info("refusing a dial-back: bad request", "remote", s.Conn.RemoteAddr(), "peer", ShortID(s.PeerID()), "err", err)
+		m.log.Debug("refusing a dial-back: bad request", "remote", s.Conn.RemoteAddr(), "peer", ShortID(s.PeerID()), "err", err)
 		return
 	}
 	rx := time.Now().UnixMicro()
@@ -207,9 +209,7 @@ func (m *Mesh) serveDoctor(s *Stream) {
 // ping, which only the run named member answers) and TCP, and its message
 // port by a handshake expecting id's key, each within
 // dialBackProbeTimeout.
-func (m *Mesh) probePorts(ctx context.Context, ml interface {
-	Ping(string, net.Addr) (time.Duration, error)
-}, id, member string, at netip.Addr, gport, tport uint16) (udp, tcp, tls ProbeResult) {
+func (m *Mesh) probePorts(ctx context.Context, ml *memberlist.Memberlist, id, member string, at netip.Addr, gport, tport uint16) (udp, tcp, tls ProbeResult) {
 	ctx, cancel := context.WithTimeout(ctx, dialBackProbeTimeout)
 	defer cancel()
 	gossip := netip.AddrPortFrom(at, gport)

@@ -113,6 +113,13 @@
 // query whose answers are all known gets no reply. It answers at most 50
 // queries a second.
 //
+// Self-check. lanchat doctor asks, once per interface, for its own
+// instance: a query with a random ID, QR=0, RD=0 and one question,
+// "<instance>._lanchat._tcp.local. TXT IN" with the QU bit set, sent from
+// an ephemeral port to 224.0.0.251:5353, listening one second. Only the
+// name's owner answers (by unicast, as above); its own responder hearing
+// the group is what other nodes on the link need to find it.
+//
 // A receiver reads at most 9000 bytes of a message and looks at its first
 // 64 records and 16 instances. It ignores messages whose OPCODE or RCODE is
 // not zero, and responses heard on the group that do not come from port

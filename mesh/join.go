@@ -25,6 +25,9 @@ func (m *Mesh) AddCandidate(id string, addr string) {
 		addr = netip.AddrPortFrom(ap.Addr().WithZone(""), ap.Port()).String()
 	}
 	if id != "" {
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			m.doc.heard.saw(id, ap, time.Now()) // for lanchat doctor, even when live
+		}
 		m.mu.Lock()
 		e := m.table.peers[id]
 		live := e != nil && e.alive

@@ -216,6 +216,7 @@ type Mesh struct {
 	acks          ackTimes                         // direct probe acks, for reachability (reach.go)
 	dirs          dirGate                          // directory replies being written
 	routes        *routes                          // this node's addresses, and the one picked for each peer run (lan.go)
+	doc           doctorState                      // dial-backs served, mDNS sightings (dialback.go)
 	done          chan struct{}                    // closed by Close
 	wg            sync.WaitGroup                   // accepted connections
 	once          sync.Once                        // makes Close idempotent
@@ -317,6 +318,7 @@ func New(cfg Config) (*Mesh, error) {
 	}
 	m.handlers[ALPNPing] = func(s *Stream) {}
 	m.handlers[ALPNDirectory] = m.serveDirectory
+	m.handlers[ALPNDoctor] = m.serveDoctor
 	return m, nil
 }
 

@@ -32,25 +32,51 @@ func (n *Node) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorReport,
 	if n.cfg.NoMDNS {
 		rep.Findings = append(rep.Findings, api.Finding{Check: "mdns", Status: api.FindingInfo,
 			Detail: "mDNS is off (--no-mdns): peers come only from --join and from gossip"})
-	} else if n.ifi != nil {
-		rep.Findings = append(rep.Findings, multicastFindings(n.addr, n.ifi)...)
+	} else {
+		// Each interface in use, on the family mDNS runs on there: IPv4
+		// where it has an IPv4 address, else IPv6 (ff02::fb).
+		for _, u := range n.doctorUsed() {
+			mf := multicastFindings(u.addr, u.ifi)
+			if u.addr.Is4() {
+				checkMulticastRoute(mf, u.ifi)
+			}
+			rep.Findings = append(rep.Findings, mf...)
+		}
 	}
 	if r, ok := n.info(); ok {
 		rep.Findings = append(rep.Findings, api.Finding{Check: "ports", Status: api.FindingInfo,
 			Detail: fmt.Sprintf("listening on %s: gossip on UDP and TCP port %d, messages on TCP port %d", r.Addr, r.GossipPort, r.Port),
 			Fix:    fmt.Sprintf("a firewall between peers must let these through (UDP %d, TCP %d and %d)", r.GossipPort, r.GossipPort, r.Port)})
 	}
-	rep.Findings = append(rep.Findings, peersFindings(n.mesh.Peers(), n.cfg.NoMDNS)...)
+	ifaces := n.doctorIfaces()
+	if !n.cfg.NoMDNS {
+		rep.Findings = append(rep.Findings, n.mdnsSelfFindings(ctx, ifaces)...)
+	}
+	rep.Findings = append(rep.Findings, ipv6Findings(n.addr, ifaces)...)
+	ps := n.mesh.Peers()
+	rep.Findings = append(rep.Findings, peersFindings(ps, n.cfg.NoMDNS)...)
+	var p mesh.Peer
+	if q.Peer != "" {
+		var err error
+		if p, err = n.chat.Resolve(q.Peer); err != nil {
+			return api.DoctorReport{}, apiError(err)
+		}
+		if mp, ok := n.mesh.Peer(p.ID); ok {
+			p.Addr, p.GossipPort, p.TLSPort, p.State, p.LastSeen, p.Verified, p.Reachable, p.SeenBy =
+				mp.Addr, mp.GossipPort, mp.TLSPort, mp.State, mp.LastSeen, mp.Verified, mp.Reachable, mp.SeenBy
+		}
+	}
+	gport, tport := n.mesh.Ports()
+	rep.Findings = append(rep.Findings, dialBackFindings(n.askDialBacks(ctx, dialBackPeers(ps, p.ID)), gport, tport, !n.cfg.NoMDNS)...)
 	if q.Peer == "" {
 		return rep, nil
-	}
-	p, err := n.chat.Resolve(q.Peer)
-	if err != nil {
-		return api.DoctorReport{}, apiError(err)
 	}
 	ref := ref(n.chat.PeerRef(p.ID))
 	rep.Peer = &ref
 	rep.Findings = append(rep.Findings, n.peerFindings(ctx, p)...)
+	rep.Findings = append(rep.Findings, n.peerHowFindings(p)...)
+	rep.Findings = append(rep.Findings, n.othersSeeFindings(ctx, p, ps)...)
+	blameUDP(rep.Findings, gport)
 	return rep, nil
 }
 
@@ -312,7 +338,9 @@ func (o *OneShot) Doctor(ctx context.Context, q api.DoctorQuery) (api.DoctorRepo
 	rep.Findings = append(rep.Findings, interfaceFindings(addr, ifi, o.cfg.Iface)...)
 	if !o.cfg.NoMDNS && ifi != nil {
 		// No node, so nobody joined the group: only the route is telling.
-		for _, f := range multicastFindings(addr, ifi) {
+		mf := multicastFindings(addr, ifi)
+		checkMulticastRoute(mf, ifi)
+		for _, f := range mf {
 			if f.Check == "multicast-route" {
 				rep.Findings = append(rep.Findings, f)
 			}

@@ -29,6 +29,11 @@
 //     forward between each other (an nftables bridge-family rule on the
 //     bridge ports), so unicast, multicast, ARP and IPv6 from the other side
 //     are all cut; Heal removes the rule.
+//   - DropMulticastRoute deletes a host's 224.0.0.0/4 route (a socket that
+//     names its interface, or is bound to the host's address, still sends
+//     multicast: the kernel routes it by the interface); Readdress moves a
+//     host to another subnet on the same bridge (mDNS still reaches it,
+//     unicast does not), and RouteOnLink gives the route a router would.
 //
 // Namespace names carry the creating process's pid; New removes leftovers of
 // crashed runs (Sweep), and every lab removes its namespaces in t.Cleanup,

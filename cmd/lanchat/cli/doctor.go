@@ -13,7 +13,7 @@ var doctorCmd = command{
 	name:    "doctor",
 	args:    "[name|id]",
 	summary: "explain what this node sees of the network, and what to fix",
-	example: "lanchat doctor          # interfaces, multicast, ports, peers\nlanchat doctor bob      # and why bob can or cannot be reached\nlanchat doctor --json | jq -r '.findings[] | select(.status==\"fail\") | .fix'",
+	example: "lanchat doctor          # interfaces, multicast, mDNS, ports (a peer dials back), clocks, peers\nlanchat doctor bob      # and why bob can or cannot be reached (addresses, subnet, ports, what others see)\nlanchat doctor --json | jq -r '.findings[] | select(.status==\"fail\") | .fix'",
 	level:   "warn",
 	flags: func(fs *pflag.FlagSet) func(*env, []string) int {
 		return func(e *env, args []string) int { return e.doctor(args) }

@@ -18,9 +18,9 @@
 // against one (a plain TLS 1.3 copy of 1 GiB over 1, 2 and 4
 // connections, between two namespace hosts and on loopback; the
 // benchmarks stay in the tree to be rerun on other machines) and gained
-// less than the 15 % that would pay for ranges per stream and one
-// journal shared by several: on two cores one stream already keeps both
-// busy (the sender's encryption and system calls on one, the recipient's
+// no 15 % that held from run to run, which is what would pay for ranges
+// per stream and one journal shared by several: on two cores one stream
+// already keeps both busy (the sender's encryption and system calls on one, the recipient's
 // decryption, hashing and writes on the other), and a gigabit link
 // carries about a third of what one stream moves on them.
 //

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"io"
 	"math/big"
 	"net"
@@ -411,4 +412,146 @@ func shmDir(b *testing.B) string {
 	}
 	b.Cleanup(func() { os.RemoveAll(shm) })
 	return shm
+}
+
+// BenchmarkSendFileLANStreams asks whether a large file would move faster
+// between two namespace hosts over several streams than over one: a plain
+// TLS 1.3 copy of one 1 GiB file over 1, 2 and 4 connections at once,
+// each carrying its own byte range (ReadAt of the source, WriteAt of the
+// destination, both on tmpfs), the counts alternated in each try. It
+// reports each count's best and median rate, the CPU time this process
+// (both ends) spent per GiB, and the ratios of 2 and 4 streams to 1: the
+// most several filexfer streams could gain on this link and these cores
+// (filexfer uses one). On a shared machine the CPU per GiB is the steady
+// figure: more streams take a larger share of cores others also want,
+// which is not a gain a user would see on an idle pair of machines.
+//
+//	go test -run '^$' -bench SendFileLANStreams -benchtime 1x ./e2e/
+func BenchmarkSendFileLANStreams(b *testing.B) {
+	const size = 1 << 30
+	tries := fileBenchTries()
+	shm := shmDir(b)
+	src := filepath.Join(shm, "big.bin")
+	writeRandomFile(b, src, size)
+	lab := netlab.New(b, 2)
+	counts := []int{1, 2, 4}
+	took := map[int][]time.Duration{}
+	cpu := map[int]time.Duration{}
+	for i := range tries {
+		for k := range counts {
+			n := counts[(i+k)%len(counts)]
+			dst := filepath.Join(shm, "dst")
+			c0 := processCPU()
+			took[n] = append(took[n], parallelTLSCopy(b, lab.Hosts[0], lab.Hosts[1], src, dst, size, n))
+			cpu[n] += processCPU() - c0
+			os.Remove(dst)
+		}
+	}
+	best := map[int]time.Duration{}
+	for _, n := range counts {
+		best[n] = slices.Min(took[n])
+		b.Logf("%d stream(s): %v", n, took[n])
+		b.ReportMetric(size/best[n].Seconds()/1e6, strconv.Itoa(n)+"-streams-best-MB/s")
+		b.ReportMetric(size/median(took[n]).Seconds()/1e6, strconv.Itoa(n)+"-streams-median-MB/s")
+		b.ReportMetric(cpu[n].Seconds()/float64(tries), strconv.Itoa(n)+"-streams-cpu-s/GiB")
+	}
+	b.ReportMetric(best[1].Seconds()/best[2].Seconds(), "ratio-best-2-to-1")
+	b.ReportMetric(best[1].Seconds()/best[4].Seconds(), "ratio-best-4-to-1")
+	b.ReportMetric(median(took[1]).Seconds()/median(took[2]).Seconds(), "ratio-median-2-to-1")
+	b.ReportMetric(median(took[1]).Seconds()/median(took[4]).Seconds(), "ratio-median-4-to-1")
+}
+
+// processCPU is the user and system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// parallelTLSCopy copies size bytes of src (read on host from) to dst
+// (written on host to) over n TLS 1.3 connections, stream k carrying the
+// k-th of n equal ranges after an 8-byte offset, and returns the time
+// until every range is written and the destination closed.
+func parallelTLSCopy(b *testing.B, from, to *netlab.Host, src, dst string, size int64, n int) time.Duration {
+	b.Helper()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS13}
+	cliCfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+	ln, err := to.Listen("tcp", net.JoinHostPort(to.Addr.String(), "0"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	span := (size + int64(n) - 1) / int64(n)
+	errs := make(chan error, 2*n)
+	start := time.Now()
+	for range n {
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				errs <- err
+				return
+			}
+			tc := tls.Server(c, srvCfg)
+			defer tc.Close()
+			var hdr [8]byte
+			if _, err := io.ReadFull(tc, hdr[:]); err != nil {
+				errs <- err
+				return
+			}
+			off := int64(binary.BigEndian.Uint64(hdr[:]))
+			_, err = io.CopyBuffer(io.NewOffsetWriter(out, off), tc, make([]byte, 256<<10))
+			errs <- err
+		}()
+	}
+	for k := range n {
+		go func() {
+			raw, err := from.Dial(context.Background(), "tcp", ln.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			c := tls.Client(raw, cliCfg)
+			defer c.Close()
+			off := int64(k) * span
+			if _, err := c.Write(binary.BigEndian.AppendUint64(nil, uint64(off))); err != nil {
+				errs <- err
+				return
+			}
+			_, err = io.CopyBuffer(c, io.NewSectionReader(in, off, min(span, size-off)), make([]byte, 256<<10))
+			if err == nil {
+				err = c.CloseWrite()
+			}
+			if err == nil {
+				// Until the other end has it all and closes.
+				_, err = io.Copy(io.Discard, c)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }

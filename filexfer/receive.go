@@ -261,6 +261,7 @@ type rx struct {
 	closedDirty bool
 	syncfsOK    int8
 	toPlace     []uint32
+	batch       chan *batch // the checkpoint under way beside the loop, if any
 	cur         struct {
 		open        bool
 		file, chunk uint32
@@ -906,6 +907,11 @@ func (x *rx) loop() error {
 		if err != nil {
 			return err
 		}
+		if x.batch != nil {
+			if err := x.pollBatch(); err != nil {
+				return err
+			}
+		}
 		if x.needSync() {
 			if err := x.checkpoint(true); err != nil {
 				return err
@@ -1206,34 +1212,130 @@ func (x *rx) send(t frameType, p []byte) error {
 
 // checkpoint makes what arrived durable: it syncs the partial files,
 // records their verified chunks, puts the verified files in place, and
-// tells the sender (when talk is set) which are done.
+// tells the sender (when talk is set) which are done. When many small
+// files were closed since the last one, that work goes to a goroutine of
+// its own (see batch) and receiving goes on meanwhile; a checkpoint
+// first waits for the one before, so there is at most one under way and
+// the journal is written in order.
 func (x *rx) checkpoint(talk bool) error {
+	if err := x.waitBatch(talk); err != nil {
+		return err
+	}
+	if talk && x.closedDirty && x.syncfsOK > 0 && x.nqueued+x.ndone < x.nfiles {
+		x.startBatch()
+		return nil
+	}
 	if len(x.dirty) > 0 {
 		if err := x.syncDirty(); err != nil {
 			return err
 		}
 	}
-	if err := x.flushJournal(); err != nil {
+	if err := x.writeJournal(&x.jbuf); err != nil {
 		return err
 	}
 	x.sinceSync = 0
 	x.lastSync = time.Now()
 	var placed []uint32
+	var names []string
 	var err error
 	if len(x.toPlace) > 0 {
-		placed, err = x.place(x.toPlace)
+		placed, names, err = x.place(x.toPlace, &x.jbuf)
 		x.toPlace = x.toPlace[:0]
+		x.placed(placed, names)
 	}
+	x.closeIdle()
+	if err != nil {
+		return err
+	}
+	if !talk {
+		return nil
+	}
+	return x.tellDone(placed)
+}
+
+// batch is a checkpoint of many small files done beside the receiving
+// loop: syncfs, which makes every file written so far durable (closed
+// ones too), then the records of the chunks they hold, synced, then
+// their final names, exactly the steps and the order of a checkpoint in
+// line, so what a crash leaves is the same. It costs the disk's wait for
+// the sync, which the loop would otherwise spend idle, while the next
+// files arrive and are created. Only the goroutine running it touches the
+// journal and the folder handles until it is collected; the state of the
+// files it placed is updated when it is.
+type batch struct {
+	jbuf   []byte   // records of what was received before it started
+	files  []uint32 // verified files to put in place
+	placed []uint32 // the ones placed, and their names
+	names  []string
+	err    error
+}
+
+func (x *rx) startBatch() {
+	b := &batch{jbuf: x.jbuf, files: x.toPlace}
+	x.jbuf, x.toPlace = nil, nil
+	// The syncfs below covers every byte written so far.
+	clear(x.dirty)
+	x.closedDirty = false
+	x.sinceSync = 0
+	x.lastSync = time.Now()
+	x.closeIdle()
+	done := make(chan *batch, 1)
+	x.batch = done
+	go func() {
+		if err := syncFS(x.stageDir); err != nil {
+			b.err = x.writeErr(err)
+		} else if b.err = x.writeJournal(&b.jbuf); b.err == nil && len(b.files) > 0 {
+			b.placed, b.names, b.err = x.place(b.files, &b.jbuf)
+		}
+		done <- b
+	}()
+}
+
+// waitBatch collects the batch under way, if any: the files it placed
+// are done, and (when talk is set) the sender is told.
+func (x *rx) waitBatch(talk bool) error {
+	if x.batch == nil {
+		return nil
+	}
+	b := <-x.batch
+	x.batch = nil
+	return x.batchDone(b, talk)
+}
+
+// pollBatch collects the batch under way if it has ended.
+func (x *rx) pollBatch() error {
+	select {
+	case b := <-x.batch:
+		x.batch = nil
+		return x.batchDone(b, true)
+	default:
+		return nil
+	}
+}
+
+func (x *rx) batchDone(b *batch, talk bool) error {
+	x.placed(b.placed, b.names)
+	if b.err != nil {
+		return b.err
+	}
+	if !talk {
+		return nil
+	}
+	return x.tellDone(b.placed)
+}
+
+// closeIdle closes the partial files not being written.
+func (x *rx) closeIdle() {
 	for i, h := range x.handles {
 		if !x.cur.open || x.cur.file != i {
 			h.Close()
 			delete(x.handles, i)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	if !talk || len(placed) == 0 {
+}
+
+func (x *rx) tellDone(placed []uint32) error {
+	if len(placed) == 0 {
 		return nil
 	}
 	for _, i := range placed {
@@ -1269,17 +1371,21 @@ func (x *rx) syncDirty() error {
 	return nil
 }
 
-func (x *rx) flushJournal() error {
-	if len(x.jbuf) == 0 {
+func (x *rx) flushJournal() error { return x.writeJournal(&x.jbuf) }
+
+// writeJournal appends the records in buf to the journal, synced, and
+// empties buf.
+func (x *rx) writeJournal(buf *[]byte) error {
+	if len(*buf) == 0 {
 		return nil
 	}
-	if _, err := x.journal.Write(x.jbuf); err != nil {
+	if _, err := x.journal.Write(*buf); err != nil {
 		return x.writeErr(err)
 	}
 	if err := x.journal.Sync(); err != nil {
 		return x.writeErr(err)
 	}
-	x.jbuf = x.jbuf[:0]
+	*buf = (*buf)[:0]
 	return nil
 }
 
@@ -1299,9 +1405,11 @@ func (x *rx) finalName(i uint32, try int) string {
 
 // place puts verified files under their final names, never over an
 // existing file. Each name is recorded in the journal before the file
-// takes it, so a crash in between is recognised on resume. It returns the
-// files placed.
-func (x *rx) place(files []uint32) ([]uint32, error) {
+// takes it, so a crash in between is recognised on resume; the records
+// go through jbuf. It returns the files placed and their names, for
+// placed to record; it changes no state of the files itself, so a batch
+// may run it beside the receiving loop.
+func (x *rx) place(files []uint32, jbuf *[]byte) ([]uint32, []string, error) {
 	root := x.r.root
 	chosen := make(map[string]bool, len(files))
 	names := make([]string, len(files))
@@ -1319,17 +1427,17 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 			}
 			chosen[n] = true
 			names[k] = n
-			x.jbuf = appendRecord(x.jbuf, recDone, append(binary.BigEndian.AppendUint32(nil, i), n...))
+			*jbuf = appendRecord(*jbuf, recDone, append(binary.BigEndian.AppendUint32(nil, i), n...))
 			return nil
 		}
 	}
 	for k := range files {
 		if err := pick(k, 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if err := x.flushJournal(); err != nil {
-		return nil, err
+	if err := x.writeJournal(jbuf); err != nil {
+		return nil, nil, err
 	}
 	var placed []uint32
 	for k, i := range files {
@@ -1339,7 +1447,7 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 			n := names[k]
 			if d := path.Dir(n); d != "." && !x.made[d] {
 				if err := root.MkdirAll(d, 0o755); err != nil {
-					return placed, x.writeErr(err)
+					return placed, names[:len(placed)], x.writeErr(err)
 				}
 				x.made[d] = true
 			}
@@ -1349,19 +1457,27 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 				break
 			}
 			if !errors.Is(err, fs.ErrExist) || try > 100 {
-				return placed, x.writeErr(err)
+				return placed, names[:len(placed)], x.writeErr(err)
 			}
 			// Taken since we looked: the next number, recorded again.
 			if err := pick(k, try); err != nil {
-				return placed, err
+				return placed, names[:len(placed)], err
 			}
-			if err := x.flushJournal(); err != nil {
-				return placed, err
+			if err := x.writeJournal(jbuf); err != nil {
+				return placed, names[:len(placed)], err
 			}
 		}
 		if !moved {
 			x.stage.Remove(partBase(i))
 		}
+		placed = append(placed, i)
+	}
+	return placed, names, nil
+}
+
+// placed records files put in place by place, under names.
+func (x *rx) placed(files []uint32, names []string) {
+	for k, i := range files {
 		f := x.files[i]
 		f.done, f.queued, f.final = true, false, names[k]
 		f.hashes, f.verified = nil, nil
@@ -1369,9 +1485,7 @@ func (x *rx) place(files []uint32) ([]uint32, error) {
 		x.ndone++
 		x.prog.FilesDone++
 		x.res.Placed = append(x.res.Placed, names[k])
-		placed = append(placed, i)
 	}
-	return placed, nil
 }
 
 // placeLink gives partial file i (part, from the top) the name n, never

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"io"
 	"math/big"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"lanchat/internal/netlab"
+	"lanchat/internal/testutil"
 )
 
 // BenchmarkSendFileLAN moves one 1 GiB file from one namespace host to
@@ -471,9 +471,7 @@ func processCPU() time.Duration {
 }
 
 // parallelTLSCopy copies size bytes of src (read on host from) to dst
-// (written on host to) over n TLS 1.3 connections, stream k carrying the
-// k-th of n equal ranges after an 8-byte offset, and returns the time
-// until every range is written and the destination closed.
+// (written on host to) over n TLS 1.3 connections (testutil.ParallelTLSCopy).
 func parallelTLSCopy(b *testing.B, from, to *netlab.Host, src, dst string, size int64, n int) time.Duration {
 	b.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -489,69 +487,9 @@ func parallelTLSCopy(b *testing.B, from, to *netlab.Host, src, dst string, size 
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	out, err := os.Create(dst)
+	d, err := testutil.ParallelTLSCopy(ln, from.Dial, srvCfg, cliCfg, src, dst, size, n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer in.Close()
-	span := (size + int64(n) - 1) / int64(n)
-	errs := make(chan error, 2*n)
-	start := time.Now()
-	for range n {
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				errs <- err
-				return
-			}
-			tc := tls.Server(c, srvCfg)
-			defer tc.Close()
-			var hdr [8]byte
-			if _, err := io.ReadFull(tc, hdr[:]); err != nil {
-				errs <- err
-				return
-			}
-			off := int64(binary.BigEndian.Uint64(hdr[:]))
-			_, err = io.CopyBuffer(io.NewOffsetWriter(out, off), tc, make([]byte, 256<<10))
-			errs <- err
-		}()
-	}
-	for k := range n {
-		go func() {
-			raw, err := from.Dial(context.Background(), "tcp", ln.Addr().String())
-			if err != nil {
-				errs <- err
-				return
-			}
-			c := tls.Client(raw, cliCfg)
-			defer c.Close()
-			off := int64(k) * span
-			if _, err := c.Write(binary.BigEndian.AppendUint64(nil, uint64(off))); err != nil {
-				errs <- err
-				return
-			}
-			_, err = io.CopyBuffer(c, io.NewSectionReader(in, off, min(span, size-off)), make([]byte, 256<<10))
-			if err == nil {
-				err = c.CloseWrite()
-			}
-			if err == nil {
-				// Until the other end has it all and closes.
-				_, err = io.Copy(io.Discard, c)
-			}
-			errs <- err
-		}()
-	}
-	for range 2 * n {
-		if err := <-errs; err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := out.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
+	return d
 }

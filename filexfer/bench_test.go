@@ -3,7 +3,6 @@ package filexfer
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lanchat/internal/testutil"
 )
 
 // benchDir is where benchmark files live: LANCHAT_BENCH_DIR (e.g.
@@ -357,78 +358,16 @@ func BenchmarkParallelTLS1GiB(b *testing.B) {
 }
 
 // parallelCopy copies size bytes of src to dst over n TLS connections on
-// loopback, stream k carrying the k-th of n equal ranges, and returns the
-// time until every range is written and the destination closed.
+// loopback (testutil.ParallelTLSCopy).
 func parallelCopy(b *testing.B, srvCfg, cliCfg *tls.Config, src, dst string, size int64, n int) time.Duration {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	out, err := os.Create(dst)
+	d, err := testutil.ParallelTLSCopy(ln, (&net.Dialer{}).DialContext, srvCfg, cliCfg, src, dst, size, n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer in.Close()
-	span := (size + int64(n) - 1) / int64(n)
-	errs := make(chan error, 2*n)
-	start := time.Now()
-	for range n {
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				errs <- err
-				return
-			}
-			tc := tls.Server(c, srvCfg)
-			defer tc.Close()
-			var hdr [8]byte
-			if _, err := io.ReadFull(tc, hdr[:]); err != nil {
-				errs <- err
-				return
-			}
-			off := int64(binary.BigEndian.Uint64(hdr[:]))
-			_, err = io.CopyBuffer(io.NewOffsetWriter(out, off), tc, make([]byte, 256<<10))
-			errs <- err
-		}()
-	}
-	for k := range n {
-		go func() {
-			c, err := tls.Dial("tcp", ln.Addr().String(), cliCfg)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
-			off := int64(k) * span
-			if _, err := c.Write(binary.BigEndian.AppendUint64(nil, uint64(off))); err != nil {
-				errs <- err
-				return
-			}
-			_, err = io.CopyBuffer(c, io.NewSectionReader(in, off, min(span, size-off)), make([]byte, 256<<10))
-			if err == nil {
-				err = c.CloseWrite()
-			}
-			if err == nil {
-				// Until the other end has it all and closes: a close
-				// before that, with its session ticket unread, could
-				// reset the connection under data not yet read.
-				_, err = io.Copy(io.Discard, c)
-			}
-			errs <- err
-		}()
-	}
-	for range 2 * n {
-		if err := <-errs; err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := out.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
+	return d
 }

@@ -69,6 +69,9 @@ func Open(path string, opt Options) (*Store, error) {
 	if s.insertStmt, err = s.wdb.Prepare(insertSQL); err == nil {
 		s.ftsStmt, err = s.wdb.Prepare(ftsInsertSQL)
 	}
+	if err == nil {
+		s.versionStmt, err = s.wdb.Prepare("PRAGMA data_version")
+	}
 	for st := Queued; st <= Read && err == nil; st++ {
 		s.stateStmt[st], err = s.wdb.Prepare(setStateSQL(st))
 	}

@@ -428,6 +428,22 @@ func (s *Store) PendingPeers(ctx context.Context) ([]string, error) {
 	return peers, nil
 }
 
+// ExternalVersion returns a number that changes whenever another
+// connection to the database file (another process: a one-shot command)
+// commits a write; this Store's own writes leave it alone. It costs one
+// read of SQLite's shared-memory header, no table, so a loop that must
+// notice what others store can ask it often and query only on a change.
+func (s *Store) ExternalVersion(ctx context.Context) (int64, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	var v int64
+	if err := s.versionStmt.QueryRowContext(ctx).Scan(&v); err != nil {
+		return 0, fmt.Errorf("data version: %w", s.classify(err))
+	}
+	return v, nil
+}
+
 // Count returns how many messages are stored.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	if s.isClosed() {

@@ -89,6 +89,11 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(opt.ReadConns)
 	s.rdb.SetMaxIdleConns(opt.ReadConns)
+	if s.summaryStmt, err = s.rdb.Prepare(outboxSummarySQL); err != nil {
+		s.rdb.Close()
+		s.wdb.Close()
+		return nil, fmt.Errorf("open history %s: %w", abs, err)
+	}
 	s.wg.Add(1)
 	go s.writeLoop()
 	return s, nil

@@ -215,6 +215,7 @@ type Store struct {
 	// outside the writer's transactions, taking the connection for a few
 	// microseconds between them.
 	versionStmt *sql.Stmt
+	summaryStmt *sql.Stmt // outboxSummarySQL, prepared on rdb
 
 	wake chan struct{} // signals the writer that the queue grew; buffered 1
 	quit chan struct{} // closed by Close: the writer drains the queue and ends
@@ -239,7 +240,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		s.wg.Wait()
-		errs := []error{s.insertStmt.Close(), s.ftsStmt.Close(), s.versionStmt.Close()}
+		errs := []error{s.insertStmt.Close(), s.ftsStmt.Close(), s.versionStmt.Close(), s.summaryStmt.Close()}
 		for st := range s.stateStmt {
 			errs = append(errs, s.stateStmt[st].Close())
 		}

@@ -309,20 +309,35 @@ func (s *Service) Close() error {
 }
 
 func (s *Service) saveContacts(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+			return // Run saves what is left
 		case <-s.contacts.urgent:
+		case <-s.contacts.changed:
+			// A last-seen update can wait: the next few seconds'
+			// sightings (a whole office at start) go in one write.
+			t := time.NewTimer(contactsSaveDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			case <-s.contacts.urgent:
+				t.Stop()
+			}
 		}
 		if err := s.contacts.save(); err != nil {
 			s.log.Warn("save contacts", "err", err)
+			// Written at the next change, or at exit: the book is
+			// still dirty, and a full disk is not retried in a loop.
 		}
 	}
 }
+
+// contactsSaveDelay is how long a change that is not urgent waits for
+// others before the book is written.
+const contactsSaveDelay = 5 * time.Second
 
 // Saw records a peer's name as of now (from presence, or a directory),
 // so that a person can address them by name after they go offline. A

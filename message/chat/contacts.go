@@ -71,11 +71,15 @@ type contacts struct {
 	// that must reach the disk at once, or a crash soon after would
 	// leave them unaddressable by name. A mere last-seen update can wait.
 	urgent chan struct{}
+	// changed is signalled whenever the book becomes dirty; buffered 1.
+	// The saver sleeps on it rather than wake every few seconds to find
+	// nothing to write.
+	changed chan struct{}
 }
 
 // loadContacts reads the book at path; "" keeps it in memory only.
 func loadContacts(path string) (*contacts, error) {
-	c := &contacts{path: path, byID: map[string]*contact{}, bySkel: map[string][]string{}, urgent: make(chan struct{}, 1)}
+	c := &contacts{path: path, byID: map[string]*contact{}, bySkel: map[string][]string{}, urgent: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	if path == "" {
 		return c, nil
 	}
@@ -152,6 +156,15 @@ func (c *contacts) unindex(k *contact) {
 	}
 }
 
+// markDirty notes that the book must be written. c.mu is held.
+func (c *contacts) markDirty() {
+	c.dirty = true
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
 // saw records a peer's name as of now, as claimed by a message it signed
 // or by presence not yet proven: a newcomer joins the strangers.
 func (c *contacts) saw(id, name string) { c.see(id, name, false) }
@@ -198,7 +211,7 @@ func (c *contacts) see(id, name string, verified bool) {
 			changed = true
 		}
 	}
-	c.dirty = true
+	c.markDirty()
 	if changed {
 		select {
 		case c.urgent <- struct{}{}:
@@ -258,7 +271,7 @@ func (c *contacts) trust(id, name string) (contact, error) {
 		c.add(k)
 	}
 	c.pin(k, true)
-	c.dirty = true
+	c.markDirty()
 	select {
 	case c.urgent <- struct{}{}:
 	default:
@@ -283,7 +296,7 @@ func (c *contacts) untrust(id string) (contact, bool) {
 		c.strangers++
 	}
 	k.Trusted, k.ByUser, k.Untrusted = false, false, true
-	c.dirty = true
+	c.markDirty()
 	select {
 	case c.urgent <- struct{}{}:
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lanchat/mesh"
@@ -18,13 +19,15 @@ import (
 //   - A session starts when the peer appears, when something is queued
 //     for a peer that is online, and every second for online peers with
 //     something waiting (a message a one-shot command left, a failed try).
+//     That check asks the store only when it may learn something (see
+//     run): an idle node does no query.
 //   - A session first reads the peer's outbox from the store, oldest
 //     first, unless the previous session ended with the outbox empty and
 //     nothing has been queued since but through Send: then the store
 //     holds nothing the memory queue lacks, and the query is skipped.
-//     Whenever the store says something waits for an online peer (the
-//     one-second check), the store is read again: a one-shot command may
-//     have stored a message while this node started.
+//     Whenever the store says something waits for a peer (the
+//     one-second check), the peer's next session reads the store again: a
+//     one-shot command may have stored a message while this node started.
 //     Messages Send queues during a session go to the memory queue and are
 //     sent after what the store held; a message seen both ways is sent once.
 //   - The first failure ends the session (the peer went away, or refused);
@@ -68,6 +71,10 @@ type outbox struct {
 	closed bool // set when the node stops; no session starts after it
 
 	done chan progress // to be recorded: written (sent) or acknowledged (delivered)
+
+	// failed is set when a session ends on a failure: the retry check
+	// queries the store at its next round rather than wait for a change.
+	failed atomic.Bool
 }
 
 // progress is a message's step on its way, for the store.
@@ -145,6 +152,15 @@ func (o *outbox) kick(peer string) {
 // run records deliveries and retries peers with something waiting
 // until ctx ends; then it waits for every session and records what they
 // achieved.
+//
+// The retry check runs every second but queries the store only when it
+// can find something new: at start (what an earlier run left), while a
+// peer that is online has something waiting (a failed or refused try),
+// after a session failed, and when another process wrote to the store (a
+// one-shot command; ExternalVersion, one cheap pragma, tells). Otherwise
+// every message waiting is for a peer that is offline, and that peer's
+// return starts its session, which reads the store (PeerOnline): an idle
+// node, or one whose messages wait for absent colleagues, makes no query.
 func (o *outbox) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -158,6 +174,11 @@ func (o *outbox) run(ctx context.Context) {
 		o.drain()
 		recWG.Wait()
 	}()
+	var (
+		version int64 // ExternalVersion when the store was last queried
+		known   bool  // version is valid
+		retry   = true
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,6 +187,15 @@ func (o *outbox) run(ctx context.Context) {
 			if o.s.cfg.Transport == nil {
 				continue // nothing can be sent: what waits, waits for a node
 			}
+			// The version is read before the query: a write landing
+			// between the two moves it, and the next tick looks again.
+			v, verr := o.s.st.ExternalVersion(ctx)
+			if o.failed.Swap(false) {
+				retry = true
+			}
+			if !retry && known && verr == nil && v == version {
+				continue
+			}
 			peers, err := o.s.st.PendingPeers(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -173,10 +203,14 @@ func (o *outbox) run(ctx context.Context) {
 				}
 				continue
 			}
+			version, known, retry = v, verr == nil, false
 			for _, peer := range peers {
 				// Something waits on disk: look at the disk, not only at
 				// what Send queued in memory.
 				o.resync(peer)
+				if _, ok := o.s.online(peer); ok {
+					retry = true // it may fail again: look next second
+				}
 			}
 		}
 	}
@@ -340,6 +374,7 @@ func (o *outbox) end(peer string) {
 	p := o.peer(peer)
 	p.queue, p.running, p.clean, p.needSync = nil, false, false, false
 	o.mu.Unlock()
+	o.failed.Store(true)
 	o.s.watch.failed(peer)
 }
 

@@ -2,10 +2,15 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"lanchat/internal/testutil"
 	"lanchat/mesh"
 	"lanchat/message"
 )
@@ -160,4 +165,46 @@ func TestNameKeyJoinsLookAlikes(t *testing.T) {
 			t.Errorf("%q and %q share a key", p[0], p[1])
 		}
 	}
+}
+
+// TestLastSeenUpdateReachesTheDisk: the contacts saver sleeps until the
+// book changes; a change that is not urgent (a known peer seen again, a
+// minute or more later) must still wake it and be written within a few
+// seconds.
+func TestLastSeenUpdateReachesTheDisk(t *testing.T) {
+	f := newFixture(t, Config{})
+	bob := newParty(t, "bob")
+	f.svc.Saw(verified(bob, "bob")) // new: written at once
+	path := filepath.Join(f.dir, "contacts.json")
+	lastSeen := func() time.Time {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return time.Time{}
+		}
+		var list []contact
+		if err := json.Unmarshal(b, &list); err != nil || len(list) != 1 {
+			return time.Time{}
+		}
+		return list[0].LastSeen
+	}
+	testutil.WaitFor(t, "bob in the book on disk", 5*time.Second, func() bool { return !lastSeen().IsZero() })
+	// Bob was last seen an hour ago, on disk too; whatever the saver had
+	// pending is done after its delay.
+	c := f.svc.contacts
+	c.mu.Lock()
+	old := c.byID[bob.id].LastSeen.Add(-time.Hour)
+	c.byID[bob.id].LastSeen, c.dirty = old, true
+	c.mu.Unlock()
+	if err := c.save(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(contactsSaveDelay + time.Second)
+	if got := lastSeen(); !got.Equal(old) {
+		t.Fatalf("last seen on disk %v, want %v", got, old)
+	}
+	before := time.Now().UTC().Truncate(time.Second)
+	f.svc.Saw(verified(bob, "bob"))
+	testutil.WaitFor(t, "the new last-seen on disk", contactsSaveDelay+5*time.Second, func() bool {
+		return !lastSeen().Before(before)
+	})
 }

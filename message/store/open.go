@@ -69,6 +69,9 @@ func Open(path string, opt Options) (*Store, error) {
 	if s.insertStmt, err = s.wdb.Prepare(insertSQL); err == nil {
 		s.ftsStmt, err = s.wdb.Prepare(ftsInsertSQL)
 	}
+	if err == nil {
+		s.versionStmt, err = s.wdb.Prepare("PRAGMA data_version")
+	}
 	for st := Queued; st <= Read && err == nil; st++ {
 		s.stateStmt[st], err = s.wdb.Prepare(setStateSQL(st))
 	}
@@ -86,6 +89,11 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(opt.ReadConns)
 	s.rdb.SetMaxIdleConns(opt.ReadConns)
+	if s.summaryStmt, err = s.rdb.Prepare(outboxSummarySQL); err != nil {
+		s.rdb.Close()
+		s.wdb.Close()
+		return nil, fmt.Errorf("open history %s: %w", abs, err)
+	}
 	s.wg.Add(1)
 	go s.writeLoop()
 	return s, nil

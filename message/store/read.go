@@ -384,14 +384,19 @@ type OutboxEntry struct {
 	Oldest time.Time // the oldest waiting message's time
 }
 
+// outboxSummarySQL is OutboxSummary's query, prepared once (summaryStmt):
+// the outbox's retry check runs it every second while an online peer has
+// something waiting, and parsing and planning it cost more than running it.
+const outboxSummarySQL = `SELECT peer, count(*), min(wall) FROM messages INDEXED BY messages_outbox
+WHERE outgoing = 1 AND state < 2 AND conversation = '' GROUP BY peer ORDER BY min(wall), peer`
+
 // OutboxSummary lists, per recipient, how many messages wait and since
 // when, the longest-waiting recipient first.
 func (s *Store) OutboxSummary(ctx context.Context) ([]OutboxEntry, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT peer, count(*), min(wall) FROM messages INDEXED BY messages_outbox
-WHERE outgoing = 1 AND state < 2 AND conversation = '' GROUP BY peer ORDER BY min(wall), peer`)
+	rows, err := s.summaryStmt.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("outbox summary: %w", s.classify(err))
 	}
@@ -426,6 +431,22 @@ func (s *Store) PendingPeers(ctx context.Context) ([]string, error) {
 		peers[i] = e.Peer
 	}
 	return peers, nil
+}
+
+// ExternalVersion returns a number that changes whenever another
+// connection to the database file (another process: a one-shot command)
+// commits a write; this Store's own writes leave it alone. It costs one
+// read of SQLite's shared-memory header, no table, so a loop that must
+// notice what others store can ask it often and query only on a change.
+func (s *Store) ExternalVersion(ctx context.Context) (int64, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	var v int64
+	if err := s.versionStmt.QueryRowContext(ctx).Scan(&v); err != nil {
+		return 0, fmt.Errorf("data version: %w", s.classify(err))
+	}
+	return v, nil
 }
 
 // Count returns how many messages are stored.

@@ -198,7 +198,7 @@ type Store struct {
 	path string
 	opt  Options
 	log  *slog.Logger
-	wdb  *sql.DB // the one write connection, used only by the writer goroutine after Open
+	wdb  *sql.DB // the one write connection, used only by the writer goroutine after Open (and versionStmt)
 	rdb  *sql.DB // read-only connections
 
 	insertStmt *sql.Stmt // insertSQL, prepared on wdb
@@ -209,6 +209,13 @@ type Store struct {
 	// SQLite re-plan the statement at every execution, costing more than
 	// running it.
 	stateStmt [Read + 1]*sql.Stmt
+	// versionStmt is "PRAGMA data_version", prepared on wdb: on the
+	// connection that makes every write of this Store, the number moves
+	// only when another connection (another process) commits. It runs
+	// outside the writer's transactions, taking the connection for a few
+	// microseconds between them.
+	versionStmt *sql.Stmt
+	summaryStmt *sql.Stmt // outboxSummarySQL, prepared on rdb
 
 	wake chan struct{} // signals the writer that the queue grew; buffered 1
 	quit chan struct{} // closed by Close: the writer drains the queue and ends
@@ -233,7 +240,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		s.wg.Wait()
-		errs := []error{s.insertStmt.Close(), s.ftsStmt.Close()}
+		errs := []error{s.insertStmt.Close(), s.ftsStmt.Close(), s.versionStmt.Close(), s.summaryStmt.Close()}
 		for st := range s.stateStmt {
 			errs = append(errs, s.stateStmt[st].Close())
 		}

@@ -886,3 +886,43 @@ func TestIndexInvalidUTF8Body(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExternalVersionMovesOnlyForOtherWriters: the outbox skips its
+// query while ExternalVersion stands still, so the number must move when
+// another process (here a second Store on the same file, as a one-shot
+// command opens) stores a message, and must not move for this Store's own
+// writes, or an idle node would query after each of them.
+func TestExternalVersionMovesOnlyForOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "history.db")
+	s := openAt(t, path, testOptions(t))
+	v0, err := s.ExternalVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddOutgoing(ctx, alice.msg(t, bob, at(1), "own")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.ExternalVersion(ctx); err != nil || v != v0 {
+		t.Errorf("after our own write: ExternalVersion = %d, %v; want %d", v, err, v0)
+	}
+
+	other := openAt(t, path, testOptions(t))
+	if err := other.AddOutgoing(ctx, alice.msg(t, carol, at(2), "from another process")); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := s.ExternalVersion(ctx)
+	if err != nil || v1 == v0 {
+		t.Errorf("after another writer's commit: ExternalVersion = %d, %v; want a change from %d", v1, err, v0)
+	}
+	if peers, err := s.PendingPeers(ctx); err != nil || len(peers) != 2 {
+		t.Errorf("PendingPeers = %v, %v; want bob and carol", peers, err)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ExternalVersion(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+}

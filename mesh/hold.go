@@ -3,7 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -119,11 +119,12 @@ func (m *Mesh) queueCheck(string) {
 }
 
 // holdLoop asks, by handshake, the runs gossip called dead and those held
-// online against it; and pulls the membership again from a verified peer
-// when the gate refused members for a cap, once there is room again (the
-// refused ones are not gossiped again until they change).
+// online against it, each when checkSchedule says; and pulls the
+// membership again from a verified peer when the gate refused members for
+// a cap, once there is room again (the refused ones are not gossiped again
+// until they change).
 func (m *Mesh) holdLoop(ctx context.Context) {
-	tick := time.NewTicker(holdInterval)
+	tick := time.NewTicker(checkTick)
 	defer tick.Stop()
 	var lastBump, lastRepull time.Time
 	// bumpDue fires when a re-announcement held back by refuteGap is due;
@@ -144,6 +145,15 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 			}
 		})
 	}
+	sched := newCheckSchedule(mathrand.Float64)
+	type answer struct {
+		member string
+		ok     bool
+	}
+	answers := make(chan answer, holdDials) // one per check in flight
+	var checks sync.WaitGroup
+	defer checks.Wait()
+	inFlight := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,6 +163,9 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 				lastRepull = time.Now()
 			}
 		case <-m.checkWake:
+		case a := <-answers:
+			inFlight--
+			sched.done(a.member, a.ok, int(m.members.Load()), time.Now())
 		case <-m.refuteWake:
 			if wait := refuteGap - time.Since(lastBump); wait > 0 {
 				if !armed {
@@ -170,20 +183,18 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		m.mu.Lock()
 		runs := m.table.heldRuns()
 		m.mu.Unlock()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, holdDials)
-		for _, r := range runs {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
+		for _, r := range sched.due(runs, int(m.members.Load()), time.Now(), holdDials-inFlight) {
+			inFlight++
+			checks.Go(func() {
 				ok, refused := m.ask(ctx, r.at, r.id)
 				if ctx.Err() != nil {
+					answers <- answer{member: r.member}
 					return
 				}
 				m.q.push(memberEvent{kind: evChecked, name: r.member, at: r.at, ok: ok, refused: refused})
+				answers <- answer{member: r.member, ok: ok}
 			})
 		}
-		wg.Wait()
 	}
 }
 
@@ -212,6 +223,6 @@ func (m *Mesh) repullIfRefused() bool {
 	if len(picks) == 0 {
 		return false
 	}
-	m.enqueueJoin(picks[rand.IntN(len(picks))])
+	m.enqueueJoin(picks[mathrand.IntN(len(picks))])
 	return true
 }

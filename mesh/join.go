@@ -93,6 +93,7 @@ func (m *Mesh) reconnectLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		m.mu.Lock()
+		m.recon.spread = spreadOver(int(m.members.Load()))
 		m.updateSeeds(now)
 		var plans []dialPlan
 		for {

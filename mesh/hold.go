@@ -198,6 +198,23 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 	}
 }
 
+// answeredDial tells the peer table that a handshake made for another
+// reason (a reconnect dial) found peer id at tls: for a run being checked,
+// held or returning at that address it is the answer a check would have
+// got, so it need not wait for, nor cost, a check of its own.
+func (m *Mesh) answeredDial(id string, tls netip.AddrPort) {
+	m.mu.Lock()
+	e := m.table.peers[id]
+	var member string
+	if e != nil && netip.AddrPortFrom(e.Addr, e.TLSPort) == tls && (e.alive && (e.held || e.checking) || !e.alive && e.returning != nil) {
+		member = e.member
+	}
+	m.mu.Unlock()
+	if member != "" {
+		m.q.push(memberEvent{kind: evChecked, name: member, at: tls, ok: true})
+	}
+}
+
 // repullIfRefused joins a random verified live peer (a push-pull of its
 // whole membership) when members were refused for a cap and the
 // unverified ones have fallen to half the cap, and says whether it did.

@@ -177,6 +177,7 @@ func (m *Mesh) reconnect(ctx context.Context, p dialPlan) dialOutcome {
 			return dialFailed
 		}
 		s.Close()
+		m.answeredDial(p.id, p.tls)
 	}
 	m.mu.Lock()
 	ml := m.ml

@@ -22,7 +22,7 @@ const (
 	// or taken back by memberlist) keeps its failures, so that a run
 	// flapping between dead and alive in gossip is not asked afresh at
 	// each flap.
-	checkBackoffMax = 30 * time.Second
+	checkBackoffMax = 16 * time.Second
 	checkForget     = time.Minute
 )
 

@@ -31,10 +31,11 @@ func TestChecksOfAFailingRunBackOff(t *testing.T) {
 			s.done(r.member, false, members, now.Add(askWindow))
 		}
 	}
-	// Asked every holdInterval while it fails, as before, would be 60
-	// checks a minute; the backoff leaves about 10 in 5 minutes.
-	if len(asked) > 16 {
-		t.Fatalf("%d checks of a silent run in 5 minutes, want at most 16", len(asked))
+	// Asked every holdInterval while it fails, as before, would be a
+	// check every askWindow+holdInterval, 60 in 5 minutes; the backoff
+	// leaves about 20.
+	if len(asked) > 25 {
+		t.Fatalf("%d checks of a silent run in 5 minutes, want at most 25", len(asked))
 	}
 	for i := 2; i < len(asked); i++ {
 		gap, prev := asked[i].Sub(asked[i-1]), asked[i-1].Sub(asked[i-2])

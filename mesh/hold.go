@@ -6,6 +6,7 @@ import (
 	mathrand "math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -59,22 +60,36 @@ const (
 
 // ask checks by handshake that id answers at at (see askWindow): ok if
 // it does; refused if the port refused or another key answered, which
-// no retry would change.
+// no retry would change. While a try's TCP connection is up, one stagger
+// passes before the next try starts: its SYN was not lost, TCP
+// retransmits what else is, and a second handshake at a peer slow to
+// complete the first (a starved CPU) would only slow both; so a check of
+// a slow peer costs two handshakes, not three, and the second comes 2 s
+// after the first.
 func (m *Mesh) ask(ctx context.Context, at netip.AddrPort, id string) (ok, refused bool) {
 	ctx, cancel := context.WithTimeout(ctx, askWindow)
 	var tries sync.WaitGroup
 	defer func() { cancel(); tries.Wait() }()
 	results := make(chan error, askTries) // never blocks a try
+	var connected atomic.Int32            // pending tries whose TCP connection is up
 	stagger := time.NewTicker(askStagger)
 	defer stagger.Stop()
 	started, pending := 0, 0
+	graced := false // a stagger was skipped for a connected try
 	try := func() {
 		started++
 		pending++
 		tries.Go(func() {
-			s, err := m.dialer.DialAddr(ctx, at.String(), id, ALPNPing)
+			up := false
+			s, err := m.dialer.dialAddr(ctx, at.String(), id, ALPNPing, func() {
+				up = true
+				connected.Add(1)
+			})
 			if err == nil {
 				s.Close()
+			}
+			if up {
+				connected.Add(-1)
 			}
 			results <- err
 		})
@@ -93,7 +108,12 @@ func (m *Mesh) ask(ctx context.Context, at netip.AddrPort, id string) (ok, refus
 				try() // failed early (say, no route yet): the next now
 			}
 		case <-stagger.C:
-			if started < askTries {
+			switch {
+			case started >= askTries:
+			case connected.Load() > 0 && !graced:
+				graced = true
+			default:
+				graced = false
 				try()
 			}
 		}

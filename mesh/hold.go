@@ -55,7 +55,12 @@ const (
 	// one silence in five hundred would otherwise show it lost now and
 	// then at 20 % loss.
 	heldMisses = 2
-	holdDials  = 4 // handshakes at once
+	holdDials  = 4 // handshakes at once (reach.go)
+	// checkDials: checks at once. Each waits up to askWindow for a
+	// silent peer, so a split of 25 (25 runs accused at once) took 25 s
+	// to show at 4; the checks aim at different peers, and each costs
+	// this node a goroutine and a few SYNs.
+	checkDials = 16
 )
 
 // ask checks by handshake that id answers at at (see askWindow): ok if
@@ -170,7 +175,7 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		member string
 		ok     bool
 	}
-	answers := make(chan answer, holdDials) // one per check in flight
+	answers := make(chan answer, checkDials) // one per check in flight
 	var checks sync.WaitGroup
 	defer checks.Wait()
 	inFlight := 0
@@ -203,7 +208,7 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		m.mu.Lock()
 		runs := m.table.heldRuns()
 		m.mu.Unlock()
-		for _, r := range sched.due(runs, int(m.members.Load()), time.Now(), holdDials-inFlight) {
+		for _, r := range sched.due(runs, int(m.members.Load()), time.Now(), checkDials-inFlight) {
 			inFlight++
 			checks.Go(func() {
 				ok, refused := m.ask(ctx, r.at, r.id)

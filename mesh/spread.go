@@ -32,6 +32,11 @@ func spreadOver(members int) time.Duration {
 	return min(time.Duration(max(members, 1))*spreadPerMember, spreadMax)
 }
 
+// Spread is spreadOver for other packages that act on news of one peer
+// (the chat service's catch-up when it meets one): the window over which
+// the members, members of them, should spread what they aim at it.
+func Spread(members int) time.Duration { return spreadOver(members) }
+
 // jitter draws a duration in [0, d).
 func jitter(rnd func() float64, d time.Duration) time.Duration {
 	return time.Duration(rnd() * float64(d))

@@ -86,10 +86,18 @@
 //     alive in gossip waits for gossip (and the reconnect dials, whose
 //     answer counts as a check's) with fewer and fewer questions, instead
 //     of being asked every second by every member while it is slow;
+//   - a check's handshake whose TCP connection is up is given one more
+//     second before a second one starts (a lost SYN still gets its fresh
+//     try a second later): a peer slow to complete handshakes is not
+//     asked three times at once by every member;
 //   - failed verification dials back off the same way (500 ms·2^k, five
 //     at most), and one is not made when another stream (Dial) verified
-//     the run meanwhile; the catch-up of #general follows the Verified
-//     event, so it is spread with the verification.
+//     the run meanwhile; the chat service spreads its catch-up with a
+//     peer it meets (a new node, the other side of a healed split) over
+//     Spread(N) too.
+//
+// A node checks up to 16 runs at once (a silent one costs askWindow), so
+// that a split of 25 shows in one round of checks, not in 25 s.
 //
 // What is kept: a peer gossip calls dead is shown offline only once a
 // handshake failed (a held peer after heldMisses checks in a row), and

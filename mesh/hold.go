@@ -157,7 +157,7 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 	bumpDue := time.NewTimer(time.Hour)
 	bumpDue.Stop()
 	armed := false
-	var bumps sync.WaitGroup // re-announcements, which wait for their broadcast
+	var bumps sync.WaitGroup // re-announcements, which wait for their broadcast, and repulls
 	defer bumps.Wait()
 	bump := func() {
 		armed, lastBump = false, time.Now()
@@ -184,8 +184,20 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if time.Since(lastRepull) >= repullGap && m.repullIfRefused() {
-				lastRepull = time.Now()
+			if time.Since(lastRepull) >= repullGap {
+				if addr, ok := m.repullIfRefused(); ok {
+					lastRepull = time.Now()
+					m.mu.Lock()
+					ml := m.ml
+					m.mu.Unlock()
+					// Not through the join queue: it skips live members,
+					// and this one is live on purpose.
+					bumps.Go(func() {
+						if _, err := ml.Join([]string{addr}); err != nil {
+							m.log.Debug("pull the membership again", "addr", addr, "err", err)
+						}
+					})
+				}
 			}
 		case <-m.checkWake:
 		case a := <-answers:
@@ -242,17 +254,18 @@ func (m *Mesh) answeredDial(id string, tls netip.AddrPort) {
 
 // repullIfRefused joins a random verified live peer (a push-pull of its
 // whole membership) when members were refused for a cap and the
-// unverified ones have fallen to half the cap, and says whether it did.
-func (m *Mesh) repullIfRefused() bool {
+// unverified ones have fallen to half the cap: it says whether to, and
+// the gossip address to join.
+func (m *Mesh) repullIfRefused() (string, bool) {
 	refused, unverified := m.gate.takeRefused()
 	if !refused {
-		return false
+		return "", false
 	}
 	if unverified > m.cfg.MaxUnverified/2 {
 		m.gate.mu.Lock()
 		m.gate.refusedCap = true // not yet: ask again next tick
 		m.gate.mu.Unlock()
-		return false
+		return "", false
 	}
 	m.mu.Lock()
 	var picks []string
@@ -263,8 +276,7 @@ func (m *Mesh) repullIfRefused() bool {
 	}
 	m.mu.Unlock()
 	if len(picks) == 0 {
-		return false
+		return "", false
 	}
-	m.enqueueJoin(picks[mathrand.IntN(len(picks))])
-	return true
+	return picks[mathrand.IntN(len(picks))], true
 }

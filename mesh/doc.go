@@ -58,6 +58,55 @@
 // within a second or two of the heal, and even a split of one node from
 // one other heals within the 20 s cap.
 //
+// # Handshakes aimed at one peer
+//
+// News of one peer (it joined, gossip calls it dead, it is back) reaches
+// every member within a gossip round, and each answered it with a
+// handshake at that peer at once: to verify it, to check it before showing
+// it offline, to check it before taking it back, to reconnect it, and
+// then to catch up #general with it. At 50 nodes on two cores a node slow
+// from its own start got more handshakes a second than it could complete
+// (its accept side drops at random past 64 in progress), each failure
+// made every member ask again, and it stayed offline for minutes: the
+// load made the failures and the failures made the load. So the cost of
+// one peer's news to that peer is bounded (spread.go):
+//
+//   - each member waits a random part of spreadOver(N) = N·50 ms (at most
+//     5 s) before the first verification dial, the first check and the
+//     first reconnect dial of a run, so the peer gets about one
+//     handshake every 50 ms whatever N, and a small network still acts
+//     within a fraction of a second (150 ms at 3 nodes). A crash refuses
+//     the check at once, so it is shown that much later at most; an unplug
+//     costs the check's askWindow more, as before;
+//   - a run held online against gossip is asked every
+//     max(1 s, spreadOver(N)), not every second;
+//   - checks of a run that answer nothing back off, 1 s·2^k up to 16 s,
+//     drawn in [d/2, d), and the failures are remembered for a minute
+//     after the run leaves the list, so a run that flaps between dead and
+//     alive in gossip waits for gossip (and the reconnect dials, whose
+//     answer counts as a check's) with fewer and fewer questions, instead
+//     of being asked every second by every member while it is slow;
+//   - a check's handshake whose TCP connection is up is given one more
+//     second before a second one starts (a lost SYN still gets its fresh
+//     try a second later): a peer slow to complete handshakes is not
+//     asked three times at once by every member;
+//   - failed verification dials back off the same way (500 ms·2^k, five
+//     at most), and one is not made when another stream (Dial) verified
+//     the run meanwhile; the chat service spreads its catch-up with a
+//     peer it meets (a new node, the other side of a healed split) over
+//     Spread(N) too.
+//
+// A node checks up to 16 runs at once (a silent one costs askWindow), so
+// that a split of 25 shows in one round of checks, not in 25 s. And a
+// join of a candidate discovery named is skipped when its turn comes and
+// the candidate is a live member by then: a starting node is handed all
+// its peers at once, and the push-pull of the first join makes the rest
+// members, so joining each would exchange the whole member list 49 times.
+//
+// What is kept: a peer gossip calls dead is shown offline only once a
+// handshake failed (a held peer after heldMisses checks in a row), and
+// nothing gossip says counts before a handshake.
+//
 // # memberlist for tens to hundreds of nodes
 //
 // Costs per host, N nodes, on memberlist's LAN profile as changed here:

@@ -3,9 +3,10 @@ package mesh
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -54,27 +55,46 @@ const (
 	// one silence in five hundred would otherwise show it lost now and
 	// then at 20 % loss.
 	heldMisses = 2
-	holdDials  = 4 // handshakes at once
+	holdDials  = 4 // handshakes at once (reach.go)
+	// checkDials: checks at once. Each waits up to askWindow for a
+	// silent peer, so a split of 25 (25 runs accused at once) took 25 s
+	// to show at 4; the checks aim at different peers, and each costs
+	// this node a goroutine and a few SYNs.
+	checkDials = 16
 )
 
 // ask checks by handshake that id answers at at (see askWindow): ok if
 // it does; refused if the port refused or another key answered, which
-// no retry would change.
+// no retry would change. While a try's TCP connection is up, one stagger
+// passes before the next try starts: its SYN was not lost, TCP
+// retransmits what else is, and a second handshake at a peer slow to
+// complete the first (a starved CPU) would only slow both; so a check of
+// a slow peer costs two handshakes, not three, and the second comes 2 s
+// after the first.
 func (m *Mesh) ask(ctx context.Context, at netip.AddrPort, id string) (ok, refused bool) {
 	ctx, cancel := context.WithTimeout(ctx, askWindow)
 	var tries sync.WaitGroup
 	defer func() { cancel(); tries.Wait() }()
 	results := make(chan error, askTries) // never blocks a try
+	var connected atomic.Int32            // pending tries whose TCP connection is up
 	stagger := time.NewTicker(askStagger)
 	defer stagger.Stop()
 	started, pending := 0, 0
+	graced := false // a stagger was skipped for a connected try
 	try := func() {
 		started++
 		pending++
 		tries.Go(func() {
-			s, err := m.dialer.DialAddr(ctx, at.String(), id, ALPNPing)
+			up := false
+			s, err := m.dialer.dialAddr(ctx, at.String(), id, ALPNPing, func() {
+				up = true
+				connected.Add(1)
+			})
 			if err == nil {
 				s.Close()
+			}
+			if up {
+				connected.Add(-1)
 			}
 			results <- err
 		})
@@ -93,7 +113,12 @@ func (m *Mesh) ask(ctx context.Context, at netip.AddrPort, id string) (ok, refus
 				try() // failed early (say, no route yet): the next now
 			}
 		case <-stagger.C:
-			if started < askTries {
+			switch {
+			case started >= askTries:
+			case connected.Load() > 0 && !graced:
+				graced = true
+			default:
+				graced = false
 				try()
 			}
 		}
@@ -119,11 +144,12 @@ func (m *Mesh) queueCheck(string) {
 }
 
 // holdLoop asks, by handshake, the runs gossip called dead and those held
-// online against it; and pulls the membership again from a verified peer
-// when the gate refused members for a cap, once there is room again (the
-// refused ones are not gossiped again until they change).
+// online against it, each when checkSchedule says; and pulls the
+// membership again from a verified peer when the gate refused members for
+// a cap, once there is room again (the refused ones are not gossiped again
+// until they change).
 func (m *Mesh) holdLoop(ctx context.Context) {
-	tick := time.NewTicker(holdInterval)
+	tick := time.NewTicker(checkTick)
 	defer tick.Stop()
 	var lastBump, lastRepull time.Time
 	// bumpDue fires when a re-announcement held back by refuteGap is due;
@@ -131,7 +157,7 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 	bumpDue := time.NewTimer(time.Hour)
 	bumpDue.Stop()
 	armed := false
-	var bumps sync.WaitGroup // re-announcements, which wait for their broadcast
+	var bumps sync.WaitGroup // re-announcements, which wait for their broadcast, and repulls
 	defer bumps.Wait()
 	bump := func() {
 		armed, lastBump = false, time.Now()
@@ -144,15 +170,39 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 			}
 		})
 	}
+	sched := newCheckSchedule(mathrand.Float64)
+	type answer struct {
+		member string
+		ok     bool
+	}
+	answers := make(chan answer, checkDials) // one per check in flight
+	var checks sync.WaitGroup
+	defer checks.Wait()
+	inFlight := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if time.Since(lastRepull) >= repullGap && m.repullIfRefused() {
-				lastRepull = time.Now()
+			if time.Since(lastRepull) >= repullGap {
+				if addr, ok := m.repullIfRefused(); ok {
+					lastRepull = time.Now()
+					m.mu.Lock()
+					ml := m.ml
+					m.mu.Unlock()
+					// Not through the join queue: it skips live members,
+					// and this one is live on purpose.
+					bumps.Go(func() {
+						if _, err := ml.Join([]string{addr}); err != nil {
+							m.log.Debug("pull the membership again", "addr", addr, "err", err)
+						}
+					})
+				}
 			}
 		case <-m.checkWake:
+		case a := <-answers:
+			inFlight--
+			sched.done(a.member, a.ok, int(m.members.Load()), time.Now())
 		case <-m.refuteWake:
 			if wait := refuteGap - time.Since(lastBump); wait > 0 {
 				if !armed {
@@ -170,36 +220,52 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		m.mu.Lock()
 		runs := m.table.heldRuns()
 		m.mu.Unlock()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, holdDials)
-		for _, r := range runs {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
+		for _, r := range sched.due(runs, int(m.members.Load()), time.Now(), checkDials-inFlight) {
+			inFlight++
+			checks.Go(func() {
 				ok, refused := m.ask(ctx, r.at, r.id)
 				if ctx.Err() != nil {
+					answers <- answer{member: r.member}
 					return
 				}
 				m.q.push(memberEvent{kind: evChecked, name: r.member, at: r.at, ok: ok, refused: refused})
+				answers <- answer{member: r.member, ok: ok}
 			})
 		}
-		wg.Wait()
+	}
+}
+
+// answeredDial tells the peer table that a handshake made for another
+// reason (a reconnect dial) found peer id at tls: for a run being checked,
+// held or returning at that address it is the answer a check would have
+// got, so it need not wait for, nor cost, a check of its own.
+func (m *Mesh) answeredDial(id string, tls netip.AddrPort) {
+	m.mu.Lock()
+	e := m.table.peers[id]
+	var member string
+	if e != nil && netip.AddrPortFrom(e.Addr, e.TLSPort) == tls && (e.alive && (e.held || e.checking) || !e.alive && e.returning != nil) {
+		member = e.member
+	}
+	m.mu.Unlock()
+	if member != "" {
+		m.q.push(memberEvent{kind: evChecked, name: member, at: tls, ok: true})
 	}
 }
 
 // repullIfRefused joins a random verified live peer (a push-pull of its
 // whole membership) when members were refused for a cap and the
-// unverified ones have fallen to half the cap, and says whether it did.
-func (m *Mesh) repullIfRefused() bool {
+// unverified ones have fallen to half the cap: it says whether to, and
+// the gossip address to join.
+func (m *Mesh) repullIfRefused() (string, bool) {
 	refused, unverified := m.gate.takeRefused()
 	if !refused {
-		return false
+		return "", false
 	}
 	if unverified > m.cfg.MaxUnverified/2 {
 		m.gate.mu.Lock()
 		m.gate.refusedCap = true // not yet: ask again next tick
 		m.gate.mu.Unlock()
-		return false
+		return "", false
 	}
 	m.mu.Lock()
 	var picks []string
@@ -210,8 +276,7 @@ func (m *Mesh) repullIfRefused() bool {
 	}
 	m.mu.Unlock()
 	if len(picks) == 0 {
-		return false
+		return "", false
 	}
-	m.enqueueJoin(picks[rand.IntN(len(picks))])
-	return true
+	return picks[mathrand.IntN(len(picks))], true
 }

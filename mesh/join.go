@@ -49,6 +49,21 @@ func (m *Mesh) enqueueJoin(addr string) {
 	}
 }
 
+// liveAtLocked says whether a live member gossips at addr (host:port).
+// Called with mu held.
+func (m *Mesh) liveAtLocked(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return false
+	}
+	for _, e := range m.table.peers {
+		if e.alive && e.Addr == ap.Addr() && e.GossipPort == ap.Port() {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Mesh) joinWorker(ctx context.Context) {
 	for {
 		select {
@@ -61,7 +76,16 @@ func (m *Mesh) joinWorker(ctx context.Context) {
 			}
 			m.mu.Lock()
 			ml := m.ml
+			// Discovery hands a starting node all its peers at once,
+			// and all of them the new node: by the time a join's turn
+			// comes, the push-pull of an earlier one has usually made
+			// the candidate a live member, and another full exchange of
+			// the member list would only load both ends.
+			live := m.liveAtLocked(addr)
 			m.mu.Unlock()
+			if live {
+				continue
+			}
 			if _, err := ml.Join([]string{addr}); err != nil {
 				m.log.Debug("join failed", "addr", addr, "err", err)
 			}
@@ -101,6 +125,7 @@ func (m *Mesh) reconnectLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		m.mu.Lock()
+		m.recon.spread = spreadOver(int(m.members.Load()))
 		m.updateSeeds(now)
 		var plans []dialPlan
 		for {
@@ -184,6 +209,7 @@ func (m *Mesh) reconnect(ctx context.Context, p dialPlan) dialOutcome {
 			return dialFailed
 		}
 		s.Close()
+		m.answeredDial(p.id, p.tls)
 	}
 	m.mu.Lock()
 	ml := m.ml

@@ -29,6 +29,11 @@ type reconnector struct {
 	peers    map[string]*lostPeer // by peer id, or seedKey(addr) for a seed
 	inFlight int                  // dials handed out and not yet done
 	nextSlot time.Time            // the earliest time of the node's next dial
+	// spread widens a lost peer's first delay by a random part of it
+	// (spreadOver of the members, set by reconnectLoop): every member
+	// loses the same peer in the same gossip round, and its first dials
+	// would otherwise all come within base/2.
+	spread time.Duration
 }
 
 // reconnectConfig is the schedule's parameters.
@@ -82,7 +87,11 @@ func (r *reconnector) lost(id, gossip string, tls netip.AddrPort, now time.Time)
 		p.gossip, p.tls = gossip, tls
 		return
 	}
-	r.peers[id] = &lostPeer{id: id, gossip: gossip, tls: tls, lostAt: now, due: now.Add(r.delay(0))}
+	first := r.delay(0)
+	if r.spread > 0 {
+		first += time.Duration(r.rand() * float64(r.spread))
+	}
+	r.peers[id] = &lostPeer{id: id, gossip: gossip, tls: tls, lostAt: now, due: now.Add(first)}
 }
 
 // seed starts dialling a Join address (no-op if it is being dialled).

@@ -3,80 +3,133 @@ package mesh
 import (
 	"context"
 	"errors"
+	mathrand "math/rand/v2"
 	"net/netip"
+	"sync"
 	"time"
 )
 
-// Verification timing: how soon a failed dial is retried, and how often
-// due retries are looked for.
+// Verification timing: the first dial of a new run waits a random part of
+// spreadOver(N), so the N−1 members that hear of a new node in the same
+// gossip round do not all dial it in the same fraction of a second (see
+// spread.go); a failed dial is retried after verifyRetryDelay·2^k for k
+// failures before, drawn in [d/2, d), up to the table's maxVerifyTries.
+// Due dials are looked for every verifyTick, at most verifyDials at once.
+// A run verified meanwhile by another stream (Dial verifies too) is not
+// dialled: toVerify is asked again when the dial is due.
 const (
 	verifyRetryDelay = 500 * time.Millisecond
-	verifyTick       = 250 * time.Millisecond
+	verifyTick       = 100 * time.Millisecond
+	verifyDials      = 4
 )
 
 // verifyLoop proves, for every peer that joins, that whoever gossips under
 // its id holds its key: gossip claims are only hints until then.
 func (m *Mesh) verifyLoop(ctx context.Context) {
-	type retry struct {
-		id  string
-		due time.Time
+	type pending struct {
+		member   string
+		due      time.Time
+		tries    int // failed dials of this run
+		inFlight bool
 	}
-	var retries []retry
-	waiting := make(map[string]bool) // ids in retries: one retry each
-	later := func(id string) {
-		if !waiting[id] {
-			waiting[id] = true
-			retries = append(retries, retry{id: id, due: time.Now().Add(verifyRetryDelay)})
-		}
+	type result struct {
+		id, member string
+		addr       netip.AddrPort
+		err        error
+		limited    bool
 	}
+	waiting := make(map[string]*pending) // by peer id; at most one per peer in the table
+	results := make(chan result, verifyDials)
+	var dials sync.WaitGroup
+	defer dials.Wait()
+	inFlight := 0
 	tick := time.NewTicker(verifyTick)
 	defer tick.Stop()
 	for {
-		var id string
 		select {
 		case <-ctx.Done():
 			return
-		case id = <-m.verifyCh:
-		case now := <-tick.C:
-			kept := retries[:0]
-			for _, r := range retries {
-				if now.After(r.due) {
-					delete(waiting, r.id)
-					m.queueVerify(r.id)
-				} else {
-					kept = append(kept, r)
-				}
+		case id := <-m.verifyCh:
+			m.mu.Lock()
+			member, _, due := m.table.toVerify(id)
+			m.mu.Unlock()
+			if !due {
+				continue
 			}
-			retries = kept
+			if p := waiting[id]; p != nil && p.member == member {
+				continue // scheduled already
+			}
+			spread := spreadOver(int(m.members.Load()))
+			waiting[id] = &pending{member: member, due: time.Now().Add(jitter(mathrand.Float64, spread))}
 			continue
-		}
-		m.mu.Lock()
-		member, addr, due := m.table.toVerify(id)
-		m.mu.Unlock()
-		if !due {
+		case r := <-results:
+			inFlight--
+			p := waiting[r.id]
+			if p == nil || p.member != r.member {
+				continue
+			}
+			p.inFlight = false
+			switch {
+			case r.limited:
+				// Not a failed try: the address is dialled too often
+				// (many members name it). Ask again later.
+				p.due = time.Now().Add(verifyRetryDelay)
+				continue
+			case r.err == nil:
+				delete(waiting, r.id)
+				m.reportVerified(r.member, r.addr)
+				continue
+			case errors.Is(r.err, ErrWrongPeer):
+				delete(waiting, r.id)
+				m.log.Warn("refusing to trust a peer: its address answers with another key", "peer", ShortID(r.id), "addr", r.addr, "err", r.err)
+				continue
+			}
+			m.mu.Lock()
+			again := m.table.retryVerify(r.id, r.member)
+			m.mu.Unlock()
+			if !again {
+				delete(waiting, r.id)
+				continue
+			}
+			d := verifyRetryDelay << min(p.tries, 6)
+			p.tries++
+			p.due = time.Now().Add(d/2 + jitter(mathrand.Float64, d/2))
 			continue
+		case <-tick.C:
 		}
-		if !m.dials.allow(addr.Addr()) {
-			// Not a failed try: the address is dialled too often (many
-			// members name it). Ask again later.
-			later(id)
-			continue
-		}
-		s, err := m.dialer.DialAddr(ctx, addr.String(), id, ALPNPing)
-		if err == nil {
-			s.Close()
-			m.reportVerified(member, addr)
-			continue
-		}
-		if errors.Is(err, ErrWrongPeer) {
-			m.log.Warn("refusing to trust a peer: its address answers with another key", "peer", ShortID(id), "addr", addr, "err", err)
-			continue
-		}
-		m.mu.Lock()
-		again := m.table.retryVerify(id, member)
-		m.mu.Unlock()
-		if again {
-			later(id)
+		now := time.Now()
+		for id, p := range waiting {
+			if inFlight >= verifyDials {
+				break
+			}
+			if p.inFlight || now.Before(p.due) {
+				continue
+			}
+			m.mu.Lock()
+			member, addr, due := m.table.toVerify(id)
+			m.mu.Unlock()
+			if !due || member != p.member {
+				// Verified meanwhile (another stream), gone, or a new
+				// run, which its own news queues.
+				delete(waiting, id)
+				if due {
+					m.queueVerify(id)
+				}
+				continue
+			}
+			p.inFlight = true
+			inFlight++
+			dials.Go(func() {
+				r := result{id: id, member: member, addr: addr}
+				if !m.dials.allow(addr.Addr()) {
+					r.limited = true
+				} else if s, err := m.dialer.DialAddr(ctx, addr.String(), id, ALPNPing); err == nil {
+					s.Close()
+				} else {
+					r.err = err
+				}
+				results <- r
+			})
 		}
 	}
 }

@@ -126,7 +126,22 @@ func (s *Service) PeerMet(id string) {
 	if s.cfg.RoomSync == nil || id == s.cfg.Self {
 		return
 	}
+	// Every member meets a new node, and every member of the other side
+	// of a healed split, at about the same moment: spread the streams
+	// aimed at one peer as the mesh spreads its handshakes (mesh.Spread).
+	online := 1
+	for _, p := range s.cfg.Presence.Peers() {
+		if p.Online() {
+			online++
+		}
+	}
+	wait := time.Duration(rand.Float64() * float64(mesh.Spread(online)))
 	r.background(func(ctx context.Context) {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		envs, err := s.cfg.RoomSync.Index(ctx, id)
 		cancel()

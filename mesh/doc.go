@@ -86,10 +86,9 @@
 //     alive in gossip waits for gossip (and the reconnect dials, whose
 //     answer counts as a check's) with fewer and fewer questions, instead
 //     of being asked every second by every member while it is slow;
-//   - a check's handshake whose TCP connection is up is given one more
-//     second before a second one starts (a lost SYN still gets its fresh
-//     try a second later): a peer slow to complete handshakes is not
-//     asked three times at once by every member;
+//   - a check still makes up to three handshakes a second apart: giving
+//     one whose TCP connection is up a second of grace instead halved
+//     what a check survives at 20 % loss and showed live peers lost;
 //   - failed verification dials back off the same way (500 ms·2^k, five
 //     at most), and one is not made when another stream (Dial) verified
 //     the run meanwhile; the chat service spreads its catch-up with a

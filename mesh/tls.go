@@ -141,21 +141,12 @@ func NewDialer(id *Identity) (*Dialer, error) {
 // DialAddr connects to addr and proves that the peer there holds the key of
 // expect (any key when expect is ""), agreeing on proto.
 func (d *Dialer) DialAddr(ctx context.Context, addr, expect, proto string) (*Stream, error) {
-	return d.dialAddr(ctx, addr, expect, proto, nil)
-}
-
-// dialAddr is DialAddr; connected, if set, is called once TCP connected
-// (the handshake may still fail), which says the peer's kernel answered.
-func (d *Dialer) dialAddr(ctx context.Context, addr, expect, proto string, connected func()) (*Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	var nd net.Dialer
 	raw, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
-	}
-	if connected != nil {
-		connected()
 	}
 	conn := tls.Client(raw, clientTLSConfig(d.cert, proto, expect))
 	if err := conn.HandshakeContext(ctx); err != nil {

@@ -69,15 +69,31 @@ func dialBackPair(t *testing.T) (a, b *testNode) {
 	return a, b
 }
 
+// askReachingUDP asks b to dial a back, and once more if only the UDP
+// probe timed out: three pings of 500 ms each can all miss on loopback
+// under the whole suite on two cores (the same run's handshake took a
+// second). Two asks stay within the burst of three.
+func askReachingUDP(t *testing.T, a, b *testNode) DialBack {
+	t.Helper()
+	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.UDP.OK && d.UDP.Err == "timeout" && d.TCP.OK {
+		t.Logf("UDP dial-back timed out on a loaded machine, asking again: %+v", d)
+		if d, err = a.m.AskDialBack(context.Background(), b.m.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
 // A verified peer asked to dial back reaches every port of the asker,
 // says where it dialled, and whether it heard the asker on mDNS; the
 // clocks of one machine agree.
 func TestDialBackReachesEveryPort(t *testing.T) {
 	a, b := dialBackPair(t)
-	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := askReachingUDP(t, a, b)
 	if d.Refused != "" || !d.UDP.OK || !d.TCP.OK || !d.TLS.OK || d.Addr != netip.MustParseAddr("127.0.0.1") || d.Peer != b.m.ID() {
 		t.Fatalf("dial-back %+v", d)
 	}
@@ -89,9 +105,12 @@ func TestDialBackReachesEveryPort(t *testing.T) {
 	}
 	g, _ := a.m.Ports()
 	b.m.doc.heard.saw(a.m.ID(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(g)), time.Now().Add(-3*time.Second))
-	d, err = a.m.AskDialBack(context.Background(), b.m.ID())
+	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d.Refused == DialBackRateLimited {
+		t.Fatalf("the third ask of a burst of three refused: %+v", d)
 	}
 	if !d.HeardMDNS || d.MDNSAgo < 3*time.Second || d.MDNSAgo > time.Minute {
 		t.Fatalf("after b heard a on mDNS 3 s ago: %+v", d)
@@ -106,10 +125,7 @@ func TestDialBackReportsPortsThatDoNotAnswer(t *testing.T) {
 	ln := a.m.ln
 	a.m.mu.Unlock()
 	ln.Close() // the message port: nothing listens there any more
-	d, err := a.m.AskDialBack(context.Background(), b.m.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := askReachingUDP(t, a, b)
 	if d.Refused != "" || !d.UDP.OK || !d.TCP.OK || d.TLS.OK || d.TLS.Err != "refused" {
 		t.Fatalf("message port closed: %+v", d)
 	}

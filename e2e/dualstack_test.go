@@ -5,8 +5,6 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,37 +182,4 @@ func TestVirtualInterfacesNotAdvertised(t *testing.T) {
 		t.Errorf("alice with --iface eth0 --iface docker0 uses\n%s", used)
 	}
 	waitFor(t, seeTimeout, func() error { return listsState(bob, []*node{alice2}, "available", true) })
-}
-
-// On an IPv6-only LAN without multicast, --join takes an IPv6 seed, and
-// a node restarted without --join finds the network again at the IPv6
-// address of a peer it had verified, its seed gone.
-func TestPeersRememberedAcrossRestartIPv6(t *testing.T) {
-	t.Parallel()
-	lab := netlab.NewWith(t, 3, netlab.Options{IPv6: true, NoIPv4: true})
-	alice := startNode(t, lab.Hosts[0], nodeOpts{name: "alice", args: []string{"--no-mdns"}})
-	if !strings.HasPrefix(alice.gossipAddr(), "[fd99::") {
-		t.Fatalf("alice's gossip address is %s", alice.gossipAddr())
-	}
-	seed := []string{"--no-mdns", "--join", alice.gossipAddr()}
-	bob := startNode(t, lab.Hosts[1], nodeOpts{name: "bob", args: seed})
-	carol := startNode(t, lab.Hosts[2], nodeOpts{name: "carol", args: seed})
-	all := []*node{alice, bob, carol}
-	waitSees(t, seeTimeout, all, all, "available")
-	waitFor(t, seeTimeout, func() error { return listsState(carol, []*node{bob}, "available", true) })
-	waitFor(t, 5*time.Second, func() error {
-		b, err := os.ReadFile(filepath.Join(carol.dataDir, "peers.json"))
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(string(b), bob.id()) || !strings.Contains(string(b), "fd99::") {
-			return fmt.Errorf("bob's IPv6 address not in carol's peers.json:\n%s", b)
-		}
-		return nil
-	})
-	carol.Kill()
-	alice.Stop()
-	carol2 := startNode(t, carol.host, nodeOpts{name: "carol", dataDir: carol.dataDir, args: []string{"--no-mdns"}})
-	waitSees(t, 15*time.Second, []*node{carol2}, []*node{bob}, "available")
-	waitSees(t, 15*time.Second, []*node{bob}, []*node{carol2}, "available")
 }

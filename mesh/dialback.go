@@ -154,8 +154,7 @@ func (m *Mesh) serveDoctor(s *Stream) {
 		return
 	}
 	s.SetReadDeadline(time.Now().Add(dialBackIOTimeout))
-	var req dialBackRequest
-	if err := json.NewDecoder(io.LimitReader(s, maxDialBackRequest)).Decode(&req); err != nil || req.V != dialBackVersion {
+	if err := readDialBackRequest(s); err != nil {
 		m.log.Debug("refusing a dial-back: bad request", "remote", s.Conn.RemoteAddr(), "peer", ShortID(s.PeerID()), "err", err)
 		return
 	}
@@ -305,12 +304,29 @@ func (m *Mesh) AskDialBack(ctx context.Context, id string) (DialBack, error) {
 	if _, err := s.Write(append(b, '\n')); err != nil {
 		return DialBack{}, fmt.Errorf("ask %s to dial back: %w", ShortID(id), err)
 	}
-	var r dialBackReply
-	if err := json.NewDecoder(io.LimitReader(s, maxDialBackReply)).Decode(&r); err != nil {
-		return DialBack{}, fmt.Errorf("dial-back reply of %s: %w", ShortID(id), err)
+	return readDialBackReply(s, s.PeerID(), t0)
+}
+
+// readDialBackRequest reads a request, at most maxDialBackRequest bytes.
+func readDialBackRequest(r io.Reader) error {
+	var req dialBackRequest
+	if err := json.NewDecoder(io.LimitReader(r, maxDialBackRequest)).Decode(&req); err != nil {
+		return err
 	}
-	t1 := time.Now()
-	return dialBackOf(s.PeerID(), r, t0, t1)
+	if req.V != dialBackVersion {
+		return fmt.Errorf("version %d", req.V)
+	}
+	return nil
+}
+
+// readDialBackReply reads peer's reply, at most maxDialBackReply bytes,
+// to a request sent at t0.
+func readDialBackReply(rd io.Reader, peer string, t0 time.Time) (DialBack, error) {
+	var r dialBackReply
+	if err := json.NewDecoder(io.LimitReader(rd, maxDialBackReply)).Decode(&r); err != nil {
+		return DialBack{}, fmt.Errorf("dial-back reply of %s: %w", ShortID(peer), err)
+	}
+	return dialBackOf(peer, r, t0, time.Now())
 }
 
 // dialBackOf reads a reply received at t1 to a request sent at t0.

@@ -275,3 +275,28 @@ func TestDialBackRefusesWhenBusy(t *testing.T) {
 		t.Fatalf("asked once free: %+v, %v", d, err)
 	}
 }
+
+// FuzzDialBack: whatever a peer writes as a dial-back request or reply
+// is refused with an error or read within its bound, never a panic; a
+// reply read is one of the shapes dialBackOf makes.
+func FuzzDialBack(f *testing.F) {
+	f.Add([]byte(`{"v":1}` + "\n"))
+	f.Add([]byte(`{"v":2}`))
+	f.Add([]byte(`{"v":1,"addr":"10.0.0.1","rx":5,"tx":9,"udp":{"ok":true,"rtt_us":3},"tcp":{"ok":false,"err":"timeout"},"tls":{"ok":true},"mdns_ago_ms":1200}`))
+	f.Add([]byte(`{"v":1,"refused":"rate","rx":1,"tx":1}`))
+	f.Add([]byte(`{"v":1,"rx":9,"tx":5,"udp":null}`))
+	f.Add([]byte(strings.Repeat(" ", maxDialBackReply+1) + `{"v":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = readDialBackRequest(strings.NewReader(string(b)))
+		d, err := readDialBackReply(strings.NewReader(string(b)), "PEER", time.Now())
+		if err != nil {
+			return
+		}
+		if d.Peer != "PEER" || d.Uncertainty < 0 {
+			t.Fatalf("reply read as %+v", d)
+		}
+		if d.Refused == "" && d.MDNSAgo < 0 {
+			t.Fatalf("negative mDNS age: %+v", d)
+		}
+	})
+}

@@ -52,6 +52,10 @@ func FuzzVerifyMeta(f *testing.F) {
 		{Proto: ProtocolVersion, TLSPort: DefaultTLSPort, Started: 1, Seq: 1, Name: "alice", Gossip: gossip},
 		{Proto: ProtocolVersion, TLSPort: 1, Started: -1, Seq: 1 << 31, State: Busy, Name: "Zoë ✓", Status: "in a meeting until 3", Gossip: netip.MustParseAddrPort("[2001:db8::1]:1")},
 		{Proto: 9, TLSPort: 65535, Started: 1 << 62, Seq: 7, State: Away, Name: string(bytes.Repeat([]byte("n"), MaxNameLen)), Status: string(bytes.Repeat([]byte("s"), MaxStatusLen)), Gossip: gossip},
+		// A full address list (dual stack, several interfaces).
+		{Proto: ProtocolVersion, TLSPort: DefaultTLSPort, Started: 1, Seq: 2, Name: "bob", Gossip: gossip, Addrs: [MaxMetaAddrs]netip.Addr{
+			netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("fd00::7"), netip.MustParseAddr("2001:db8::7"),
+			netip.MustParseAddr("fe80::7"), netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("fd00:1::7"), netip.MustParseAddr("172.16.0.7")}},
 	} {
 		b, err := m.Sign(fuzzMember, fuzzIdentity.Key)
 		if err != nil {

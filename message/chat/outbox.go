@@ -72,9 +72,10 @@ type outbox struct {
 
 	done chan progress // to be recorded: written (sent) or acknowledged (delivered)
 
-	// failed is set when a session ends on a failure: the retry check
-	// queries the store at its next round rather than wait for a change.
-	failed atomic.Bool
+	// look is set when a message is queued or a session ends on a
+	// failure: the retry check queries the store at its next round rather
+	// than wait for another process's write.
+	look atomic.Bool
 }
 
 // progress is a message's step on its way, for the store.
@@ -109,6 +110,7 @@ func (o *outbox) add(peer string, it outItem) {
 	p := o.peer(peer)
 	p.queue = append(p.queue, it)
 	o.mu.Unlock()
+	o.look.Store(true)
 	o.kick(peer)
 }
 
@@ -154,13 +156,12 @@ func (o *outbox) kick(peer string) {
 // achieved.
 //
 // The retry check runs every second but queries the store only when it
-// can find something new: at start (what an earlier run left), while a
-// peer that is online has something waiting (a failed or refused try),
-// after a session failed, and when another process wrote to the store (a
-// one-shot command; ExternalVersion, one cheap pragma, tells). Otherwise
-// every message waiting is for a peer that is offline, and that peer's
-// return starts its session, which reads the store (PeerOnline): an idle
-// node, or one whose messages wait for absent colleagues, makes no query.
+// can find something new: at start (what an earlier run left), while
+// anything waits (for any peer: TestChaos once left a message stranded
+// when only waits for online peers were looked at), after a message was
+// queued or a session failed, and when another process wrote to the
+// store (a one-shot command; ExternalVersion, one cheap pragma, tells).
+// An idle node, with nothing waiting, makes no query.
 func (o *outbox) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -190,7 +191,7 @@ func (o *outbox) run(ctx context.Context) {
 			// The version is read before the query: a write landing
 			// between the two moves it, and the next tick looks again.
 			v, verr := o.s.st.ExternalVersion(ctx)
-			if o.failed.Swap(false) {
+			if o.look.Swap(false) {
 				retry = true
 			}
 			if !retry && known && verr == nil && v == version {
@@ -208,10 +209,13 @@ func (o *outbox) run(ctx context.Context) {
 				// Something waits on disk: look at the disk, not only at
 				// what Send queued in memory.
 				o.resync(peer)
-				if _, ok := o.s.online(peer); ok {
-					retry = true // it may fail again: look next second
-				}
 			}
+			// While anything waits, look every second, as before this
+			// check learnt to skip: a peer offline now may be back
+			// without a session having read the store (a presence flap
+			// under loss, a session that ended as the message landed).
+			// Only a node with nothing waiting skips its queries.
+			retry = len(peers) > 0
 		}
 	}
 }
@@ -374,7 +378,7 @@ func (o *outbox) end(peer string) {
 	p := o.peer(peer)
 	p.queue, p.running, p.clean, p.needSync = nil, false, false, false
 	o.mu.Unlock()
-	o.failed.Store(true)
+	o.look.Store(true)
 	o.s.watch.failed(peer)
 }
 

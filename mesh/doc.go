@@ -120,12 +120,22 @@
 //     30, 6 s at 100, 8.1 s at 500, so a kill -9 is seen in about 5 s at 10
 //     nodes and about 10 s at 500. (LAN defaults 4 and 6 would give 11 s and
 //     up to 65 s at 500; a slow node still refutes in time on a LAN.)
-//   - Gossip (GossipInterval 100 ms, GossipNodes 3, RetransmitMult 4): a
+//   - Gossip (GossipInterval 200 ms, GossipNodes 3, RetransmitMult 4): a
 //     presence change is sent 4·ceil(log10(N+1)) times by every node, to one
 //     member each time, so each host receives it about that many times
 //     (8 at 10-98 nodes, 12 at 99-998) whatever the fan-out; the fan-out
-//     only sets the speed, about log4(N) rounds: 0.5 s to reach 500 nodes.
-//     Nothing is sent while nothing changes.
+//     only sets the speed, about log4(N) rounds: 0.6 s to reach 50 nodes,
+//     0.9 s to reach 500. Nothing is sent while nothing changes, but every
+//     round wakes the process: at 100 ms (as here until issue 11's idle
+//     figures) the ten wake-ups a second were a fifth of an idle node's
+//     CPU, so the round is memberlist's LAN default.
+//
+// Idle, the process wakes only for memberlist's gossip rounds and probes
+// and for what is due: verification dials, checks, the outbox's retries
+// and reach checks each sleep until their next deadline rather than tick
+// (BENCHMARKS.md, "Idle CPU"; a wake-up costs a few tens of microseconds
+// of scheduler and system calls on a virtual machine, whatever it finds
+// to do).
 //   - Push-pull (PushPullInterval 60 s, LAN default 30 s): a full-state TCP
 //     exchange with one random member, which memberlist stretches by
 //     1+ceil(log2(N/32)) above 32 nodes (60 s to 32, 180 s at 128, 300 s at

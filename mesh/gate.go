@@ -47,6 +47,8 @@ type gate struct {
 	perAddr    map[netip.Addr]int // live runs by gossip IP
 	unverified int                // live runs not verified
 	refusedCap bool               // a member was refused for a cap since the last takeRefused
+
+	refusedWake chan struct{} // buffered 1: refusedCap was set (holdLoop pulls the membership again)
 }
 
 // gateLimits are the caps (Config.MaxPeers and friends).
@@ -103,7 +105,7 @@ func newGate(self, selfID string, lim gateLimits, q *eventQueue) *gate {
 	return &gate{
 		self: self, selfID: selfID, lim: lim, q: q, now: time.Now,
 		runs: make(map[string]*gateRun), ids: make(map[string]*gateID),
-		perAddr: make(map[netip.Addr]int),
+		perAddr: make(map[netip.Addr]int), refusedWake: make(chan struct{}, 1),
 	}
 }
 
@@ -149,7 +151,7 @@ func (g *gate) admit(n *memberlist.Node) error {
 	}
 	if r == nil || !r.live {
 		if err := g.room(r, gid, id, at.Addr(), now); err != nil {
-			g.refusedCap = true
+			g.refused()
 			return err
 		}
 	}
@@ -159,7 +161,7 @@ func (g *gate) admit(n *memberlist.Node) error {
 		if len(g.runs) >= 2*g.lim.maxPeers {
 			g.pruneRuns(now)
 			if len(g.runs) >= 2*g.lim.maxPeers {
-				g.refusedCap = true
+				g.refused()
 				return fmt.Errorf("%w: %d runs known", errGateCap, len(g.runs))
 			}
 		}
@@ -361,6 +363,16 @@ func (g *gate) leaving(member string, sig []byte) bool {
 		gid.left = true
 	}
 	return true
+}
+
+// refused records that a member was refused for a cap, and wakes
+// holdLoop; g.mu is held.
+func (g *gate) refused() {
+	g.refusedCap = true
+	select {
+	case g.refusedWake <- struct{}{}:
+	default:
+	}
 }
 
 // takeRefused reports whether a member was refused for a cap since the

@@ -135,8 +135,17 @@ func (m *Mesh) queueCheck(string) {
 // a cap, once there is room again (the refused ones are not gossiped again
 // until they change).
 func (m *Mesh) holdLoop(ctx context.Context) {
-	tick := time.NewTicker(checkTick)
-	defer tick.Stop()
+	// Timers, not a ticker: an idle node has nothing to check, and waking
+	// it a few times a second to find that out was a share of its idle
+	// CPU. checkDue fires when the schedule's next check is due; repullDue
+	// when a pull of the membership may be made (repullGap after the last).
+	checkDue := time.NewTimer(time.Hour)
+	checkDue.Stop()
+	defer checkDue.Stop()
+	repullDue := time.NewTimer(time.Hour)
+	repullDue.Stop()
+	defer repullDue.Stop()
+	repullArmed := false
 	var lastBump, lastRepull time.Time
 	// bumpDue fires when a re-announcement held back by refuteGap is due;
 	// armed says it is set, so that a flood of refutations sets one timer.
@@ -156,6 +165,29 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 			}
 		})
 	}
+	repull := func() {
+		repullArmed = false
+		addr, ok, later := m.repullIfRefused()
+		if later {
+			repullArmed = true
+			repullDue.Reset(holdInterval)
+			return
+		}
+		if !ok {
+			return
+		}
+		lastRepull = time.Now()
+		m.mu.Lock()
+		ml := m.ml
+		m.mu.Unlock()
+		// Not through the join queue: it skips live members, and this
+		// one is live on purpose.
+		bumps.Go(func() {
+			if _, err := ml.Join([]string{addr}); err != nil {
+				m.log.Debug("pull the membership again", "addr", addr, "err", err)
+			}
+		})
+	}
 	sched := newCheckSchedule(mathrand.Float64)
 	type answer struct {
 		member string
@@ -169,22 +201,16 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			if time.Since(lastRepull) >= repullGap {
-				if addr, ok := m.repullIfRefused(); ok {
-					lastRepull = time.Now()
-					m.mu.Lock()
-					ml := m.ml
-					m.mu.Unlock()
-					// Not through the join queue: it skips live members,
-					// and this one is live on purpose.
-					bumps.Go(func() {
-						if _, err := ml.Join([]string{addr}); err != nil {
-							m.log.Debug("pull the membership again", "addr", addr, "err", err)
-						}
-					})
-				}
+		case <-m.gate.refusedWake:
+			if !repullArmed {
+				repullArmed = true
+				repullDue.Reset(max(time.Until(lastRepull.Add(repullGap)), 0))
 			}
+			continue
+		case <-repullDue.C:
+			repull()
+			continue
+		case <-checkDue.C:
 		case <-m.checkWake:
 		case a := <-answers:
 			inFlight--
@@ -206,7 +232,8 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		m.mu.Lock()
 		runs := m.table.heldRuns()
 		m.mu.Unlock()
-		for _, r := range sched.due(runs, int(m.members.Load()), time.Now(), checkDials-inFlight) {
+		now := time.Now()
+		for _, r := range sched.due(runs, int(m.members.Load()), now, checkDials-inFlight) {
 			inFlight++
 			checks.Go(func() {
 				ok, refused := m.ask(ctx, r.at, r.id)
@@ -217,6 +244,13 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 				m.q.push(memberEvent{kind: evChecked, name: r.member, at: r.at, ok: ok, refused: refused})
 				answers <- answer{member: r.member, ok: ok}
 			})
+		}
+		checkDue.Stop()
+		if next, ok := sched.next(inFlight < checkDials); ok {
+			// Not sooner than checkTick: a run the table still lists
+			// a moment after its check ended (its answer is an event
+			// yet to be applied) is not looked at in a busy loop.
+			checkDue.Reset(max(next.Sub(now), checkTick))
 		}
 	}
 }
@@ -241,17 +275,18 @@ func (m *Mesh) answeredDial(id string, tls netip.AddrPort) {
 // repullIfRefused joins a random verified live peer (a push-pull of its
 // whole membership) when members were refused for a cap and the
 // unverified ones have fallen to half the cap: it says whether to, and
-// the gossip address to join.
-func (m *Mesh) repullIfRefused() (string, bool) {
+// the gossip address to join, or later when it is not yet time (too many
+// unverified still).
+func (m *Mesh) repullIfRefused() (addr string, ok, later bool) {
 	refused, unverified := m.gate.takeRefused()
 	if !refused {
-		return "", false
+		return "", false, false
 	}
 	if unverified > m.cfg.MaxUnverified/2 {
 		m.gate.mu.Lock()
-		m.gate.refusedCap = true // not yet: ask again next tick
+		m.gate.refusedCap = true // not yet: the caller asks again
 		m.gate.mu.Unlock()
-		return "", false
+		return "", false, true
 	}
 	m.mu.Lock()
 	var picks []string
@@ -262,7 +297,7 @@ func (m *Mesh) repullIfRefused() (string, bool) {
 	}
 	m.mu.Unlock()
 	if len(picks) == 0 {
-		return "", false
+		return "", false, false
 	}
-	return picks[mathrand.IntN(len(picks))], true
+	return picks[mathrand.IntN(len(picks))], true, false
 }

@@ -26,8 +26,14 @@ import (
 // members that keep it alive; a later direct ack or handshake shows it
 // reachable again. A peer whose UDP is filtered but whose TLS port answers
 // is reachable (messages go over TLS; doctor tells the rest).
+//
+// The loop looks every reachTick while a peer is unreachable (its direct
+// acks show it back within that), and otherwise only when the next watched
+// peer may have been quiet long enough, at least every reachIdle: an idle
+// node is not woken every second to find every peer answering.
 const (
 	reachTick      = time.Second
+	reachIdle      = 5 * time.Second
 	reachRecheck   = 5 * time.Second // an unreachable peer is asked again this often
 	reachSlackProb = 3               // probe intervals added to two rounds
 )
@@ -81,7 +87,7 @@ type reachCand struct {
 // reachLoop watches the live verified runs for direct acks, and asks the
 // silent ones by handshake (see above).
 func (m *Mesh) reachLoop(ctx context.Context) {
-	tick := time.NewTicker(reachTick)
+	tick := time.NewTimer(reachTick)
 	defer tick.Stop()
 	since := make(map[string]time.Time) // when a run was first watched, or last asked and answered
 	asked := make(map[string]time.Time) // when an unreachable run was last asked
@@ -91,85 +97,99 @@ func (m *Mesh) reachLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		now := time.Now()
-		m.mu.Lock()
-		probe := time.Second
-		if m.mlConf != nil {
-			probe = m.mlConf.ProbeInterval
-		}
-		quiet := time.Duration(2*m.table.live+reachSlackProb) * probe
-		var cands []reachCand
-		reached := 0
-		for _, e := range m.table.peers {
-			if e.alive && e.unreachFrom != e.member {
-				reached++
-			}
-		}
-		for _, e := range m.table.peers {
-			// A peer never verified is watched too once verification
-			// gave up: one only gossip vouches for (on a LAN this node
-			// is not on) is shown unreachable from here, not reachable.
-			if !e.alive || e.held || e.checking || !e.Verified && e.verifyTries < maxVerifyTries {
-				continue
-			}
-			c := reachCand{id: e.ID, member: e.member, tls: netip.AddrPortFrom(e.Addr, e.TLSPort), unreachable: e.unreachFrom == e.member}
-			c.seen = reached
-			if !c.unreachable {
-				c.seen-- // itself
-			}
-			cands = append(cands, c)
-		}
-		m.mu.Unlock()
-		live := make(map[string]bool, len(cands))
-		var ask []reachCand
-		for _, c := range cands {
-			live[c.member] = true
-			if _, ok := since[c.member]; !ok {
-				since[c.member] = now
-			}
-			ack := m.acks.last(c.member)
-			switch {
-			case c.unreachable && ack.After(asked[c.member]):
-				m.q.push(memberEvent{kind: evReach, name: c.member, ok: true})
-				since[c.member] = now
-			case c.unreachable && now.Sub(asked[c.member]) >= reachRecheck:
-				ask = append(ask, c)
-			case !c.unreachable && now.Sub(maxTime(ack, since[c.member])) > quiet:
-				ask = append(ask, c)
-			}
-		}
-		for name := range since {
-			if !live[name] {
-				delete(since, name)
-				delete(asked, name)
-			}
-		}
-		m.acks.keep(live)
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, holdDials)
-		results := make([]bool, len(ask))
-		for i, c := range ask {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				results[i], _ = m.ask(ctx, c.tls, c.id) // several tries: loss is no verdict
-			})
-		}
-		wg.Wait()
-		if ctx.Err() != nil {
-			return
-		}
-		done := time.Now()
-		for i, c := range ask {
-			asked[c.member] = done
-			if results[i] {
-				since[c.member] = done // asked again only after another quiet spell
-			} else {
-				m.log.Debug("a live peer is not reachable from here", "peer", ShortID(c.id), "addr", c.tls, "seen_by", c.seen)
-			}
-			m.q.push(memberEvent{kind: evReach, name: c.member, ok: results[i], seen: c.seen})
+		tick.Reset(m.reachPass(ctx, since, asked))
+	}
+}
+
+// reachPass is one look of reachLoop: it asks the silent peers, and says
+// how long to wait before the next look.
+func (m *Mesh) reachPass(ctx context.Context, since, asked map[string]time.Time) time.Duration {
+	now := time.Now()
+	m.mu.Lock()
+	probe := time.Second
+	if m.mlConf != nil {
+		probe = m.mlConf.ProbeInterval
+	}
+	quiet := time.Duration(2*m.table.live+reachSlackProb) * probe
+	var cands []reachCand
+	reached := 0
+	for _, e := range m.table.peers {
+		if e.alive && e.unreachFrom != e.member {
+			reached++
 		}
 	}
+	for _, e := range m.table.peers {
+		// A peer never verified is watched too once verification
+		// gave up: one only gossip vouches for (on a LAN this node
+		// is not on) is shown unreachable from here, not reachable.
+		if !e.alive || e.held || e.checking || !e.Verified && e.verifyTries < maxVerifyTries {
+			continue
+		}
+		c := reachCand{id: e.ID, member: e.member, tls: netip.AddrPortFrom(e.Addr, e.TLSPort), unreachable: e.unreachFrom == e.member}
+		c.seen = reached
+		if !c.unreachable {
+			c.seen-- // itself
+		}
+		cands = append(cands, c)
+	}
+	m.mu.Unlock()
+	live := make(map[string]bool, len(cands))
+	var ask []reachCand
+	wait := reachIdle
+	for _, c := range cands {
+		live[c.member] = true
+		if _, ok := since[c.member]; !ok {
+			since[c.member] = now
+		}
+		ack := m.acks.last(c.member)
+		if c.unreachable {
+			wait = reachTick
+		} else {
+			wait = min(wait, maxTime(ack, since[c.member]).Add(quiet).Sub(now))
+		}
+		switch {
+		case c.unreachable && ack.After(asked[c.member]):
+			m.q.push(memberEvent{kind: evReach, name: c.member, ok: true})
+			since[c.member] = now
+		case c.unreachable && now.Sub(asked[c.member]) >= reachRecheck:
+			ask = append(ask, c)
+		case !c.unreachable && now.Sub(maxTime(ack, since[c.member])) > quiet:
+			ask = append(ask, c)
+		}
+	}
+	for name := range since {
+		if !live[name] {
+			delete(since, name)
+			delete(asked, name)
+		}
+	}
+	m.acks.keep(live)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, holdDials)
+	results := make([]bool, len(ask))
+	for i, c := range ask {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i], _ = m.ask(ctx, c.tls, c.id) // several tries: loss is no verdict
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return reachTick
+	}
+	done := time.Now()
+	for i, c := range ask {
+		asked[c.member] = done
+		if results[i] {
+			since[c.member] = done // asked again only after another quiet spell
+		} else {
+			wait = reachTick
+			m.log.Debug("a live peer is not reachable from here", "peer", ShortID(c.id), "addr", c.tls, "seen_by", c.seen)
+		}
+		m.q.push(memberEvent{kind: evReach, name: c.member, ok: results[i], seen: c.seen})
+	}
+	return max(wait, reachTick)
 }
 
 func maxTime(a, b time.Time) time.Time {

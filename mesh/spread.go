@@ -15,7 +15,8 @@ import "time"
 const (
 	spreadPerMember = 50 * time.Millisecond
 	spreadMax       = 5 * time.Second
-	// checkTick: how often holdLoop looks for checks that are due.
+	// checkTick: the least wait between two looks of holdLoop for checks
+	// that are due (it sleeps until the next one is).
 	checkTick = 250 * time.Millisecond
 	// checkBackoffMax caps the wait between two checks of a run that
 	// answered none; checkForget is how long a run off the list (lost,
@@ -113,6 +114,31 @@ func (s *checkSchedule) due(runs []heldRun, members int, now time.Time, room int
 		}
 	}
 	return out
+}
+
+// next says when the earliest check not in flight is due, or when a run
+// off the list is to be forgotten (so that due prunes it), with ok false
+// when nothing is scheduled; room false leaves out the due checks that
+// wait for a check in flight to end (its answer wakes holdLoop).
+func (s *checkSchedule) next(room bool) (at time.Time, ok bool) {
+	for _, c := range s.runs {
+		var t time.Time
+		switch {
+		case c.inFlight:
+			continue
+		case c.listed:
+			t = c.due
+		default:
+			t = c.last.Add(checkForget)
+		}
+		if !room && c.listed {
+			continue
+		}
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	return at, ok
 }
 
 // done records the outcome of a check of member handed out by due.

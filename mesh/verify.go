@@ -14,12 +14,13 @@ import (
 // gossip round do not all dial it in the same fraction of a second (see
 // spread.go); a failed dial is retried after verifyRetryDelay·2^k for k
 // failures before, drawn in [d/2, d), up to the table's maxVerifyTries.
-// Due dials are looked for every verifyTick, at most verifyDials at once.
+// At most verifyDials are in flight at once. The loop sleeps until the
+// earliest due dial, not on a ticker: an idle node has nothing to verify,
+// and a wake-up a tenth of a second was a tenth of its idle CPU.
 // A run verified meanwhile by another stream (Dial verifies too) is not
 // dialled: toVerify is asked again when the dial is due.
 const (
 	verifyRetryDelay = 500 * time.Millisecond
-	verifyTick       = 100 * time.Millisecond
 	verifyDials      = 4
 )
 
@@ -43,67 +44,72 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 	var dials sync.WaitGroup
 	defer dials.Wait()
 	inFlight := 0
-	tick := time.NewTicker(verifyTick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
+	queued := func(id string) {
+		m.mu.Lock()
+		member, _, due := m.table.toVerify(id)
+		m.mu.Unlock()
+		if !due {
 			return
-		case id := <-m.verifyCh:
-			m.mu.Lock()
-			member, _, due := m.table.toVerify(id)
-			m.mu.Unlock()
-			if !due {
-				continue
-			}
-			if p := waiting[id]; p != nil && p.member == member {
-				continue // scheduled already
-			}
-			spread := spreadOver(int(m.members.Load()))
-			waiting[id] = &pending{member: member, due: time.Now().Add(jitter(mathrand.Float64, spread))}
-			continue
-		case r := <-results:
-			inFlight--
-			p := waiting[r.id]
-			if p == nil || p.member != r.member {
-				continue
-			}
-			p.inFlight = false
-			switch {
-			case r.limited:
-				// Not a failed try: the address is dialled too often
-				// (many members name it). Ask again later.
-				p.due = time.Now().Add(verifyRetryDelay)
-				continue
-			case r.err == nil:
-				delete(waiting, r.id)
-				m.reportVerified(r.member, r.addr)
-				continue
-			case errors.Is(r.err, ErrWrongPeer):
-				delete(waiting, r.id)
-				m.log.Warn("refusing to trust a peer: its address answers with another key", "peer", ShortID(r.id), "addr", r.addr, "err", r.err)
-				continue
-			}
-			m.mu.Lock()
-			again := m.table.retryVerify(r.id, r.member)
-			m.mu.Unlock()
-			if !again {
-				delete(waiting, r.id)
-				continue
-			}
-			d := verifyRetryDelay << min(p.tries, 6)
-			p.tries++
-			p.due = time.Now().Add(d/2 + jitter(mathrand.Float64, d/2))
-			continue
-		case <-tick.C:
 		}
+		if p := waiting[id]; p != nil && p.member == member {
+			return // scheduled already
+		}
+		spread := spreadOver(int(m.members.Load()))
+		waiting[id] = &pending{member: member, due: time.Now().Add(jitter(mathrand.Float64, spread))}
+	}
+	answered := func(r result) {
+		inFlight--
+		p := waiting[r.id]
+		if p == nil || p.member != r.member {
+			return
+		}
+		p.inFlight = false
+		switch {
+		case r.limited:
+			// Not a failed try: the address is dialled too often
+			// (many members name it). Ask again later.
+			p.due = time.Now().Add(verifyRetryDelay)
+			return
+		case r.err == nil:
+			delete(waiting, r.id)
+			m.reportVerified(r.member, r.addr)
+			return
+		case errors.Is(r.err, ErrWrongPeer):
+			delete(waiting, r.id)
+			m.log.Warn("refusing to trust a peer: its address answers with another key", "peer", ShortID(r.id), "addr", r.addr, "err", r.err)
+			return
+		}
+		m.mu.Lock()
+		again := m.table.retryVerify(r.id, r.member)
+		m.mu.Unlock()
+		if !again {
+			delete(waiting, r.id)
+			return
+		}
+		d := verifyRetryDelay << min(p.tries, 6)
+		p.tries++
+		p.due = time.Now().Add(d/2 + jitter(mathrand.Float64, d/2))
+	}
+	// dispatch dials what is due, and returns when the next not in
+	// flight is due (zero: none, or no room until a dial ends).
+	dispatch := func() time.Time {
 		now := time.Now()
+		var next time.Time
 		for id, p := range waiting {
-			if inFlight >= verifyDials {
-				break
-			}
-			if p.inFlight || now.Before(p.due) {
+			if p.inFlight {
 				continue
+			}
+			if now.Before(p.due) {
+				if next.IsZero() || p.due.Before(next) {
+					next = p.due
+				}
+				continue
+			}
+			if inFlight >= verifyDials {
+				continue // a result wakes the loop
 			}
 			m.mu.Lock()
 			member, addr, due := m.table.toVerify(id)
@@ -130,6 +136,22 @@ func (m *Mesh) verifyLoop(ctx context.Context) {
 				}
 				results <- r
 			})
+		}
+		return next
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-m.verifyCh:
+			queued(id)
+		case r := <-results:
+			answered(r)
+		case <-wake.C:
+		}
+		wake.Stop()
+		if next := dispatch(); !next.IsZero() {
+			wake.Reset(time.Until(next))
 		}
 	}
 }

@@ -75,7 +75,8 @@ type outbox struct {
 	// look is set when a message is queued or a session ends on a
 	// failure: the retry check queries the store at its next round rather
 	// than wait for another process's write.
-	look atomic.Bool
+	look     atomic.Bool
+	lookWake chan struct{} // buffered 1: look was set (run's idle wait is cut short)
 }
 
 // progress is a message's step on its way, for the store.
@@ -92,7 +93,7 @@ type peerOut struct {
 }
 
 func newOutbox(s *Service) *outbox {
-	return &outbox{s: s, peers: map[string]*peerOut{}, done: make(chan progress, 8192)}
+	return &outbox{s: s, peers: map[string]*peerOut{}, done: make(chan progress, 8192), lookWake: make(chan struct{}, 1)}
 }
 
 func (o *outbox) peer(id string) *peerOut {
@@ -110,8 +111,17 @@ func (o *outbox) add(peer string, it outItem) {
 	p := o.peer(peer)
 	p.queue = append(p.queue, it)
 	o.mu.Unlock()
-	o.look.Store(true)
+	o.setLook()
 	o.kick(peer)
+}
+
+// setLook has the retry check query the store within retryEvery.
+func (o *outbox) setLook() {
+	o.look.Store(true)
+	select {
+	case o.lookWake <- struct{}{}:
+	default:
+	}
 }
 
 // resync says the store may hold messages for peer that the memory queue
@@ -155,16 +165,22 @@ func (o *outbox) kick(peer string) {
 // until ctx ends; then it waits for every session and records what they
 // achieved.
 //
-// The retry check runs every second but queries the store only when it
-// can find something new: at start (what an earlier run left), while
-// anything waits (for any peer: TestChaos once left a message stranded
-// when only waits for online peers were looked at), after a message was
-// queued or a session failed, and when another process wrote to the
-// store (a one-shot command; ExternalVersion, one cheap pragma, tells).
-// An idle node, with nothing waiting, makes no query.
+// The retry check queries the store only when it can find something new:
+// at start (what an earlier run left), every retryEvery while anything
+// waits (for any peer: TestChaos once left a message stranded when only
+// waits for online peers were looked at), within retryEvery after a
+// message was queued or a session failed, and when another process wrote
+// to the store (ExternalVersion, one cheap pragma, tells). Another
+// process writes only around this node's start: a one-shot command that
+// found no control socket yet (cli's open) stores and sends for a few
+// seconds beside it. So the version is asked every retryEvery during
+// externalWindow after the start, and then only every idleCheckEvery: a
+// wake-up a second was a share of an idle node's CPU.
 func (o *outbox) run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	started := time.Now()
+	t := time.NewTimer(retryEvery)
 	defer t.Stop()
+	due := time.Now().Add(retryEvery) // when t fires
 	var recWG sync.WaitGroup
 	recWG.Add(1)
 	go func() {
@@ -180,45 +196,72 @@ func (o *outbox) run(ctx context.Context) {
 		known   bool  // version is valid
 		retry   = true
 	)
+	// check is one round; it says whether to look again soon.
+	check := func() bool {
+		if o.s.cfg.Transport == nil {
+			return false // nothing can be sent: what waits, waits for a node
+		}
+		// The version is read before the query: a write landing
+		// between the two moves it, and the next round looks again.
+		v, verr := o.s.st.ExternalVersion(ctx)
+		if o.look.Swap(false) {
+			retry = true
+		}
+		if !retry && known && verr == nil && v == version {
+			return false
+		}
+		peers, err := o.s.st.PendingPeers(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.s.log.Warn("outbox", "err", err)
+			}
+			return true
+		}
+		version, known = v, verr == nil
+		for _, peer := range peers {
+			// Something waits on disk: look at the disk, not only at
+			// what Send queued in memory.
+			o.resync(peer)
+		}
+		// While anything waits, look every second, as before this
+		// check learnt to skip: a peer offline now may be back without
+		// a session having read the store (a presence flap under loss,
+		// a session that ended as the message landed). Only a node with
+		// nothing waiting skips its queries.
+		retry = len(peers) > 0
+		return retry
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-o.lookWake:
+			if time.Until(due) > retryEvery {
+				t.Stop()
+				t.Reset(retryEvery)
+				due = time.Now().Add(retryEvery)
+			}
 		case <-t.C:
-			if o.s.cfg.Transport == nil {
-				continue // nothing can be sent: what waits, waits for a node
+			soon := check()
+			wait := idleCheckEvery
+			if soon || o.look.Load() || time.Since(started) < externalWindow {
+				wait = retryEvery
 			}
-			// The version is read before the query: a write landing
-			// between the two moves it, and the next tick looks again.
-			v, verr := o.s.st.ExternalVersion(ctx)
-			if o.look.Swap(false) {
-				retry = true
-			}
-			if !retry && known && verr == nil && v == version {
-				continue
-			}
-			peers, err := o.s.st.PendingPeers(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					o.s.log.Warn("outbox", "err", err)
-				}
-				continue
-			}
-			version, known, retry = v, verr == nil, false
-			for _, peer := range peers {
-				// Something waits on disk: look at the disk, not only at
-				// what Send queued in memory.
-				o.resync(peer)
-			}
-			// While anything waits, look every second, as before this
-			// check learnt to skip: a peer offline now may be back
-			// without a session having read the store (a presence flap
-			// under loss, a session that ended as the message landed).
-			// Only a node with nothing waiting skips its queries.
-			retry = len(peers) > 0
+			t.Reset(wait)
+			due = time.Now().Add(wait)
 		}
 	}
 }
+
+// The retry check's periods: while anything waits (or may have been
+// written by another process), and otherwise; externalWindow is how long
+// after the start another process may still write (a one-shot send waits
+// up to 3 s for peers, then delivers).
+const (
+	retryEvery     = time.Second
+	idleCheckEvery = 10 * time.Second
+	externalWindow = time.Minute
+)
 
 // drain stops new sessions, waits for those running and closes the
 // recorder's queue. It runs once, when the service stops.
@@ -378,7 +421,7 @@ func (o *outbox) end(peer string) {
 	p := o.peer(peer)
 	p.queue, p.running, p.clean, p.needSync = nil, false, false, false
 	o.mu.Unlock()
-	o.look.Store(true)
+	o.setLook()
 	o.s.watch.failed(peer)
 }
 

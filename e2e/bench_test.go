@@ -81,13 +81,39 @@ func BenchmarkCrashSeen(b *testing.B) {
 }
 
 // BenchmarkIdle: the cost of a node on a quiet LAN where every node sees
-// every other: resident memory, and CPU time over an idle window.
+// every other: resident memory, and CPU time over an idle window
+// (LANCHAT_IDLE_WINDOW, default 10s; CPU from the threads' schedstat).
+// With LANCHAT_IDLE_BASELINE=<path to another lanchat binary> every other
+// node runs that binary instead, in the same lab and window, and the
+// baseline's CPU and the ratio are reported too: on a shared machine two
+// builds are only comparable side by side.
 func BenchmarkIdle(b *testing.B) {
-	const settle, window = 3 * time.Second, 10 * time.Second
+	const settle = 3 * time.Second
+	window := 10 * time.Second
+	if s := os.Getenv("LANCHAT_IDLE_WINDOW"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("LANCHAT_IDLE_WINDOW: %v", err)
+		}
+		window = d
+	}
+	baseline := os.Getenv("LANCHAT_IDLE_BASELINE")
 	for _, size := range benchSizes() {
 		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) {
 			lab := netlab.New(b, size)
-			nodes := startBenchNodes(b, lab.Hosts, "idle")
+			nodes := make([]*node, size)
+			for i, h := range lab.Hosts {
+				o := nodeOpts{name: "idle" + strconv.Itoa(i+1), logLevel: "info"}
+				if baseline != "" && i%2 == 1 {
+					o.bin = baseline
+				}
+				nodes[i] = launchNode(b, h, o)
+			}
+			for _, n := range nodes {
+				if err := n.waitReady(readyTimeout); err != nil {
+					b.Fatal(err)
+				}
+			}
 			waitSees(b, seeTimeout*2, nodes, nodes, "available")
 			time.Sleep(settle) // let the joins' gossip die down
 
@@ -96,17 +122,25 @@ func BenchmarkIdle(b *testing.B) {
 				before[i] = readProcStat(b, n)
 			}
 			time.Sleep(window)
-			var cpu, rss []float64
+			var cpu, base, rss []float64
 			for i, n := range nodes {
 				after := readProcStat(b, n)
-				ticks := after.cpuTicks - before[i].cpuTicks
-				cpu = append(cpu, 100*float64(ticks)/clockTicks/window.Seconds())
+				c := 100 * float64(after.cpuNs-before[i].cpuNs) / float64(window.Nanoseconds())
+				if baseline != "" && i%2 == 1 {
+					base = append(base, c)
+					continue
+				}
+				cpu = append(cpu, c)
 				rss = append(rss, float64(after.rssKiB)/1024)
 			}
 			b.ReportMetric(mean(cpu), "cpu-%/node")
 			b.ReportMetric(slices.Max(cpu), "cpu-%-max")
 			b.ReportMetric(mean(rss), "rss-MiB/node")
 			b.ReportMetric(slices.Max(rss), "rss-MiB-max")
+			if len(base) > 0 {
+				b.ReportMetric(mean(base), "baseline-cpu-%/node")
+				b.ReportMetric(mean(cpu)/mean(base), "cpu-ratio")
+			}
 		})
 	}
 }
@@ -212,6 +246,7 @@ const clockTicks = 100
 // procStat is what BenchmarkIdle reads of a process.
 type procStat struct {
 	cpuTicks int64 // utime + stime
+	cpuNs    int64 // time on a CPU, summed over the threads' schedstat: finer than ticks
 	rssKiB   int64 // VmRSS
 	hwmKiB   int64 // VmHWM, the most resident so far
 }
@@ -262,5 +297,35 @@ func readProcStat(b *testing.B, n *node) procStat {
 	if rss < 0 || hwm < 0 {
 		b.Fatalf("%s: no VmRSS or VmHWM in /proc/%d/status", n, pid)
 	}
-	return procStat{cpuTicks: utime + stime, rssKiB: rss, hwmKiB: hwm}
+	return procStat{cpuTicks: utime + stime, cpuNs: schedNs(b, pid), rssKiB: rss, hwmKiB: hwm}
+}
+
+// schedNs sums the time pid's threads spent on a CPU, in nanoseconds
+// (the first field of /proc/<pid>/task/<tid>/schedstat): at idle a node
+// uses a few clock ticks a second, too coarse to compare two builds
+// over a short window. A thread that exited takes its time with it; the
+// Go runtime keeps its threads.
+func schedNs(b *testing.B, pid int) int64 {
+	b.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		b.Fatalf("pid %d: %v", pid, err)
+	}
+	var sum int64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		f := strings.Fields(string(raw))
+		if len(f) < 1 {
+			b.Fatalf("pid %d: bad schedstat %q", pid, raw)
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			b.Fatalf("pid %d: bad schedstat %q", pid, raw)
+		}
+		sum += v
+	}
+	return sum
 }

@@ -107,6 +107,7 @@ type nodeOpts struct {
 	dataDir  string   // --data-dir; a new temporary directory if empty
 	args     []string // more global flags (--no-mdns, --join …)
 	logLevel string   // --log-level; "debug" if empty
+	bin      string   // the lanchat binary; the one under test if empty (a baseline's, to compare two builds in one lab)
 	// addr is the address the ready line must give; empty: the host's
 	// IPv4 address, or its IPv6 one in a lab without IPv4, or any in a
 	// link-local-only lab.
@@ -167,7 +168,10 @@ func startNodes(t testing.TB, hosts []*netlab.Host, names ...string) []*node {
 // launchNode starts `lanchat run --json` without waiting for it to be ready.
 func launchNode(t testing.TB, h *netlab.Host, o nodeOpts) *node {
 	t.Helper()
-	bin := lanchatBin(t)
+	bin := o.bin
+	if bin == "" {
+		bin = lanchatBin(t)
+	}
 	if o.dataDir == "" {
 		o.dataDir = newDataDir(t)
 	}

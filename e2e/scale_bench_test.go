@@ -168,7 +168,7 @@ func reportProc(b *testing.B, what string, nodes []*node, before []procStat, sin
 	var cpu, rss, hwm []float64
 	for i, n := range nodes {
 		after := readProcStat(b, n)
-		cpu = append(cpu, 100*float64(after.cpuTicks-before[i].cpuTicks)/clockTicks/window.Seconds())
+		cpu = append(cpu, 100*float64(after.cpuNs-before[i].cpuNs)/float64(window.Nanoseconds()))
 		rss = append(rss, float64(after.rssKiB)/1024)
 		hwm = append(hwm, float64(after.hwmKiB)/1024)
 	}

@@ -98,6 +98,12 @@ func (m *Mesh) createMemberlist(port int) (*memberlist.Memberlist, error) {
 	// an idle node's CPU at 100 ms) and nothing is sent while nothing
 	// changes; see the package doc for what it costs in speed.
 	c.GossipInterval = gossipInterval
+	// No LZW on what we send: gossip is signed metadata and keys, which
+	// do not compress, and a LAN has the bandwidth; the compressor's
+	// tables were a twelfth of an idle node's CPU and most of its garbage.
+	// What peers send compressed is still read (memberlist bounds its
+	// expansion).
+	c.EnableCompression = false
 	c.TCPTimeout = 3 * time.Second
 	// Every run of a node is its own member, so a crashed-and-restarted
 	// peer leaves a dead member behind until memberlist reaps it

@@ -34,7 +34,9 @@ import (
 // Sizes come from LANCHAT_SCALE_SIZES (default 10,30), the window from
 // LANCHAT_SCALE_WINDOW (default 20s), the wait between all seeing all and
 // the idle window from LANCHAT_SCALE_SETTLE (default 5s; mDNS backs off
-// over minutes, so a longer one shows a later steady state).
+// over minutes, so a longer one shows a later steady state), and
+// LANCHAT_SCALE_HOLD (a duration) keeps the converged lab up before the
+// kills, its pids printed, for a profiler.
 func BenchmarkScale(b *testing.B) {
 	sizes := []int{10, 30}
 	if s := os.Getenv("LANCHAT_SCALE_SIZES"); s != "" {
@@ -86,6 +88,7 @@ func benchScale(b *testing.B, size int, window, settle time.Duration) {
 		changes += strings.Count(n.stderr.String(), "network changed")
 	}
 	b.ReportMetric(float64(changes), "net-changes-logged")
+	holdForProfiling(b, nodes)
 
 	// A third killed without a goodbye; at 50, the 20.
 	gone := size / 3
@@ -143,6 +146,26 @@ func benchScale(b *testing.B, size int, window, settle time.Duration) {
 	// A new node, on a host of its own.
 	_, d := startSeen(b, spare, alive, "newcomer")
 	b.ReportMetric(float64(d.Microseconds())/1000, "start-listed-ms")
+}
+
+// holdForProfiling keeps the converged lab up for LANCHAT_SCALE_HOLD (a
+// duration), printing the nodes' pids, so that a profiler (perf record -g
+// -p <pid>) can be pointed at an idle node of a large office.
+func holdForProfiling(b *testing.B, nodes []*node) {
+	s := os.Getenv("LANCHAT_SCALE_HOLD")
+	if s == "" {
+		return
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		b.Fatalf("LANCHAT_SCALE_HOLD: %v", err)
+	}
+	var pids []string
+	for _, n := range nodes {
+		pids = append(pids, strconv.Itoa(n.cmd.Process.Pid))
+	}
+	fmt.Fprintf(os.Stderr, "holding %v; pids: %s\n", d, strings.Join(pids, " "))
+	time.Sleep(d)
 }
 
 // scaleWave is how many nodes BenchmarkScale starts at once: the next wave

@@ -58,7 +58,8 @@ func officeSizeFromEnv(t *testing.T) int {
 // storm of handshakes from the 49 others; mesh now spreads and backs off
 // what it aims at one peer (mesh/doc.go, "Handshakes aimed at one
 // peer"), and 50 passes on a two-core machine when the machine is not
-// loaded by much else, in 2–3 minutes (BENCHMARKS.md). So CI runs 20,
+// loaded by much else, in 2–3 minutes (BENCHMARKS.md; 90 s on an idle
+// machine after the idle work of December 2026). CI runs 20,
 // about 70 s under -race, and 50 is run by hand. The race detector is not
 // in the nodes: they are built without it.
 //

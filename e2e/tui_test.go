@@ -158,6 +158,26 @@ func TestTerminalUIUnreachable(t *testing.T) {
 	ui.waitScreen(t, seeTimeout, "● bob")
 	ui.waitScreen(t, seeTimeout, "● carol")
 	ui.typeLine(t, "/msg bob")
+	// The link is cut only once alice's node has verified bob: a peer
+	// gossip alone vouches for is watched for reachability only after
+	// its verification gives up (mesh/reach.go), tens of seconds later,
+	// and the UI shows ● as soon as gossip lists him.
+	waitFor(t, seeTimeout, func() error {
+		r, err := tryCLI(lab.Hosts[0], lanchatBin(t), "", "--data-dir", ui.dataDir, "peers", "--json")
+		if err != nil {
+			return err
+		}
+		ps, err := parsePeers(r)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if p.Name == "bob" && p.Verified {
+				return nil
+			}
+		}
+		return fmt.Errorf("alice has not verified bob yet: %+v", ps)
+	})
 
 	if err := lab.Hosts[0].BlockFrom(bob.host.Addr); err != nil {
 		t.Fatal(err)

@@ -169,8 +169,12 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		repullArmed = false
 		addr, ok, later := m.repullIfRefused()
 		if later {
+			// Looked at again as often as the ticker this replaced did:
+			// with a small cap, each pull admits few members, and a
+			// second's wait per round added up to a slower convergence.
+			// Only while a refusal waits, so an idle node is not woken.
 			repullArmed = true
-			repullDue.Reset(holdInterval)
+			repullDue.Reset(checkTick)
 			return
 		}
 		if !ok {

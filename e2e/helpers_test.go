@@ -587,8 +587,12 @@ func (n *node) cli(args ...string) cliResult {
 }
 
 // peers asks the node for `peers --json`.
-func (n *node) peers() ([]peer, error) {
-	r, err := tryCLI(n.host, lanchatBin(n.t), "", "--data-dir", n.dataDir, "peers", "--json")
+func (n *node) peers() ([]peer, error) { return peersAt(n.t, n.host, n.dataDir) }
+
+// peersAt asks the node of dataDir on host h (a node or a UI's own) for
+// `peers --json`.
+func peersAt(t testing.TB, h *netlab.Host, dataDir string) ([]peer, error) {
+	r, err := tryCLI(h, lanchatBin(t), "", "--data-dir", dataDir, "peers", "--json")
 	if err != nil {
 		return nil, err
 	}

@@ -163,11 +163,7 @@ func TestTerminalUIUnreachable(t *testing.T) {
 	// its verification gives up (mesh/reach.go), tens of seconds later,
 	// and the UI shows ● as soon as gossip lists him.
 	waitFor(t, seeTimeout, func() error {
-		r, err := tryCLI(lab.Hosts[0], lanchatBin(t), "", "--data-dir", ui.dataDir, "peers", "--json")
-		if err != nil {
-			return err
-		}
-		ps, err := parsePeers(r)
+		ps, err := peersAt(t, lab.Hosts[0], ui.dataDir)
 		if err != nil {
 			return err
 		}

@@ -169,10 +169,10 @@ func (m *Mesh) holdLoop(ctx context.Context) {
 		repullArmed = false
 		addr, ok, later := m.repullIfRefused()
 		if later {
-			// Looked at again as often as the ticker this replaced did:
-			// with a small cap, each pull admits few members, and a
-			// second's wait per round added up to a slower convergence.
-			// Only while a refusal waits, so an idle node is not woken.
+			// Looked at again every checkTick, not every holdInterval:
+			// with a small cap each pull admits few members, and a
+			// second a round added up to a slow convergence. Only
+			// while a refusal waits, so an idle node is not woken.
 			repullArmed = true
 			repullDue.Reset(checkTick)
 			return
